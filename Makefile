@@ -1,0 +1,48 @@
+# CareLoop — the two commands: `make up` (whole system, embedded stack) and `make test`.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-$(shell sha256sum requirements.lock | cut -c1-12)
+UV_VERSION := 0.13.9
+
+.PHONY: env up test lint unit integration e2e bench lock schemas clean
+
+$(STAMP): requirements.lock
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@$(BIN)/python -m pip install -q "uv==$(UV_VERSION)"
+	$(BIN)/uv pip sync -q --python $(BIN)/python --require-hashes requirements.lock
+	@rm -f $(VENV)/.installed-* && touch $(STAMP)
+
+env: $(STAMP)
+
+up: env
+	$(BIN)/python -m devstack.up
+
+lint: env
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+test: env lint
+	$(BIN)/python -m pytest -q
+
+unit: env
+	$(BIN)/python -m pytest -q -m unit
+
+integration: env
+	$(BIN)/python -m pytest -q tests/integration
+
+e2e: env
+	$(BIN)/python -m pytest -q tests/e2e
+
+bench: env
+	$(BIN)/python -m benchmarks
+
+lock: env
+	$(BIN)/uv pip compile -q pyproject.toml --extra dev --generate-hashes --python-version 3.11 -o requirements.lock
+
+schemas: env
+	$(BIN)/python -m shared.schema_export
+
+clean:
+	rm -rf $(VENV) .data .mypy_cache .ruff_cache .pytest_cache

@@ -1,0 +1,1 @@
+"""CareLoop appointments: outpatient and exam booking."""

@@ -1,0 +1,1 @@
+"""CareLoop followup: post-discharge follow-up, surveys and complaints."""

@@ -1,0 +1,24 @@
+"""Where the followup service's event handlers and timed jobs are registered (one visible place).
+
+Business handlers arrive with the followup feature work; until then the service's consumer
+joins its group on the topics below and reads them tolerantly (unknown types are skipped).
+"""
+
+from __future__ import annotations
+
+from shared.consumer import ConsumerSpec, Handler
+from shared.jobs import JobHandler
+from shared.kafka import topic_name
+from shared.service import Runtime
+
+CONSUMED_SERVICES: tuple[str, ...] = ("his", "referrals", "appointments",)
+
+
+def consumers(runtime: Runtime) -> list[ConsumerSpec]:
+    handlers: dict[str, Handler] = {}
+    topics = tuple(topic_name(runtime.settings, s) for s in CONSUMED_SERVICES)
+    return [ConsumerSpec(name="events", topics=topics, handlers=handlers)]
+
+
+def jobs(runtime: Runtime) -> dict[str, JobHandler]:
+    return {}

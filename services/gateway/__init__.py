@@ -1,0 +1,1 @@
+"""CareLoop gateway: the one front door (routing, readiness of the whole system, API docs)."""

@@ -1,0 +1,1 @@
+"""CareLoop notifications: messages to patients on every channel."""

@@ -1,0 +1,1 @@
+"""CareLoop referrals: two-way referrals in the medical alliance."""

@@ -1,0 +1,194 @@
+"""Staff access audit (DESIGN.md §8): who read or changed which patient's data, when and why.
+
+Only staff and service principals are audited. A plain patient account (no staff role, no
+``service`` role) acting through the patient API is not: ``AuditLog.record`` returns ``None``
+for it, since ownership checks already confine it to its own and its family's records.
+
+Records are kept at least 180 days, so the collection has no TTL index: retention beyond
+that is an operator's archival job, never an automatic expiry.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any, Literal, cast
+from uuid import uuid4
+
+import structlog
+from pydantic import BaseModel, Field, TypeAdapter, field_validator
+from pymongo import DESCENDING, IndexModel
+from pymongo.asynchronous.client_session import AsyncClientSession
+from pymongo.asynchronous.collection import AsyncCollection
+from pymongo.asynchronous.database import AsyncDatabase
+
+from shared.principal import Principal, Role
+from shared.privacy import redact_data, redact_text
+
+__all__ = ["AUDIT_COLLECTION", "AuditLog", "AuditRecord", "Outcome", "is_audited"]
+
+AUDIT_COLLECTION = "audit_log"
+MAX_QUERY_LIMIT = 1000
+Outcome = Literal["allowed", "denied"]
+_ANY = TypeAdapter(Any)
+
+
+def _now_ms() -> datetime:
+    """Now in UTC, cut to milliseconds as BSON stores it (so cursors round-trip)."""
+    now = datetime.now(UTC)
+    return now.replace(microsecond=now.microsecond // 1000 * 1000)
+
+
+def _current_request_id() -> str | None:
+    value = structlog.contextvars.get_contextvars().get("request_id")
+    return None if value is None else str(value)
+
+
+class AuditRecord(BaseModel):
+    """One audited access. ``reason`` and ``details`` are redacted: no full ID or phone."""
+
+    id: str = Field(default_factory=lambda: str(uuid4()))
+    at: datetime = Field(default_factory=_now_ms)
+    actor_id: str
+    actor_role: str
+    action: str  # e.g. "patient.read", "appointment.cancel"
+    patient_id: str | None
+    resource: str  # e.g. "appointment:123"
+    reason: str | None = None
+    request_id: str | None = Field(default_factory=_current_request_id)
+    org_id: str | None = None
+    outcome: Outcome = "allowed"
+    details: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("at")
+    @classmethod
+    def _utc_ms(cls, value: datetime) -> datetime:
+        # PyMongo returns naive UTC datetimes unless the client is tz_aware.
+        value = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+        return value.replace(microsecond=value.microsecond // 1000 * 1000)
+
+    @field_validator("reason")
+    @classmethod
+    def _redact_reason(cls, value: str | None) -> str | None:
+        return None if value is None else redact_text(value)
+
+    @field_validator("details")
+    @classmethod
+    def _redact_details(cls, value: dict[str, Any]) -> dict[str, Any]:
+        # Models and dataclasses become plain dicts first, so their fields are redacted too.
+        return cast(dict[str, Any], redact_data(_ANY.dump_python(value)))
+
+
+def is_audited(principal: Principal) -> bool:
+    """Staff and service principals are audited; plain patient accounts are not."""
+    return principal.is_staff or Role.SERVICE in principal.roles
+
+
+class AuditLog:
+    """The ``audit_log`` collection of one service's database."""
+
+    def __init__(self, db: AsyncDatabase[Any]) -> None:
+        self._collection: AsyncCollection[Any] = db[AUDIT_COLLECTION]
+
+    async def ensure_indexes(self) -> None:
+        # No TTL index: records are kept at least 180 days (see module docstring).
+        await self._collection.create_indexes(
+            [
+                IndexModel(
+                    [("patient_id", 1), ("at", DESCENDING), ("_id", DESCENDING)],
+                    name="patient_at",
+                ),
+                IndexModel(
+                    [("actor_id", 1), ("at", DESCENDING), ("_id", DESCENDING)],
+                    name="actor_at",
+                ),
+                IndexModel([("at", DESCENDING), ("_id", DESCENDING)], name="at"),
+            ]
+        )
+
+    async def record(
+        self,
+        principal: Principal,
+        action: str,
+        *,
+        patient_id: str | None,
+        resource: str,
+        reason: str | None = None,
+        outcome: Outcome = "allowed",
+        details: dict[str, Any] | None = None,
+        session: AsyncClientSession | None = None,
+    ) -> AuditRecord | None:
+        """Write one record, inside the caller's transaction when ``session`` is given.
+
+        Returns ``None`` without writing for principals that are not audited (plain patients).
+        """
+        if not is_audited(principal):
+            return None
+        entry = AuditRecord(
+            actor_id=principal.subject,
+            actor_role=principal.primary_role,
+            action=action,
+            patient_id=patient_id,
+            resource=resource,
+            reason=reason,
+            org_id=principal.org_id,
+            outcome=outcome,
+            details=details or {},
+        )
+        await self._collection.insert_one(_to_document(entry), session=session)
+        return entry
+
+    async def query(
+        self,
+        *,
+        patient_id: str | None = None,
+        actor_id: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        limit: int = 100,
+        after_id: str | None = None,
+    ) -> list[AuditRecord]:
+        """Records newest first; pass the last ``id`` of a page as ``after_id`` for the next.
+
+        ``since`` is inclusive, ``until`` exclusive. Raises ``ValueError`` for a limit outside
+        1..1000 or an ``after_id`` that does not exist.
+        """
+        if not 1 <= limit <= MAX_QUERY_LIMIT:
+            raise ValueError(f"limit must be between 1 and {MAX_QUERY_LIMIT}")
+        query: dict[str, Any] = {}
+        if patient_id is not None:
+            query["patient_id"] = patient_id
+        if actor_id is not None:
+            query["actor_id"] = actor_id
+        at_range: dict[str, datetime] = {}
+        if since is not None:
+            at_range["$gte"] = since
+        if until is not None:
+            at_range["$lt"] = until
+        if at_range:
+            query["at"] = at_range
+        if after_id is not None:
+            anchor = await self._collection.find_one({"_id": after_id}, {"at": 1})
+            if anchor is None:
+                raise ValueError("unknown audit cursor")
+            query["$or"] = [
+                {"at": {"$lt": anchor["at"]}},
+                {"at": anchor["at"], "_id": {"$lt": after_id}},
+            ]
+        cursor = (
+            self._collection.find(query)
+            .sort([("at", DESCENDING), ("_id", DESCENDING)])
+            .limit(limit)
+        )
+        return [_from_document(doc) async for doc in cursor]
+
+
+def _to_document(entry: AuditRecord) -> dict[str, Any]:
+    document = entry.model_dump()
+    document["_id"] = document.pop("id")
+    return document
+
+
+def _from_document(document: dict[str, Any]) -> AuditRecord:
+    fields = dict(document)
+    fields["id"] = fields.pop("_id")
+    return AuditRecord.model_validate(fields)

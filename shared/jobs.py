@@ -1,0 +1,236 @@
+"""Timed jobs (DESIGN.md §6): stored in Mongo with a due time, claimed with a lease.
+
+Two workers never run one job: a claim is an atomic ``find_one_and_update``. A worker that
+dies holding a job leaves a lease that expires; another worker then claims it. A job's
+effects and its completion commit in one transaction that checks the lease is still ours,
+so a job whose lease was taken over cannot also complete.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import structlog
+from pymongo import ASCENDING, ReturnDocument
+from pymongo import IndexModel
+
+from shared.ids import new_id
+from shared.metrics import ServiceMetrics
+from shared.mongo import CollectionIndexes, Database, Document, Session
+from shared.outbox import Outbox, Tx
+from shared.settings import ServiceSettings
+
+log = structlog.get_logger(__name__)
+
+JOBS = "jobs"
+JOB_INDEXES = CollectionIndexes(
+    JOBS,
+    [
+        IndexModel([("status", ASCENDING), ("due_at", ASCENDING)], name="due"),
+        IndexModel([("status", ASCENDING), ("lease_until", ASCENDING)], name="leases"),
+        IndexModel(
+            [("key", ASCENDING)],
+            name="key",
+            unique=True,
+            partialFilterExpression={"key": {"$type": "string"}},
+        ),
+    ],
+)
+
+
+@dataclass(frozen=True)
+class Job:
+    id: str
+    kind: str
+    due_at: datetime
+    payload: dict[str, Any]
+    attempts: int
+    key: str | None
+
+    @classmethod
+    def from_document(cls, doc: Document) -> Job:
+        return cls(
+            id=doc["_id"],
+            kind=doc["kind"],
+            due_at=doc["due_at"],
+            payload=doc.get("payload", {}),
+            attempts=doc.get("attempts", 0),
+            key=doc.get("key"),
+        )
+
+
+JobHandler = Callable[[Job, Tx], Awaitable[None]]
+
+
+class LeaseLost(Exception):
+    """Another worker took the job over: this run's effects are rolled back."""
+
+
+async def schedule_job(
+    db: Database,
+    session: Session | None,
+    *,
+    kind: str,
+    due_at: datetime,
+    payload: dict[str, Any] | None = None,
+    key: str | None = None,
+) -> str:
+    """Schedule a job; with ``key``, schedule or move the one job under that key."""
+    now = datetime.now(UTC)
+    fields = {
+        "kind": kind,
+        "due_at": due_at,
+        "payload": payload or {},
+        "status": "scheduled",
+        "lease_owner": None,
+        "lease_until": None,
+        "updated_at": now,
+    }
+    if key is None:
+        job_id = new_id()
+        await db[JOBS].insert_one(
+            {"_id": job_id, **fields, "attempts": 0, "created_at": now}, session=session
+        )
+        return job_id
+    doc = await db[JOBS].find_one_and_update(
+        {"key": key},
+        {"$set": fields, "$setOnInsert": {"_id": new_id(), "attempts": 0, "created_at": now}},
+        upsert=True,
+        return_document=ReturnDocument.AFTER,
+        session=session,
+    )
+    return str(doc["_id"])
+
+
+async def cancel_job(db: Database, session: Session | None, key: str) -> bool:
+    result = await db[JOBS].update_one(
+        {"key": key, "status": "scheduled"},
+        {"$set": {"status": "cancelled", "updated_at": datetime.now(UTC)}},
+        session=session,
+    )
+    return result.modified_count == 1
+
+
+class JobRunner:
+    def __init__(
+        self,
+        outbox: Outbox,
+        settings: ServiceSettings,
+        handlers: Mapping[str, JobHandler],
+        *,
+        worker_id: str,
+        metrics: ServiceMetrics | None = None,
+    ) -> None:
+        self.outbox = outbox
+        self.db = outbox.db
+        self.settings = settings
+        self.handlers = dict(handlers)
+        self.worker_id = worker_id
+        self.metrics = metrics
+        self.lease = timedelta(seconds=settings.jobs_lease_seconds)
+        self._stopping = asyncio.Event()
+        self.completed = 0
+
+    async def run(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                job = await self.claim_next()
+                if job is None:
+                    await self._sleep(self.settings.jobs_poll_seconds)
+                    continue
+                await self.run_job(job)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # database unavailable: wait and try again
+                log.warning("jobs.loop_error", error=str(exc), error_type=type(exc).__name__)
+                await self._sleep(1.0)
+
+    async def claim_next(self) -> Job | None:
+        now = datetime.now(UTC)
+        doc = await self.db[JOBS].find_one_and_update(
+            {
+                "kind": {"$in": list(self.handlers)},
+                "$or": [
+                    {"status": "scheduled", "due_at": {"$lte": now}},
+                    {"status": "running", "lease_until": {"$lt": now}},
+                ],
+            },
+            {
+                "$set": {
+                    "status": "running",
+                    "lease_owner": self.worker_id,
+                    "lease_until": now + self.lease,
+                    "started_at": now,
+                },
+                "$inc": {"attempts": 1},
+            },
+            sort=[("due_at", ASCENDING)],
+            return_document=ReturnDocument.AFTER,
+        )
+        return Job.from_document(doc) if doc else None
+
+    async def run_job(self, job: Job) -> None:
+        handler = self.handlers[job.kind]
+        structlog.contextvars.bind_contextvars(job_id=job.id, job_kind=job.kind)
+        try:
+            await self.outbox.transaction(lambda tx: self._complete(handler, job, tx))
+            self.completed += 1
+            self._count(job.kind, "done")
+            log.info("job.done", attempts=job.attempts)
+        except LeaseLost:
+            self._count(job.kind, "lease_lost")
+            log.warning("job.lease_lost")
+        except Exception as exc:
+            await self._fail(job, exc)
+        finally:
+            structlog.contextvars.unbind_contextvars("job_id", "job_kind")
+
+    async def _complete(self, handler: JobHandler, job: Job, tx: Tx) -> None:
+        result = await self.db[JOBS].update_one(
+            {"_id": job.id, "status": "running", "lease_owner": self.worker_id},
+            {"$set": {"status": "done", "done_at": datetime.now(UTC)}},
+            session=tx.session,
+        )
+        if result.matched_count != 1:
+            raise LeaseLost(job.id)
+        await handler(job, tx)
+
+    async def _fail(self, job: Job, exc: Exception) -> None:
+        final = job.attempts >= self.settings.jobs_max_attempts
+        delay = min(2**job.attempts, 300)
+        await self.db[JOBS].update_one(
+            {"_id": job.id, "lease_owner": self.worker_id, "status": "running"},
+            {
+                "$set": {
+                    "status": "failed" if final else "scheduled",
+                    "due_at": datetime.now(UTC) + timedelta(seconds=delay),
+                    "lease_owner": None,
+                    "lease_until": None,
+                    "last_error": f"{type(exc).__name__}: {exc}"[:1000],
+                }
+            },
+        )
+        self._count(job.kind, "failed" if final else "retry")
+        log.warning(
+            "job.failed",
+            error=str(exc),
+            error_type=type(exc).__name__,
+            attempts=job.attempts,
+            final=final,
+        )
+
+    def _count(self, kind: str, outcome: str) -> None:
+        if self.metrics:
+            self.metrics.jobs_run.labels(kind, outcome).inc()
+
+    async def _sleep(self, seconds: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stopping.wait(), seconds)
+
+    def stop(self) -> None:
+        self._stopping.set()

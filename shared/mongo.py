@@ -1,0 +1,82 @@
+"""MongoDB (PyMongo async): client factory, transactions and index bootstrap.
+
+Motor is end-of-life (2026-05-14); PyMongo's async API is the driver.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from pymongo import AsyncMongoClient, IndexModel
+from pymongo.asynchronous.client_session import AsyncClientSession
+from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import ConnectionFailure, OperationFailure
+
+Document = dict[str, Any]
+Database = AsyncDatabase[Document]
+Session = AsyncClientSession
+T = TypeVar("T")
+
+
+def create_client(url: str, *, app_name: str) -> AsyncMongoClient[Document]:
+    """A client; it connects lazily, so building one in a lifespan costs nothing."""
+    return AsyncMongoClient(
+        url,
+        appname=app_name,
+        tz_aware=True,
+        serverSelectionTimeoutMS=5000,
+        uuidRepresentation="standard",
+    )
+
+
+async def in_transaction(
+    client: AsyncMongoClient[Document],
+    work: Callable[[Session], Awaitable[T]],
+    *,
+    max_retries: int = 5,
+) -> T:
+    """Run ``work(session)`` in one transaction; retry it on transient transaction errors.
+
+    Everything ``work`` writes with the session commits together or not at all.
+    """
+    attempt = 0
+    while True:
+        attempt += 1
+        async with client.start_session() as session:
+            try:
+                async with await session.start_transaction():
+                    return await work(session)
+            except (ConnectionFailure, OperationFailure) as exc:
+                transient = exc.has_error_label("TransientTransactionError") or exc.has_error_label(
+                    "UnknownTransactionCommitResult"
+                )
+                if not transient or attempt >= max_retries:
+                    raise
+
+
+@dataclass(frozen=True)
+class CollectionIndexes:
+    """The indexes one collection needs."""
+
+    collection: str
+    indexes: list[IndexModel] = field(default_factory=list)
+
+
+async def ensure_indexes(db: Database, specs: Iterable[CollectionIndexes]) -> None:
+    """Create collections and their indexes (idempotent; run at start-up)."""
+    existing = set(await db.list_collection_names())
+    for spec in specs:
+        if spec.collection not in existing:
+            try:
+                await db.create_collection(spec.collection)
+            except OperationFailure as exc:  # created by a replica starting at the same time
+                if exc.code != 48:  # NamespaceExists
+                    raise
+        if spec.indexes:
+            await db[spec.collection].create_indexes(spec.indexes)
+
+
+async def ping(client: AsyncMongoClient[Document]) -> None:
+    await client.admin.command("ping")

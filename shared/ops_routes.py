@@ -1,0 +1,51 @@
+"""Operator endpoints every service has: dead letters (list, replay) and the outbox backlog."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query, Request
+
+from shared.auth import require_roles
+from shared.dead_letters import list_dead_letters, replay_dead_letter
+from shared.principal import Principal, Role
+from shared.problems import NotFound
+
+
+def ops_router(service: str) -> APIRouter:
+    router = APIRouter(prefix=f"/v1/{service}/ops", tags=["operations"])
+    admin = Annotated[Principal, Depends(require_roles(Role.ADMIN))]
+
+    @router.get("/dead-letters", summary="Dead letters waiting for an operator")
+    async def dead_letters(
+        request: Request,
+        _: admin,
+        limit: Annotated[int, Query(ge=1, le=200)] = 50,
+        after: str | None = None,
+    ) -> dict[str, Any]:
+        runtime = request.app.state.runtime
+        items = await list_dead_letters(runtime.db, limit=limit, after_id=after)
+        for item in items:
+            item["id"] = item.pop("_id")
+        next_cursor = items[-1]["id"] if len(items) == limit else None
+        return {"items": items, "next": next_cursor}
+
+    @router.post(
+        "/dead-letters/{dead_letter_id}/replay",
+        status_code=202,
+        summary="Publish a dead letter again to its topic",
+    )
+    async def replay(request: Request, dead_letter_id: str, _: admin) -> dict[str, str]:
+        runtime = request.app.state.runtime
+        if not await replay_dead_letter(runtime.outbox, dead_letter_id):
+            raise NotFound(
+                "dead_letter_not_found", f"no dead letter {dead_letter_id} is waiting for replay"
+            )
+        return {"status": "replaying", "id": dead_letter_id}
+
+    @router.get("/outbox", summary="Outbox backlog")
+    async def outbox(request: Request, _: admin) -> dict[str, int]:
+        runtime = request.app.state.runtime
+        return {"pending": await runtime.outbox.pending_count()}
+
+    return router

@@ -1,0 +1,56 @@
+"""Who is calling: the identity a verified JWT carries (DESIGN.md §8)."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class Role(StrEnum):
+    PATIENT = "patient"
+    AGENT = "agent"
+    DOCTOR = "doctor"
+    COORDINATOR = "coordinator"
+    NURSE = "nurse"
+    ADMIN = "admin"
+    SERVICE = "service"  # service-to-service and HIS integrations
+
+
+STAFF_ROLES: frozenset[Role] = frozenset(
+    {Role.AGENT, Role.DOCTOR, Role.COORDINATOR, Role.NURSE, Role.ADMIN}
+)
+
+
+class Principal(BaseModel):
+    """An authenticated caller.
+
+    ``subject`` is the account id (a patient account or a staff user).
+    ``patient_ids`` lists the patients a patient account may act for (themselves
+    and family members); staff reach patients through their roles instead.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    subject: str
+    roles: frozenset[Role]
+    org_id: str | None = None
+    patient_ids: frozenset[str] = Field(default_factory=frozenset)
+    token_id: str | None = None
+
+    @property
+    def is_staff(self) -> bool:
+        return bool(self.roles & STAFF_ROLES)
+
+    def has_any(self, *roles: Role) -> bool:
+        return bool(self.roles & set(roles))
+
+    def may_access_patient(self, patient_id: str) -> bool:
+        return self.is_staff or Role.SERVICE in self.roles or patient_id in self.patient_ids
+
+    @property
+    def primary_role(self) -> str:
+        for role in (Role.ADMIN, Role.DOCTOR, Role.COORDINATOR, Role.NURSE, Role.AGENT):
+            if role in self.roles:
+                return role.value
+        return next(iter(sorted(r.value for r in self.roles)), "anonymous")
