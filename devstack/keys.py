@@ -32,7 +32,9 @@ def ensure_dev_secrets(state_dir: Path) -> DevSecrets:
         public.write_text(public_pem)
     pii = keys / "pii.json"
     if not pii.exists():
-        pii.write_text(json.dumps({"encryption_keys": f"dev1:{generate_key()}", "hash_key": generate_key()}))
+        pii.write_text(
+            json.dumps({"encryption_keys": f"dev1:{generate_key()}", "hash_key": generate_key()})
+        )
         pii.chmod(0o600)
     values = json.loads(pii.read_text())
     return DevSecrets(private, public, values["encryption_keys"], values["hash_key"])

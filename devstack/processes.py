@@ -25,8 +25,14 @@ def port_open(port: int, host: str = "127.0.0.1") -> bool:
         return sock.connect_ex((host, port)) == 0
 
 
-def wait_for_port(port: int, *, timeout: float = 30.0, proc: subprocess.Popen[bytes] | None = None,
-                  name: str = "process", log: Path | None = None) -> None:
+def wait_for_port(
+    port: int,
+    *,
+    timeout: float = 30.0,
+    proc: subprocess.Popen[bytes] | None = None,
+    name: str = "process",
+    log: Path | None = None,
+) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if port_open(port):
@@ -64,8 +70,9 @@ class ManagedProcess:
         )
         log.close()
         if wait:
-            wait_for_port(self.port, timeout=timeout, proc=self.proc, name=self.name,
-                          log=self.log_path)
+            wait_for_port(
+                self.port, timeout=timeout, proc=self.proc, name=self.name, log=self.log_path
+            )
         return self
 
     @property

@@ -31,8 +31,16 @@ def kafka_process(port: int, logs: Path) -> ManagedProcess:
     url = f"tcp://127.0.0.1:{port}"
     return ManagedProcess(
         name="tansu",
-        argv=[tansu_binary(), "broker", "--listener-url", url, "--advertised-listener-url", url,
-              "--storage-engine", "memory://tansu/"],
+        argv=[
+            tansu_binary(),
+            "broker",
+            "--listener-url",
+            url,
+            "--advertised-listener-url",
+            url,
+            "--storage-engine",
+            "memory://tansu/",
+        ],
         port=port,
         log_path=logs / "tansu.log",
     )
@@ -44,8 +52,19 @@ def mongo_process(port: int, data_dir: Path | None, logs: Path) -> ManagedProces
         data_dir.mkdir(parents=True, exist_ok=True)
     return ManagedProcess(
         name="secantusdb",
-        argv=[sys.executable, "-m", "secantus", "--host", "127.0.0.1", "--port", str(port),
-              "--storage-path", storage, "--log-level", "WARNING"],
+        argv=[
+            sys.executable,
+            "-m",
+            "secantus",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--storage-path",
+            storage,
+            "--log-level",
+            "WARNING",
+        ],
         port=port,
         log_path=logs / "secantusdb.log",
     )
@@ -54,8 +73,19 @@ def mongo_process(port: int, data_dir: Path | None, logs: Path) -> ManagedProces
 def redis_process(port: int, logs: Path) -> ManagedProcess:
     return ManagedProcess(
         name="redis",
-        argv=[redis_binary(), "--bind", "127.0.0.1", "--port", str(port), "--save", "",
-              "--appendonly", "no", "--daemonize", "no"],
+        argv=[
+            redis_binary(),
+            "--bind",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--daemonize",
+            "no",
+        ],
         port=port,
         log_path=logs / "redis.log",
     )
@@ -83,13 +113,21 @@ class EmbeddedStack:
         return f"redis://127.0.0.1:{self.redis_port}/{db}"
 
     @classmethod
-    def start(cls, state_dir: Path, *, kafka_port: int | None = None,
-              mongo_port: int | None = None, redis_port: int | None = None,
-              persistent_mongo: bool = True, reuse_redis: bool = False) -> EmbeddedStack:
+    def start(
+        cls,
+        state_dir: Path,
+        *,
+        kafka_port: int | None = None,
+        mongo_port: int | None = None,
+        redis_port: int | None = None,
+        persistent_mongo: bool = True,
+        reuse_redis: bool = False,
+    ) -> EmbeddedStack:
         logs = state_dir / "logs"
         kafka = kafka_process(kafka_port or free_port(), logs)
-        mongo = mongo_process(mongo_port or free_port(),
-                              state_dir / "mongo" if persistent_mongo else None, logs)
+        mongo = mongo_process(
+            mongo_port or free_port(), state_dir / "mongo" if persistent_mongo else None, logs
+        )
         redis: ManagedProcess | None = None
         port = redis_port or free_port()
         if not (reuse_redis and port_open(port)):
@@ -101,8 +139,9 @@ class EmbeddedStack:
                     started.append(proc.start(wait=False))
             for proc in started:
                 assert proc.proc is not None
-                wait_for_port(proc.port, timeout=60, proc=proc.proc, name=proc.name,
-                              log=proc.log_path)
+                wait_for_port(
+                    proc.port, timeout=60, proc=proc.proc, name=proc.name, log=proc.log_path
+                )
         except BaseException:
             for proc in started:
                 proc.kill()

@@ -18,20 +18,32 @@ SERVICES = ("appointments", "referrals", "notifications", "followup")
 REDIS_DBS = {"appointments": 1, "referrals": 2, "notifications": 3, "followup": 4, "gateway": 0}
 
 
-def service_env(name: str, stack: EmbeddedStack, secrets: DevSecrets, port: int,
-                *, db_suffix: str = "", partitions: int = 6) -> dict[str, str]:
+def service_env(
+    name: str,
+    stack: EmbeddedStack,
+    secrets: DevSecrets,
+    port: int,
+    *,
+    db_suffix: str = "",
+    partitions: int = 6,
+) -> dict[str, str]:
     prefix = f"CARELOOP_{name.upper()}_"
+    plain = {"PYTHONUNBUFFERED": "1"}
     values = {
-        "HTTP_HOST": "127.0.0.1", "HTTP_PORT": str(port),
-        "MONGO_URL": stack.mongo_url, "MONGO_DB": f"careloop_{name}{db_suffix}",
-        "KAFKA_BOOTSTRAP": stack.kafka_bootstrap, "KAFKA_PARTITIONS": str(partitions),
+        "HTTP_HOST": "127.0.0.1",
+        "HTTP_PORT": str(port),
+        "MONGO_URL": stack.mongo_url,
+        "MONGO_DB": f"careloop_{name}{db_suffix}",
+        "KAFKA_BOOTSTRAP": stack.kafka_bootstrap,
+        "KAFKA_PARTITIONS": str(partitions),
         "REDIS_URL": stack.redis_url(REDIS_DBS[name]),
         "JWT_PUBLIC_KEY_FILE": str(secrets.jwt_public_key_file),
-        "PII_ENCRYPTION_KEYS": secrets.pii_encryption_keys, "PII_HASH_KEY": secrets.pii_hash_key,
+        "PII_ENCRYPTION_KEYS": secrets.pii_encryption_keys,
+        "PII_HASH_KEY": secrets.pii_hash_key,
     }
     if name == "gateway":
         values["JWT_PRIVATE_KEY_FILE"] = str(secrets.jwt_private_key_file)
-    return {prefix + key: value for key, value in values.items()}
+    return {**plain, **{prefix + key: value for key, value in values.items()}}
 
 
 @dataclass
@@ -47,19 +59,36 @@ class System:
     def service_url(self, name: str) -> str:
         return f"http://127.0.0.1:{self.ports[name]}"
 
-    def start_services(self, secrets: DevSecrets, ports: dict[str, int] | None = None,
-                       *, db_suffix: str = "", partitions: int = 6) -> None:
+    def start_services(
+        self,
+        secrets: DevSecrets,
+        ports: dict[str, int] | None = None,
+        *,
+        db_suffix: str = "",
+        partitions: int = 6,
+    ) -> None:
         logs = self.stack.state_dir / "logs"
         self.ports = ports or {name: free_port() for name in (*SERVICES, "gateway")}
         urls = {name: self.service_url(name) for name in SERVICES}
         for name in (*SERVICES, "gateway"):
-            env = service_env(name, self.stack, secrets, self.ports[name], db_suffix=db_suffix,
-                              partitions=partitions)
+            env = service_env(
+                name,
+                self.stack,
+                secrets,
+                self.ports[name],
+                db_suffix=db_suffix,
+                partitions=partitions,
+            )
             if name == "gateway":
                 env["CARELOOP_GATEWAY_SERVICE_URLS"] = json.dumps(urls)
-            proc = ManagedProcess(name=name, argv=[sys.executable, "-m", f"services.{name}"],
-                                  port=self.ports[name], log_path=logs / f"{name}.log", env=env,
-                                  cwd=Path(__file__).resolve().parent.parent)
+            proc = ManagedProcess(
+                name=name,
+                argv=[sys.executable, "-m", f"services.{name}"],
+                port=self.ports[name],
+                log_path=logs / f"{name}.log",
+                env=env,
+                cwd=Path(__file__).resolve().parent.parent,
+            )
             self.processes[name] = proc.start(wait=False)
 
     def wait_ready(self, timeout: float = 90.0) -> dict[str, str]:

@@ -25,9 +25,12 @@ def main() -> int:
     secrets = ensure_dev_secrets(state)
     print("starting the embedded stack (Tansu, SecantusDB, Redis)...", flush=True)
     stack = EmbeddedStack.start(
-        state, kafka_port=int(os.environ.get("CARELOOP_KAFKA_PORT", "9092")),
+        state,
+        kafka_port=int(os.environ.get("CARELOOP_KAFKA_PORT", "9092")),
         mongo_port=int(os.environ.get("CARELOOP_MONGO_PORT", "27017")),
-        redis_port=int(os.environ.get("CARELOOP_REDIS_PORT", "6379")), reuse_redis=True)
+        redis_port=int(os.environ.get("CARELOOP_REDIS_PORT", "6379")),
+        reuse_redis=True,
+    )
     system = System(stack)
     stopping = False
 
@@ -38,20 +41,28 @@ def main() -> int:
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
     try:
-        ports = {"appointments": 8101, "referrals": 8102, "notifications": 8103,
-                 "followup": 8104, "gateway": int(os.environ.get("CARELOOP_GATEWAY_PORT", "8080"))}
+        ports = {
+            "appointments": 8101,
+            "referrals": 8102,
+            "notifications": 8103,
+            "followup": 8104,
+            "gateway": int(os.environ.get("CARELOOP_GATEWAY_PORT", "8080")),
+        }
         print("starting services:", ", ".join((*SERVICES, "gateway")), flush=True)
         system.start_services(secrets, ports)
         system.wait_ready()
         logs = state / "logs"
-        print(f"""
+        print(
+            f"""
 CareLoop is up.
   gateway   {system.gateway_url}
   API docs  {system.gateway_url}/docs
   readiness {system.gateway_url}/readyz
   logs      {logs}/<name>.log
   Kafka {stack.kafka_bootstrap} (in-memory) · MongoDB {stack.mongo_url} · Redis {stack.redis_url()}
-Press Ctrl-C to stop.""", flush=True)
+Press Ctrl-C to stop.""",
+            flush=True,
+        )
         while not stopping:
             for name, proc in system.processes.items():
                 if not proc.running:

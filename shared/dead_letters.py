@@ -15,7 +15,7 @@ from pymongo import ASCENDING, DESCENDING, IndexModel
 from shared.ids import new_id
 from shared.kafka import dlq_topic
 from shared.mongo import CollectionIndexes, Database, Document
-from shared.outbox import OutgoingMessage, Outbox, Tx
+from shared.outbox import Outbox, OutgoingMessage, Tx
 
 DEAD_LETTERS = "dead_letters"
 

@@ -7,6 +7,7 @@ Schemas in ``schemas/events/`` are generated from this registry.
 
 from __future__ import annotations
 
+import builtins
 import json
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -54,7 +55,7 @@ class Envelope(BaseModel):
         """``careloop.appointment.booked`` -> ``appointment.booked``."""
         return self.type.removeprefix("careloop.")
 
-    def payload(self, model: type[P]) -> P:
+    def payload(self, model: builtins.type[P]) -> P:
         return model.model_validate(self.data)
 
 

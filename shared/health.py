@@ -12,7 +12,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from shared.metrics import ServiceMetrics
 
-Check = Callable[[], Awaitable[None]]
+Check = Callable[[], Awaitable[object]]
 
 
 class ReadinessChecks:

@@ -16,8 +16,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import structlog
-from pymongo import ASCENDING, ReturnDocument
-from pymongo import IndexModel
+from pymongo import ASCENDING, IndexModel, ReturnDocument
 
 from shared.ids import new_id
 from shared.metrics import ServiceMetrics
@@ -104,6 +103,7 @@ async def schedule_job(
         return_document=ReturnDocument.AFTER,
         session=session,
     )
+    assert doc is not None  # upsert with ReturnDocument.AFTER always returns the document
     return str(doc["_id"])
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Iterable
 
 import structlog
@@ -62,12 +63,10 @@ async def ensure_topics(
         existing = set(await admin.list_topics())
         missing = [t for t in wanted if t not in existing]
         if missing:
-            try:
+            with contextlib.suppress(TopicAlreadyExistsError):
                 await admin.create_topics(
                     [NewTopic(t, partitions, replication_factor) for t in missing]
                 )
-            except TopicAlreadyExistsError:
-                pass
             log.info("kafka.topics_created", topics=missing, partitions=partitions)
         return missing
     finally:

@@ -10,7 +10,7 @@ from shared.mongo import Database
 
 
 class Lease:
-    """A lease on ``name`` held by ``owner`` (one replica's id), renewed by calling acquire again."""
+    """A lease on ``name`` held by ``owner`` (a replica id); calling acquire again renews it."""
 
     def __init__(self, db: Database, name: str, owner: str, ttl_seconds: float) -> None:
         self._leases = db["leases"]

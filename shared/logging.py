@@ -42,7 +42,7 @@ def _add_service(_: WrappedLogger, __: str, event_dict: EventDict) -> EventDict:
 
 
 def redact_processor(logger: WrappedLogger, method_name: str, event_dict: EventDict) -> EventDict:
-    """Mask national IDs and phone numbers in every value, recursively (also keys and ints).
+    """Mask national IDs and phone numbers in every value, recursively (nested keys, ints too).
 
     Place it last before the renderer, after ``format_exc_info``, so that the rendered
     exception text is covered too. Objects other than str, numbers and containers are

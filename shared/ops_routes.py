@@ -11,15 +11,16 @@ from shared.dead_letters import list_dead_letters, replay_dead_letter
 from shared.principal import Principal, Role
 from shared.problems import NotFound
 
+AdminPrincipal = Annotated[Principal, Depends(require_roles(Role.ADMIN))]
+
 
 def ops_router(service: str) -> APIRouter:
     router = APIRouter(prefix=f"/v1/{service}/ops", tags=["operations"])
-    admin = Annotated[Principal, Depends(require_roles(Role.ADMIN))]
 
     @router.get("/dead-letters", summary="Dead letters waiting for an operator")
     async def dead_letters(
         request: Request,
-        _: admin,
+        _: AdminPrincipal,
         limit: Annotated[int, Query(ge=1, le=200)] = 50,
         after: str | None = None,
     ) -> dict[str, Any]:
@@ -35,7 +36,7 @@ def ops_router(service: str) -> APIRouter:
         status_code=202,
         summary="Publish a dead letter again to its topic",
     )
-    async def replay(request: Request, dead_letter_id: str, _: admin) -> dict[str, str]:
+    async def replay(request: Request, dead_letter_id: str, _: AdminPrincipal) -> dict[str, str]:
         runtime = request.app.state.runtime
         if not await replay_dead_letter(runtime.outbox, dead_letter_id):
             raise NotFound(
@@ -44,7 +45,7 @@ def ops_router(service: str) -> APIRouter:
         return {"status": "replaying", "id": dead_letter_id}
 
     @router.get("/outbox", summary="Outbox backlog")
-    async def outbox(request: Request, _: admin) -> dict[str, int]:
+    async def outbox(request: Request, _: AdminPrincipal) -> dict[str, int]:
         runtime = request.app.state.runtime
         return {"pending": await runtime.outbox.pending_count()}
 

@@ -1,4 +1,4 @@
-"""Run a service as one process: ``python -m services.<name>`` (uvicorn; SIGTERM stops it cleanly)."""
+"""Run a service as one process: ``python -m services.<name>``; SIGTERM stops it cleanly."""
 
 from __future__ import annotations
 

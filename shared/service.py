@@ -33,8 +33,8 @@ from shared.jobs import JOB_INDEXES, JobHandler, JobRunner
 from shared.kafka import KafkaProbe, ensure_topics
 from shared.logging import configure_logging
 from shared.metrics import ServiceMetrics
-from shared.ops_routes import ops_router
 from shared.mongo import CollectionIndexes, Database, Document, create_client, ensure_indexes
+from shared.ops_routes import ops_router
 from shared.outbox import OUTBOX_INDEXES, Outbox
 from shared.outbox_relay import OutboxRelay
 from shared.problems import install_problem_handlers

@@ -54,20 +54,30 @@ def run_id() -> str:
 
 
 @pytest.fixture
-def make_settings(stack: EmbeddedStack, run_id: str, jwt_keys: tuple[str, str],
-                  pii_keys: dict[str, str]):  # type: ignore[no-untyped-def]
+def make_settings(
+    stack: EmbeddedStack, run_id: str, jwt_keys: tuple[str, str], pii_keys: dict[str, str]
+):  # type: ignore[no-untyped-def]
     """Settings for a service under test, on this test's own database and topics."""
 
-    def build(service: str = "testsvc", cls: type[ServiceSettings] = ServiceSettings,
-              **overrides: object) -> ServiceSettings:
+    def build(
+        service: str = "testsvc", cls: type[ServiceSettings] = ServiceSettings, **overrides: object
+    ) -> ServiceSettings:
         values: dict[str, object] = {
-            "service_name": service, "mongo_url": stack.mongo_url,
-            "mongo_db": f"{run_id}_{service}", "kafka_bootstrap": stack.kafka_bootstrap,
-            "kafka_topic_prefix": run_id, "kafka_partitions": 3,
-            "redis_url": stack.redis_url(), "redis_key_prefix": f"{run_id}:",
-            "jwt_public_key": jwt_keys[1], "log_json": True,
-            "outbox_poll_seconds": 0.1, "jobs_poll_seconds": 0.1,
-            "consumer_retry_base_seconds": 0.05, **pii_keys, **overrides,
+            "service_name": service,
+            "mongo_url": stack.mongo_url,
+            "mongo_db": f"{run_id}_{service}",
+            "kafka_bootstrap": stack.kafka_bootstrap,
+            "kafka_topic_prefix": run_id,
+            "kafka_partitions": 3,
+            "redis_url": stack.redis_url(),
+            "redis_key_prefix": f"{run_id}:",
+            "jwt_public_key": jwt_keys[1],
+            "log_json": True,
+            "outbox_poll_seconds": 0.1,
+            "jobs_poll_seconds": 0.1,
+            "consumer_retry_base_seconds": 0.05,
+            **pii_keys,
+            **overrides,
         }
         return cls(**values)  # type: ignore[arg-type]
 

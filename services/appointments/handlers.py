@@ -1,4 +1,4 @@
-"""Where the appointments service's event handlers and timed jobs are registered (one visible place).
+"""Where the appointments service registers its event handlers and timed jobs.
 
 Business handlers arrive with the appointments feature work; until then the service's consumer
 joins its group on the topics below and reads them tolerantly (unknown types are skipped).
@@ -11,7 +11,10 @@ from shared.jobs import JobHandler
 from shared.kafka import topic_name
 from shared.service import Runtime
 
-CONSUMED_SERVICES: tuple[str, ...] = ("referrals", "followup",)
+CONSUMED_SERVICES: tuple[str, ...] = (
+    "referrals",
+    "followup",
+)
 
 
 def consumers(runtime: Runtime) -> list[ConsumerSpec]:

@@ -8,7 +8,9 @@ from shared.settings import ServiceSettings
 
 
 class AppointmentsSettings(ServiceSettings):
-    model_config = SettingsConfigDict(env_prefix="CARELOOP_APPOINTMENTS_", extra="ignore", frozen=True)
+    model_config = SettingsConfigDict(
+        env_prefix="CARELOOP_APPOINTMENTS_", extra="ignore", frozen=True
+    )
 
     service_name: str = "appointments"
     http_port: int = 8101

@@ -11,7 +11,11 @@ from shared.jobs import JobHandler
 from shared.kafka import topic_name
 from shared.service import Runtime
 
-CONSUMED_SERVICES: tuple[str, ...] = ("his", "referrals", "appointments",)
+CONSUMED_SERVICES: tuple[str, ...] = (
+    "his",
+    "referrals",
+    "appointments",
+)
 
 
 def consumers(runtime: Runtime) -> list[ConsumerSpec]:

@@ -50,9 +50,11 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         client = httpx.AsyncClient(
-            timeout=httpx.Timeout(settings.upstream_timeout_seconds,
-                                  connect=settings.upstream_connect_timeout_seconds),
-            limits=httpx.Limits(max_connections=500, max_keepalive_connections=100))
+            timeout=httpx.Timeout(
+                settings.upstream_timeout_seconds, connect=settings.upstream_connect_timeout_seconds
+            ),
+            limits=httpx.Limits(max_connections=500, max_keepalive_connections=100),
+        )
         redis = create_redis(settings.redis_url)
         app.state.http = client
         app.state.redis = redis
@@ -65,21 +67,34 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
             await client.aclose()
             await redis.aclose()
 
-    app = FastAPI(title="CareLoop gateway", version="0.1.0", lifespan=lifespan,
-                  docs_url=None, redoc_url=None, openapi_url=None)
+    app = FastAPI(
+        title="CareLoop gateway",
+        version="0.1.0",
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
+    )
     app.add_middleware(RequestContextMiddleware, metrics=metrics)
     install_problem_handlers(app)
-    app.mount("/docs/static", StaticFiles(directory=swagger_ui_bundle.swagger_ui_path),
-              name="docs-static")
+    app.mount(
+        "/docs/static", StaticFiles(directory=swagger_ui_bundle.swagger_ui_path), name="docs-static"
+    )
 
     @app.get("/readyz", include_in_schema=False)
     async def readyz(request: Request) -> JSONResponse:
         own = await checks.run()
         services = await service_readiness(request.app.state.http, settings.service_urls)
         ready = all(v == "ok" for v in (*own.values(), *services.values()))
-        return JSONResponse({"status": "ready" if ready else "not_ready", "service": "gateway",
-                             "checks": own, "services": services},
-                            status_code=200 if ready else 503)
+        return JSONResponse(
+            {
+                "status": "ready" if ready else "not_ready",
+                "service": "gateway",
+                "checks": own,
+                "services": services,
+            },
+            status_code=200 if ready else 503,
+        )
 
     app.include_router(health_router(settings.service_name, checks, metrics))  # after /readyz
 
@@ -91,10 +106,12 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     @app.get("/docs", include_in_schema=False)
     async def docs() -> HTMLResponse:
         return get_swagger_ui_html(
-            openapi_url="/openapi.json", title="CareLoop API",
+            openapi_url="/openapi.json",
+            title="CareLoop API",
             swagger_js_url="/docs/static/swagger-ui-bundle.js",
             swagger_css_url="/docs/static/swagger-ui.css",
-            swagger_favicon_url="/docs/static/favicon-32x32.png")
+            swagger_favicon_url="/docs/static/favicon-32x32.png",
+        )
 
     @app.api_route("/v1/{service}/{path:path}", methods=PROXY_METHODS, include_in_schema=False)
     async def route(request: Request, service: str, path: str) -> StreamingResponse:

@@ -13,11 +13,17 @@ log = structlog.get_logger(__name__)
 
 def merge_openapi(documents: dict[str, dict[str, Any]], *, title: str) -> dict[str, Any]:
     """Merge per-service OpenAPI documents; component names are prefixed to stay unique."""
-    merged: dict[str, Any] = {"openapi": "3.1.0", "info": {"title": title, "version": "0.1.0"},
-                              "paths": {}, "components": {"schemas": {}}, "tags": []}
+    merged: dict[str, Any] = {
+        "openapi": "3.1.0",
+        "info": {"title": title, "version": "0.1.0"},
+        "paths": {},
+        "components": {"schemas": {}},
+        "tags": [],
+    }
     for service, doc in sorted(documents.items()):
-        renames = {name: f"{service}.{name}"
-                   for name in doc.get("components", {}).get("schemas", {})}
+        renames = {
+            name: f"{service}.{name}" for name in doc.get("components", {}).get("schemas", {})
+        }
         doc = _rewrite_refs(doc, renames)
         for path, item in doc.get("paths", {}).items():
             if path in ("/healthz", "/readyz", "/metrics"):
@@ -32,10 +38,10 @@ def merge_openapi(documents: dict[str, dict[str, Any]], *, title: str) -> dict[s
 def _rewrite_refs(node: Any, renames: dict[str, str]) -> Any:
     prefix = "#/components/schemas/"
     if isinstance(node, dict):
-        out = {}
+        out: dict[str, Any] = {}
         for key, value in node.items():
             if key == "$ref" and isinstance(value, str) and value.startswith(prefix):
-                name = value[len(prefix):]
+                name = value[len(prefix) :]
                 out[key] = prefix + renames.get(name, name)
             elif key == "schemas" and isinstance(value, dict) and set(value) <= set(renames):
                 out[key] = {k: _rewrite_refs(v, renames) for k, v in value.items()}
@@ -47,8 +53,9 @@ def _rewrite_refs(node: Any, renames: dict[str, str]) -> Any:
     return node
 
 
-async def fetch_openapi(client: httpx.AsyncClient,
-                        service_urls: dict[str, str]) -> dict[str, dict[str, Any]]:
+async def fetch_openapi(
+    client: httpx.AsyncClient, service_urls: dict[str, str]
+) -> dict[str, dict[str, Any]]:
     async def one(name: str, base: str) -> tuple[str, dict[str, Any] | None]:
         try:
             response = await client.get(f"{base}/v1/{name}/openapi.json", timeout=3.0)

@@ -20,14 +20,27 @@ from shared.problems import NotFound, ServiceUnavailable
 log = structlog.get_logger(__name__)
 
 IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
-HOP_BY_HOP = frozenset({"connection", "keep-alive", "proxy-authenticate", "proxy-authorization",
-                        "te", "trailers", "transfer-encoding", "upgrade", "host",
-                        "content-length"})
+HOP_BY_HOP = frozenset(
+    {
+        "connection",
+        "keep-alive",
+        "proxy-authenticate",
+        "proxy-authorization",
+        "te",
+        "trailers",
+        "transfer-encoding",
+        "upgrade",
+        "host",
+        "content-length",
+        "x-request-id",
+    }
+)
 
 
 class UpstreamProxy:
-    def __init__(self, client: httpx.AsyncClient, service_urls: dict[str, str],
-                 retries: int) -> None:
+    def __init__(
+        self, client: httpx.AsyncClient, service_urls: dict[str, str], retries: int
+    ) -> None:
         self.client = client
         self.service_urls = service_urls
         self.retries = retries
@@ -44,8 +57,9 @@ class UpstreamProxy:
         upstream = httpx.URL(base + request.url.path, query=request.url.query.encode())
         attempts = 1 + (self.retries if request.method in IDEMPOTENT else 0)
         for attempt in range(1, attempts + 1):
-            outgoing = self.client.build_request(request.method, upstream, headers=headers,
-                                                 content=body)
+            outgoing = self.client.build_request(
+                request.method, upstream, headers=headers, content=body
+            )
             try:
                 response = await self.client.send(outgoing, stream=True)
                 break
@@ -53,15 +67,23 @@ class UpstreamProxy:
                 if attempt == attempts:
                     log.warning("gateway.upstream_down", service=service, error=str(exc))
                     raise ServiceUnavailable(
-                        "service_unavailable", f"the {service} service cannot be reached",
-                        detail_zh="服务暂时不可用，请稍后再试", retry_after=2,
+                        "service_unavailable",
+                        f"the {service} service cannot be reached",
+                        detail_zh="服务暂时不可用，请稍后再试",
+                        retry_after=2,
                     ) from exc
                 await asyncio.sleep(0.05 * attempt)
             except httpx.TimeoutException as exc:
                 raise ServiceUnavailable(
-                    "upstream_timeout", f"the {service} service did not answer in time",
-                    detail_zh="服务响应超时，请稍后再试", retry_after=2,
+                    "upstream_timeout",
+                    f"the {service} service did not answer in time",
+                    detail_zh="服务响应超时，请稍后再试",
+                    retry_after=2,
                 ) from exc
         out_headers = {k: v for k, v in response.headers.items() if k.lower() not in HOP_BY_HOP}
-        return StreamingResponse(response.aiter_raw(), status_code=response.status_code,
-                                 headers=out_headers, background=BackgroundTask(response.aclose))
+        return StreamingResponse(
+            response.aiter_raw(),
+            status_code=response.status_code,
+            headers=out_headers,
+            background=BackgroundTask(response.aclose),
+        )

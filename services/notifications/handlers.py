@@ -1,4 +1,4 @@
-"""Where the notifications service's event handlers and timed jobs are registered (one visible place).
+"""Where the notifications service registers its event handlers and timed jobs.
 
 Business handlers arrive with the notifications feature work; until then the service's consumer
 joins its group on the topics below and reads them tolerantly (unknown types are skipped).
@@ -11,7 +11,11 @@ from shared.jobs import JobHandler
 from shared.kafka import topic_name
 from shared.service import Runtime
 
-CONSUMED_SERVICES: tuple[str, ...] = ("appointments", "referrals", "followup",)
+CONSUMED_SERVICES: tuple[str, ...] = (
+    "appointments",
+    "referrals",
+    "followup",
+)
 
 
 def consumers(runtime: Runtime) -> list[ConsumerSpec]:

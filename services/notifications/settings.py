@@ -8,7 +8,9 @@ from shared.settings import ServiceSettings
 
 
 class NotificationsSettings(ServiceSettings):
-    model_config = SettingsConfigDict(env_prefix="CARELOOP_NOTIFICATIONS_", extra="ignore", frozen=True)
+    model_config = SettingsConfigDict(
+        env_prefix="CARELOOP_NOTIFICATIONS_", extra="ignore", frozen=True
+    )
 
     service_name: str = "notifications"
     http_port: int = 8103

@@ -32,7 +32,8 @@ def thing(n: int, subject: str = "patient-1") -> Envelope:
 
 
 async def test_state_and_event_commit_together_or_not_at_all(
-        mongo: AsyncMongoClient[Document], make_settings: Callable[..., ServiceSettings]) -> None:
+    mongo: AsyncMongoClient[Document], make_settings: Callable[..., ServiceSettings]
+) -> None:
     settings = make_settings()
     db = mongo[settings.database_name]
     await ensure_indexes(db, [OUTBOX_INDEXES])
@@ -59,12 +60,13 @@ async def test_state_and_event_commit_together_or_not_at_all(
 
 
 async def test_writes_succeed_while_broker_is_down_and_publish_in_order_after(
-        mongo: AsyncMongoClient[Document], make_settings: Callable[..., ServiceSettings],
-        tmp_path: Path) -> None:
+    mongo: AsyncMongoClient[Document], make_settings: Callable[..., ServiceSettings], tmp_path: Path
+) -> None:
     broker = kafka_process(free_port(), tmp_path).start()
     bootstrap = f"127.0.0.1:{broker.port}"
-    settings = make_settings(kafka_bootstrap=bootstrap, kafka_partitions=1,
-                             outbox_backoff_max_seconds=0.5)
+    settings = make_settings(
+        kafka_bootstrap=bootstrap, kafka_partitions=1, outbox_backoff_max_seconds=0.5
+    )
     db = mongo[settings.database_name]
     await ensure_indexes(db, [OUTBOX_INDEXES])
     outbox = Outbox(mongo, db, settings.own_topic)
@@ -101,7 +103,8 @@ async def _none_pending(outbox: Outbox) -> bool:
 
 
 async def test_only_one_relay_replica_publishes_at_a_time(
-        mongo: AsyncMongoClient[Document], make_settings: Callable[..., ServiceSettings]) -> None:
+    mongo: AsyncMongoClient[Document], make_settings: Callable[..., ServiceSettings]
+) -> None:
     settings = make_settings(kafka_partitions=1)
     db = mongo[settings.database_name]
     await ensure_indexes(db, [OUTBOX_INDEXES])

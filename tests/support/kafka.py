@@ -9,11 +9,16 @@ from collections.abc import Awaitable, Callable
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 
 
-async def read_topic(bootstrap: str, topic: str, *, expected: int,
-                     timeout: float = 20.0) -> list[ConsumerRecord[bytes, bytes]]:
+async def read_topic(
+    bootstrap: str, topic: str, *, expected: int, timeout: float = 20.0
+) -> list[ConsumerRecord[bytes, bytes]]:
     """Every record of ``topic`` from the beginning, once at least ``expected`` have arrived."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False,
-                                auto_offset_reset="earliest", group_id=None)
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        group_id=None,
+    )
     await consumer.start()
     try:
         deadline = time.monotonic() + timeout
@@ -21,7 +26,7 @@ async def read_topic(bootstrap: str, topic: str, *, expected: int,
         while partitions is None and time.monotonic() < deadline:
             partitions = consumer.partitions_for_topic(topic)
             if partitions is None:
-                await consumer._client.force_metadata_update()  # noqa: SLF001
+                await consumer._client.force_metadata_update()
                 await asyncio.sleep(0.2)
         assert partitions, f"topic {topic} does not exist"
         tps = [TopicPartition(topic, p) for p in sorted(partitions)]
@@ -37,8 +42,13 @@ async def read_topic(bootstrap: str, topic: str, *, expected: int,
         await consumer.stop()
 
 
-async def wait_until(predicate: Callable[[], Awaitable[bool]], *, timeout: float = 20.0,
-                     interval: float = 0.1, what: str = "condition") -> None:
+async def wait_until(
+    predicate: Callable[[], Awaitable[bool]],
+    *,
+    timeout: float = 20.0,
+    interval: float = 0.1,
+    what: str = "condition",
+) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if await predicate():
