@@ -2,15 +2,15 @@
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
-STAMP  := $(VENV)/.installed-$(shell sha256sum requirements.lock | cut -c1-12)
+STAMP  := $(VENV)/.installed-$(shell sha256sum requirements-dev.lock | cut -c1-12)
 UV_VERSION := 0.13.9
 
 .PHONY: env up test lint unit integration e2e bench lock schemas clean
 
-$(STAMP): requirements.lock
+$(STAMP): requirements-dev.lock
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	@$(BIN)/python -m pip install -q "uv==$(UV_VERSION)"
-	$(BIN)/uv pip sync -q --python $(BIN)/python --require-hashes requirements.lock
+	$(BIN)/uv pip sync -q --python $(BIN)/python --require-hashes requirements-dev.lock
 	@rm -f $(VENV)/.installed-* && touch $(STAMP)
 
 env: $(STAMP)
@@ -38,8 +38,10 @@ e2e: env
 bench: env
 	$(BIN)/python -m benchmarks
 
+# requirements.lock: the production image; requirements-dev.lock: make up, tests, tools
 lock: env
-	$(BIN)/uv pip compile -q pyproject.toml --extra dev --generate-hashes --python-version 3.11 -o requirements.lock
+	$(BIN)/uv pip compile -q pyproject.toml --generate-hashes --python-version 3.11 -o requirements.lock
+	$(BIN)/uv pip compile -q pyproject.toml --extra embedded --extra dev --generate-hashes --python-version 3.11 -o requirements-dev.lock
 
 schemas: env
 	$(BIN)/python -m shared.schema_export

@@ -84,7 +84,7 @@ class OutboxRelay:
         cursor = (
             self.db[OUTBOX]
             .find({"status": "pending"})
-            .sort("_id", 1)
+            .sort([("status", 1), ("_id", 1)])
             .limit(self.settings.outbox_batch_size)
         )
         batch: list[dict[str, Any]] = await cursor.to_list()
@@ -143,6 +143,10 @@ class OutboxRelay:
                 raise
             self._producer = producer
         return self._producer
+
+    async def close(self) -> None:
+        """Close the producer (for callers that drive :meth:`publish_batch` themselves)."""
+        await self._close_producer()
 
     async def _close_producer(self) -> None:
         producer, self._producer = self._producer, None
