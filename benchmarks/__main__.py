@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import tempfile
 import time
 from pathlib import Path
@@ -54,7 +55,7 @@ async def bench(stack: EmbeddedStack) -> list[tuple[str, float, float]]:
 
     started = time.perf_counter()
     for n in range(WRITES):
-        await outbox.transaction(lambda tx, n=n: write(tx, n))
+        await outbox.transaction(functools.partial(write, n=n))
     outbox_write = WRITES / (time.perf_counter() - started)
     await db.outbox.delete_many({})
 
