@@ -6,7 +6,6 @@ import re
 import time
 
 import structlog
-from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shared.ids import new_id
@@ -20,14 +19,12 @@ log = structlog.get_logger("http")
 
 
 def route_template(scope: Scope) -> str:
-    """The matched route's path template (``/v1/x/{id}``) to keep metric labels bounded."""
-    app = scope.get("app")
-    router = getattr(app, "router", None)
-    for route in getattr(router, "routes", []):
-        match, _ = route.matches(scope)
-        if match == Match.FULL:
-            return str(getattr(route, "path", "other"))
-    return "unmatched"
+    """The matched route's path template (``/v1/x/{id}``) to keep metric labels bounded.
+
+    The router records the route it matched in the scope; nothing matched means 404.
+    """
+    route = scope.get("route")
+    return str(getattr(route, "path", "unmatched"))
 
 
 class RequestContextMiddleware:

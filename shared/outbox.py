@@ -8,6 +8,7 @@ wakes the relay, which publishes the pending entries in order (see ``outbox_rela
 from __future__ import annotations
 
 import asyncio
+import inspect
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -119,8 +120,10 @@ class Outbox:
         tx = holder[0]
         if tx.messages:
             self.wakeup.set()
-        for callback in tx.after_commit:
-            callback()
+        for callback in tx.after_commit:  # e.g. cache or Redis updates that follow the commit
+            outcome = callback()
+            if inspect.isawaitable(outcome):
+                await outcome
         return result
 
     async def pending_count(self) -> int:

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from services.appointments import handlers
+from services.appointments import context, handlers, store
+from services.appointments.routes import admin, bookings, catalog, patients
 from services.appointments.settings import AppointmentsSettings
+from shared.idempotency import INDEXES as IDEMPOTENCY_INDEXES
 from shared.kafka import topic_name
 from shared.service import ServiceDefinition, create_service_app
 from shared.settings import ServiceSettings
@@ -15,8 +17,11 @@ def definition(settings: ServiceSettings) -> ServiceDefinition:
     return ServiceDefinition(
         settings=settings,
         title="CareLoop appointments",
+        routers=[catalog.router, patients.router, bookings.router, admin.router],
+        indexes=[*store.INDEXES, IDEMPOTENCY_INDEXES],
         consumers=handlers.consumers,
         jobs=handlers.jobs,
+        on_start=context.on_start,
         extra_topics=tuple(topic_name(settings, s) for s in handlers.CONSUMED_SERVICES),
     )
 

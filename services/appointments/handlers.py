@@ -1,20 +1,21 @@
 """Where the appointments service registers its event handlers and timed jobs.
 
-Business handlers arrive with the appointments feature work; until then the service's consumer
-joins its group on the topics below and reads them tolerantly (unknown types are skipped).
+Consumed events (referral.accepted, followup.revisit_requested) get their handlers with
+the referrals and follow-up work; until then the consumer reads them tolerantly.
 """
 
 from __future__ import annotations
 
+from services.appointments.context import Appointments
+from services.appointments.no_shows import sweep_no_shows
+from services.appointments.schedules import NO_SHOW_JOB, POOL_RETURN_JOB
 from shared.consumer import ConsumerSpec, Handler
-from shared.jobs import JobHandler
+from shared.jobs import Job, JobHandler
 from shared.kafka import topic_name
+from shared.outbox import Tx
 from shared.service import Runtime
 
-CONSUMED_SERVICES: tuple[str, ...] = (
-    "referrals",
-    "followup",
-)
+CONSUMED_SERVICES: tuple[str, ...] = ("referrals", "followup")
 
 
 def consumers(runtime: Runtime) -> list[ConsumerSpec]:
@@ -24,4 +25,15 @@ def consumers(runtime: Runtime) -> list[ConsumerSpec]:
 
 
 def jobs(runtime: Runtime) -> dict[str, JobHandler]:
-    return {}
+    def ctx() -> Appointments:
+        context: Appointments = runtime.extras["appointments"]
+        return context
+
+    async def pool_return(job: Job, tx: Tx) -> None:
+        await ctx().schedules.return_pools(job.payload["schedule_id"], tx)
+
+    async def no_show_sweep(job: Job, tx: Tx) -> None:
+        c = ctx()
+        await sweep_no_shows(c.runtime.db, c.policies, c.records, job.payload["schedule_id"], tx)
+
+    return {POOL_RETURN_JOB: pool_return, NO_SHOW_JOB: no_show_sweep}

@@ -1,0 +1,319 @@
+"""Book and cancel: admission in Redis first, then the slot claimed in one Mongo transaction.
+
+No slot is booked twice: a slot is claimed with a conditional update (``status: open``)
+inside the booking's transaction, and a unique index allows one active appointment per
+slot. Redis only decides quickly who may try.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from typing import Any
+
+from pydantic import BaseModel, Field
+from pymongo import ReturnDocument
+
+from services.appointments.admission import AdmissionGate, Outcome
+from services.appointments.domain import rules
+from services.appointments.domain.models import AppointmentStatus, Channel, Pool
+from services.appointments.domain.policy import BookingPolicy
+from services.appointments.events import AppointmentBooked
+from services.appointments.patients import Patients
+from services.appointments.policies import Policies
+from services.appointments.records import PatientRecords
+from services.appointments.schedules import Schedules
+from services.appointments.store import APPOINTMENTS, RESOURCES, SLOTS
+from services.appointments.views import appointment_facts, appointment_view
+from shared.audit import AuditLog
+from shared.events import make_event
+from shared.idempotency import IdempotencyKeys, StoredResponse
+from shared.ids import new_id
+from shared.mongo import Database, Document
+from shared.outbox import Outbox, Tx
+from shared.principal import Principal, Role
+from shared.problems import Conflict, Forbidden
+
+
+class BookRequest(BaseModel):
+    patient_id: str = Field(min_length=1, max_length=64)
+    schedule_id: str = Field(min_length=1, max_length=200)
+    slot_id: str | None = Field(None, max_length=200)
+    channel: Channel | None = None
+    referral_id: str | None = Field(None, max_length=64)
+    reason: str | None = Field(None, max_length=200)  # staff booking on a patient's behalf
+
+
+@dataclass(frozen=True)
+class Idempotency:
+    keys: IdempotencyKeys
+    scope: str
+    key: str
+
+
+class NoSlotLeft(Exception):
+    """Admitted, but Mongo found no open slot in the pool (Redis was ahead of the truth)."""
+
+
+def channel_for(principal: Principal, requested: Channel | None) -> Channel:
+    """Patients book through the app; hotline agents and on-site nurses through their pools."""
+    if not principal.is_staff and Role.SERVICE not in principal.roles:
+        if requested not in (None, Channel.APP):
+            raise Forbidden("channel_not_allowed", "patients book through the app channel")
+        return Channel.APP
+    if requested is not None:
+        return requested
+    return Channel.ONSITE if principal.has_any(Role.NURSE) else Channel.HOTLINE
+
+
+def sold_out(schedule: Document) -> Conflict:
+    return Conflict(
+        "slot_sold_out",
+        "no slot is left in this session",
+        detail_zh="号源已约满，可加入候补",
+        extra={"schedule_id": schedule["_id"], "waitlist": True},
+    )
+
+
+class Booking:
+    def __init__(
+        self,
+        db: Database,
+        outbox: Outbox,
+        gate: AdmissionGate,
+        patients: Patients,
+        schedules: Schedules,
+        policies: Policies,
+        records: PatientRecords,
+        audit: AuditLog,
+    ) -> None:
+        self.db = db
+        self.outbox = outbox
+        self.gate = gate
+        self.patients = patients
+        self.schedules = schedules
+        self.policies = policies
+        self.records = records
+        self.audit = audit
+
+    async def book(
+        self,
+        principal: Principal,
+        request: BookRequest,
+        *,
+        idempotency: Idempotency | None = None,
+        now: datetime | None = None,
+    ) -> dict[str, Any]:
+        now = now or datetime.now(UTC)
+        patient = await self.patients.get_for(principal, request.patient_id)
+        schedule = await self.schedules.get(request.schedule_id)
+        if schedule["status"] != "published":
+            raise Conflict(
+                "schedule_cancelled",
+                "this session has been cancelled",
+                detail_zh="该医生本次出诊已停诊",
+            )
+        policy = await self.policies.for_org(schedule["org_id"])
+        channel = channel_for(principal, request.channel)
+        clinic_date = date.fromisoformat(schedule["clinic_date"])
+        pools = [
+            p.value
+            for p in rules.open_pools(
+                policy,
+                now=now,
+                channel=channel,
+                clinic_date=clinic_date,
+                department_id=schedule["department_id"],
+            )
+        ]
+        slot: Document | None = None
+        if request.slot_id is not None:
+            slot = await self._slot_of(schedule, request.slot_id)
+            if slot["pool"] not in pools:
+                raise Conflict(
+                    "slot_not_in_pool",
+                    "this numbered slot is reserved for others",
+                    detail_zh="该号源为预留号源，当前渠道不可预约",
+                )
+            pools = [slot["pool"]]
+        rules.check_not_started(
+            now=now, starts_at=slot["starts_at"] if slot else schedule["ends_at"]
+        )
+        admission = await self.gate.admit(schedule["_id"], patient["_id"], pools)
+        if admission.outcome == Outcome.UNINITIALIZED:
+            await self.schedules.sync_admission(schedule["_id"])
+            admission = await self.gate.admit(schedule["_id"], patient["_id"], pools)
+        if admission.outcome == Outcome.DUPLICATE:
+            raise Conflict(
+                "duplicate_booking",
+                "already booked in this session",
+                detail_zh="您已预约该医生同一时段的号源",
+            )
+        if admission.outcome != Outcome.ADMITTED:
+            raise sold_out(schedule)
+        assert admission.pool is not None
+
+        async def work(tx: Tx) -> dict[str, Any]:
+            return await self._claim(
+                tx,
+                principal,
+                request,
+                patient,
+                schedule,
+                policy,
+                channel,
+                admission.pool or "",
+                slot,
+                now,
+                idempotency,
+            )
+
+        try:
+            return await self.outbox.transaction(work)
+        except NoSlotLeft:
+            await self.gate.release(schedule["_id"], patient["_id"], None)
+            raise sold_out(schedule) from None
+        except BaseException:
+            await self.gate.release(schedule["_id"], patient["_id"], admission.pool)
+            raise
+
+    async def _slot_of(self, schedule: Document, slot_id: str) -> Document:
+        slot = await self.db[SLOTS].find_one({"_id": slot_id, "schedule_id": schedule["_id"]})
+        if slot is None:
+            raise Conflict("slot_not_found", "no such slot in this session")
+        if slot["status"] != "open":
+            raise Conflict("slot_taken", "this numbered slot is taken", detail_zh="该号源已被预约")
+        return slot
+
+    async def _claim(
+        self,
+        tx: Tx,
+        principal: Principal,
+        request: BookRequest,
+        patient: Document,
+        schedule: Document,
+        policy: BookingPolicy,
+        channel: Channel,
+        pool: str,
+        slot: Document | None,
+        now: datetime,
+        idempotency: Idempotency | None,
+    ) -> dict[str, Any]:
+        session = tx.session
+        record = await self.records.lock(patient["_id"], session)
+        rules.check_not_banned(self.records.banned_until(record, policy, now), now, policy.timezone)
+        await self._check_limits(patient["_id"], schedule, policy, now, session)
+        query: dict[str, Any] = {"schedule_id": schedule["_id"], "status": "open", "extra": False}
+        query.update({"_id": slot["_id"]} if slot else {"pool": pool})
+        appointment_id = new_id()
+        claimed = await self.db[SLOTS].find_one_and_update(
+            query,
+            {"$set": {"status": "booked", "appointment_id": appointment_id}},
+            sort=[("number", 1)],
+            return_document=ReturnDocument.AFTER,
+            session=session,
+        )
+        if claimed is None:
+            raise NoSlotLeft
+        resource = (
+            await self.db[RESOURCES].find_one({"_id": schedule["resource_id"]}, session=session)
+            or {}
+        )
+        department = await self.schedules.catalog.department(schedule["department_id"])
+        appointment = {
+            "_id": appointment_id,
+            "patient_id": patient["_id"],
+            "account_id": self._account_of(principal, patient),
+            "org_id": schedule["org_id"],
+            "department_id": schedule["department_id"],
+            "department_name": department["name"],
+            "resource_id": schedule["resource_id"],
+            "resource_name": schedule["resource_name"],
+            "resource_kind": schedule["resource_kind"],
+            "title": resource.get("title"),
+            "preparation": resource.get("preparation"),
+            "fee_cents": schedule["fee_cents"],
+            "schedule_id": schedule["_id"],
+            "slot_id": claimed["_id"],
+            "clinic_date": schedule["clinic_date"],
+            "session": schedule["session"],
+            "number": claimed["number"],
+            "starts_at": claimed["starts_at"],
+            "ends_at": claimed["ends_at"],
+            "pool": claimed["pool"],
+            "channel": channel.value,
+            "status": AppointmentStatus.BOOKED.value,
+            "active": True,
+            "booked_by": {"id": principal.subject, "role": principal.primary_role},
+            "booked_on": rules.clinic_date_of(now, policy.timezone).isoformat(),
+            "referral_id": request.referral_id,
+            "created_at": now,
+            "version": 1,
+        }
+        await self.db[APPOINTMENTS].insert_one(appointment, session=session)
+        tx.emit(
+            make_event(
+                AppointmentBooked(
+                    **appointment_facts(appointment), booked_by_role=principal.primary_role
+                ),
+                source="appointments",
+                subject=patient["_id"],
+            )
+        )
+        if principal.is_staff:
+            await self.audit.record(
+                principal,
+                "appointment.book",
+                patient_id=patient["_id"],
+                resource=f"appointment:{appointment_id}",
+                reason=request.reason,
+                session=session,
+            )
+        view = appointment_view(appointment, policy.timezone)
+        if idempotency is not None:
+            await idempotency.keys.complete(
+                idempotency.scope, idempotency.key, StoredResponse(201, view), session=session
+            )
+        return view
+
+    @staticmethod
+    def _account_of(principal: Principal, patient: Document) -> str:
+        if principal.subject in patient.get("account_ids", []):
+            return principal.subject
+        return str((patient.get("account_ids") or [""])[0])
+
+    async def _check_limits(
+        self,
+        patient_id: str,
+        schedule: Document,
+        policy: BookingPolicy,
+        now: datetime,
+        session: Any,
+    ) -> None:
+        base = {"patient_id": patient_id, "active": True}
+        appointments = self.db[APPOINTMENTS]
+        rules.check_patient_limits(
+            policy,
+            active_bookings=await appointments.count_documents(base, session=session),
+            same_department_day=await appointments.count_documents(
+                {
+                    **base,
+                    "department_id": schedule["department_id"],
+                    "clinic_date": schedule["clinic_date"],
+                },
+                session=session,
+            ),
+            same_resource_session=await appointments.count_documents(
+                {**base, "schedule_id": schedule["_id"]}, session=session
+            ),
+            real_name_day=await appointments.count_documents(
+                {
+                    "patient_id": patient_id,
+                    "booked_on": rules.clinic_date_of(now, policy.timezone).isoformat(),
+                },
+                session=session,
+            ),
+        )
+
+
+__all__ = ["BookRequest", "Booking", "Idempotency", "Pool"]

@@ -1,0 +1,75 @@
+"""Everything the appointments routes and handlers use, built once in the lifespan."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from fastapi import Request
+
+from services.appointments.admission import AdmissionGate
+from services.appointments.booking import Booking
+from services.appointments.cancellation import Cancellation
+from services.appointments.catalog import Catalog
+from services.appointments.patients import Patients
+from services.appointments.policies import Policies
+from services.appointments.queries import AppointmentQueries
+from services.appointments.records import PatientRecords
+from services.appointments.schedules import Schedules
+from shared.crypto import FieldCipher
+from shared.idempotency import IdempotencyKeys
+from shared.service import Runtime
+
+
+@dataclass
+class Appointments:
+    runtime: Runtime
+    patients: Patients
+    catalog: Catalog
+    policies: Policies
+    schedules: Schedules
+    records: PatientRecords
+    gate: AdmissionGate
+    booking: Booking
+    idempotency: IdempotencyKeys
+    queries: AppointmentQueries
+    cancellation: Cancellation
+
+
+def build(runtime: Runtime) -> Appointments:
+    settings = runtime.settings
+    db = runtime.db
+    prefix = settings.redis_key_prefix
+    cipher = FieldCipher.from_settings(settings.pii_encryption_keys, settings.pii_hash_key)
+    patients = Patients(db, cipher)
+    catalog = Catalog(db, runtime.redis, prefix)
+    policies = Policies(db)
+    gate = AdmissionGate(runtime.redis, prefix)
+    schedules = Schedules(db, runtime.outbox, catalog, policies, gate)
+    records = PatientRecords(db)
+    booking = Booking(
+        db, runtime.outbox, gate, patients, schedules, policies, records, runtime.audit
+    )
+    queries = AppointmentQueries(db, policies)
+    cancellation = Cancellation(db, runtime.outbox, gate, policies, records, queries, runtime.audit)
+    return Appointments(
+        runtime,
+        patients,
+        catalog,
+        policies,
+        schedules,
+        records,
+        gate,
+        booking,
+        IdempotencyKeys(db),
+        queries,
+        cancellation,
+    )
+
+
+async def on_start(runtime: Runtime) -> None:
+    runtime.extras["appointments"] = build(runtime)
+
+
+def get_appointments(request: Request) -> Appointments:
+    context: Appointments = request.app.state.runtime.extras["appointments"]
+    return context

@@ -1,0 +1,1 @@
+"""Pure booking rules: no I/O, only values in and decisions out."""

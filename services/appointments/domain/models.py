@@ -1,0 +1,65 @@
+"""The appointment domain's vocabulary."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class Session(StrEnum):
+    MORNING = "morning"
+    AFTERNOON = "afternoon"
+    NIGHT = "night"
+
+
+class ClinicType(StrEnum):
+    GENERAL = "general"
+    EXPERT = "expert"
+    SPECIAL = "special_needs"
+
+
+class ResourceKind(StrEnum):
+    DOCTOR = "doctor"
+    EXAM = "exam"
+
+
+class Pool(StrEnum):
+    PUBLIC = "public"
+    REFERRAL = "referral"
+    HOTLINE = "hotline"
+    ONSITE = "onsite"
+
+
+class Channel(StrEnum):
+    """Where a booking came from; each channel may draw on its own pool and the public one."""
+
+    APP = "app"
+    HOTLINE = "hotline"
+    ONSITE = "onsite"
+    REFERRAL = "referral"
+
+
+class SlotStatus(StrEnum):
+    OPEN = "open"
+    BOOKED = "booked"
+    HELD = "held"  # offered to a waitlisted patient
+    CANCELLED = "cancelled"  # the session was cancelled (停诊)
+
+
+class AppointmentStatus(StrEnum):
+    BOOKED = "booked"
+    CHECKED_IN = "checked_in"
+    CANCELLED = "cancelled"
+    NO_SHOW = "no_show"
+    RESCHEDULED = "rescheduled"  # replaced by a new appointment
+
+    @property
+    def active(self) -> bool:
+        return self in (AppointmentStatus.BOOKED, AppointmentStatus.CHECKED_IN)
+
+
+CHANNEL_POOLS: dict[Channel, tuple[Pool, ...]] = {
+    Channel.APP: (Pool.PUBLIC,),
+    Channel.HOTLINE: (Pool.HOTLINE, Pool.PUBLIC),
+    Channel.ONSITE: (Pool.ONSITE, Pool.PUBLIC),
+    Channel.REFERRAL: (Pool.REFERRAL, Pool.PUBLIC),
+}

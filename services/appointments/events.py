@@ -1,0 +1,110 @@
+"""Events the appointments service publishes on ``careloop.appointments`` (DESIGN.md §4).
+
+Payloads carry what a consumer needs to act without calling back: the patient, where and
+when, and the channel. National IDs and phone numbers never travel in events.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+
+from shared.events import EventPayload, event_type
+
+
+class AppointmentFacts(EventPayload):
+    appointment_id: str
+    patient_id: str
+    account_id: str
+    org_id: str
+    department_id: str
+    department_name: str
+    resource_id: str
+    resource_name: str
+    resource_kind: str
+    clinic_date: date
+    session: str
+    number: int
+    starts_at: datetime
+    ends_at: datetime
+    channel: str
+    referral_id: str | None = None
+    preparation: str | None = None
+
+
+@event_type("appointment.booked")
+class AppointmentBooked(AppointmentFacts):
+    booked_by_role: str = "patient"
+
+
+@event_type("appointment.cancelled")
+class AppointmentCancelled(AppointmentFacts):
+    reason: str
+    cancelled_by_role: str
+    late: bool = False
+
+
+@event_type("appointment.rescheduled")
+class AppointmentRescheduled(AppointmentFacts):
+    previous_appointment_id: str
+    previous_starts_at: datetime
+
+
+@event_type("appointment.checked_in")
+class AppointmentCheckedIn(AppointmentFacts):
+    queue_number: int
+
+
+@event_type("appointment.no_show")
+class AppointmentNoShow(AppointmentFacts):
+    no_shows_in_window: int
+    banned_until: datetime | None = None
+
+
+@event_type("appointment.waitlist.offered")
+class WaitlistOffered(EventPayload):
+    waitlist_id: str
+    patient_id: str
+    account_id: str
+    schedule_id: str
+    slot_id: str
+    resource_name: str
+    department_name: str
+    clinic_date: date
+    session: str
+    starts_at: datetime
+    offer_expires_at: datetime
+
+
+@event_type("appointment.booking.rejected")
+class BookingRejected(EventPayload):
+    patient_id: str
+    schedule_id: str | None
+    code: str
+    reason: str
+    referral_id: str | None = None
+
+
+@event_type("appointment.schedule.published")
+class SchedulePublished(EventPayload):
+    schedule_id: str
+    org_id: str
+    department_id: str
+    resource_id: str
+    clinic_date: date
+    session: str
+    slot_count: int
+    pools: dict[str, int]
+
+
+@event_type("appointment.schedule.cancelled")
+class ScheduleCancelled(EventPayload):
+    """A doctor's session was cancelled (停诊); each booking gets its own cancelled event."""
+
+    schedule_id: str
+    org_id: str
+    department_id: str
+    resource_id: str
+    clinic_date: date
+    session: str
+    reason: str
+    affected_appointments: int

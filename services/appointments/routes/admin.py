@@ -1,0 +1,63 @@
+"""Master data and policy, for admins and the HIS integration."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body
+
+from services.appointments.catalog import DepartmentIn, ResourceIn
+from services.appointments.domain.policy import BookingPolicy
+from services.appointments.routes.deps import PREFIX, Admin, Ctx
+from services.appointments.schedules import ScheduleIn
+from shared.principal import Principal, Role
+from shared.problems import Forbidden
+
+router = APIRouter(prefix=f"{PREFIX}/admin", tags=["appointments: admin"])
+
+
+def check_org(principal: Principal, org_ids: set[str]) -> None:
+    """An organization's admin manages only its own data; alliance admins (no org) all."""
+    if Role.SERVICE in principal.roles or principal.org_id is None:
+        return
+    if org_ids - {principal.org_id}:
+        raise Forbidden("forbidden_org", "you may only manage your own organization")
+
+
+@router.put("/departments", summary="Create or update departments (bulk, from HIS)")
+async def put_departments(
+    ctx: Ctx, principal: Admin, items: Annotated[list[DepartmentIn], Body(max_length=500)]
+) -> dict[str, Any]:
+    check_org(principal, {i.org_id for i in items})
+    return {"ids": await ctx.catalog.upsert_departments(items)}
+
+
+@router.put("/resources", summary="Create or update doctors and exam resources (bulk)")
+async def put_resources(
+    ctx: Ctx, principal: Admin, items: Annotated[list[ResourceIn], Body(max_length=2000)]
+) -> dict[str, Any]:
+    check_org(principal, {i.org_id for i in items})
+    return {"ids": await ctx.catalog.upsert_resources(items)}
+
+
+@router.post("/schedules", status_code=201, summary="Publish schedules and their slots (bulk)")
+async def publish_schedules(
+    ctx: Ctx, principal: Admin, items: Annotated[list[ScheduleIn], Body(max_length=1000)]
+) -> dict[str, Any]:
+    check_org(principal, {i.org_id for i in items})
+    return {"schedules": await ctx.schedules.publish(items)}
+
+
+@router.get("/policies/{org_id}", summary="The organization's booking policy")
+async def get_policy(ctx: Ctx, principal: Admin, org_id: str) -> BookingPolicy:
+    check_org(principal, {org_id})
+    return await ctx.policies.for_org(org_id)
+
+
+@router.put("/policies/{org_id}", summary="Replace the organization's booking policy")
+async def put_policy(
+    ctx: Ctx, principal: Admin, org_id: str, policy: BookingPolicy
+) -> BookingPolicy:
+    check_org(principal, {org_id})
+    await ctx.policies.save(org_id, policy, principal.subject)
+    return policy

@@ -1,0 +1,84 @@
+"""Book, list, read and cancel appointments (patients for themselves, staff on behalf)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, Header, Query, Request, Response
+
+from services.appointments.booking import BookRequest, Idempotency
+from services.appointments.routes.deps import PREFIX, Caller, Ctx
+from shared.idempotency import request_fingerprint
+
+router = APIRouter(prefix=PREFIX, tags=["appointments: bookings"])
+
+
+@router.post(
+    "/appointments",
+    status_code=201,
+    summary="Book a slot",
+    description="Send an `Idempotency-Key`: a retry returns the first result.",
+)
+async def book(
+    ctx: Ctx,
+    caller: Caller,
+    body: BookRequest,
+    response: Response,
+    idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
+) -> dict[str, Any]:
+    key = ctx.idempotency.validate(idempotency_key)
+    idempotency = None
+    if key is not None:
+        scope = f"{caller.subject}:book"
+        stored = await ctx.idempotency.begin(
+            scope, key, request_fingerprint(body.model_dump(mode="json"))
+        )
+        if stored is not None:
+            response.status_code = stored.status
+            response.headers["Idempotent-Replayed"] = "true"
+            return stored.body
+        idempotency = Idempotency(ctx.idempotency, scope, key)
+    try:
+        return await ctx.booking.book(caller, body, idempotency=idempotency)
+    except BaseException:
+        if idempotency is not None:
+            await ctx.idempotency.release(idempotency.scope, idempotency.key)
+        raise
+
+
+@router.get("/appointments", summary="My account's appointments, newest first")
+async def my_appointments(
+    ctx: Ctx,
+    caller: Caller,
+    status: Annotated[str | None, Query(pattern=r"^[a-z_]{3,20}$")] = None,
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+    before: Annotated[str | None, Query(max_length=64)] = None,
+) -> dict[str, Any]:
+    items = await ctx.queries.for_account(caller.subject, status=status, limit=limit, before=before)
+    return {"items": items, "next": items[-1]["id"] if len(items) == limit else None}
+
+
+@router.get("/appointments/{appointment_id}", summary="One appointment")
+async def get_appointment(
+    ctx: Ctx, caller: Caller, appointment_id: str, request: Request
+) -> dict[str, Any]:
+    doc = await ctx.queries.get_document(caller, appointment_id)
+    if caller.is_staff:
+        await ctx.runtime.audit.record(
+            caller,
+            "appointment.read",
+            patient_id=doc["patient_id"],
+            resource=f"appointment:{appointment_id}",
+            reason=request.headers.get("x-access-reason"),
+        )
+    return (await ctx.queries._views([doc]))[0]
+
+
+@router.post("/appointments/{appointment_id}/cancel", summary="Cancel a booking")
+async def cancel(
+    ctx: Ctx,
+    caller: Caller,
+    appointment_id: str,
+    reason: Annotated[str, Body(embed=True, min_length=1, max_length=200)],
+) -> dict[str, Any]:
+    return await ctx.cancellation.cancel(caller, appointment_id, reason=reason)

@@ -1,0 +1,94 @@
+"""Search departments, doctors, exam resources and availability (served from caches)."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query
+
+from services.appointments.domain.models import ResourceKind
+from services.appointments.routes.deps import PREFIX, Caller, Ctx
+from services.appointments.store import SLOTS
+from shared.problems import Unprocessable
+
+router = APIRouter(prefix=PREFIX, tags=["appointments: catalog"])
+OrgId = Annotated[str, Query(pattern=r"^[A-Za-z0-9_-]{1,40}$")]
+
+
+@router.get("/departments", summary="Departments of an organization")
+async def departments(ctx: Ctx, _: Caller, org_id: OrgId) -> list[dict[str, Any]]:
+    return await ctx.catalog.departments(org_id)
+
+
+@router.get("/doctors", summary="Doctors and exam resources, by department")
+async def doctors(
+    ctx: Ctx,
+    _: Caller,
+    org_id: OrgId,
+    department_id: Annotated[str | None, Query(max_length=90)] = None,
+    kind: ResourceKind | None = None,
+) -> list[dict[str, Any]]:
+    return await ctx.catalog.resources(org_id, department_id, kind)
+
+
+@router.get("/schedules", summary="Sessions with their remaining slots per pool")
+async def schedules(
+    ctx: Ctx,
+    _: Caller,
+    org_id: OrgId,
+    department_id: Annotated[str | None, Query(max_length=90)] = None,
+    resource_id: Annotated[str | None, Query(max_length=90)] = None,
+    date_from: date | None = None,
+    date_to: date | None = None,
+) -> list[dict[str, Any]]:
+    start = date_from or datetime.now(UTC).date()
+    end = date_to or start + timedelta(days=14)
+    if end < start or (end - start).days > 31:
+        raise Unprocessable("date_range_invalid", "date_to must be within 31 days after date_from")
+    out = []
+    for doc in await ctx.schedules.search(
+        org_id=org_id,
+        department_id=department_id,
+        resource_id=resource_id,
+        date_from=start,
+        date_to=end,
+    ):
+        out.append(
+            {
+                "id": doc["_id"],
+                "resource_id": doc["resource_id"],
+                "resource_name": doc["resource_name"],
+                "clinic_type": doc["clinic_type"],
+                "department_id": doc["department_id"],
+                "clinic_date": doc["clinic_date"],
+                "session": doc["session"],
+                "starts_at": doc["starts_at"].isoformat(),
+                "ends_at": doc["ends_at"].isoformat(),
+                "fee_cents": doc["fee_cents"],
+                "remaining": await ctx.schedules.availability(doc["_id"]),
+            }
+        )
+    return out
+
+
+@router.get("/schedules/{schedule_id}/slots", summary="Numbered slots of a session")
+async def slots(ctx: Ctx, _: Caller, schedule_id: str) -> list[dict[str, Any]]:
+    await ctx.schedules.get(schedule_id)
+    docs = (
+        await ctx.runtime.db[SLOTS]
+        .find({"schedule_id": schedule_id})
+        .sort("number", 1)
+        .to_list(500)
+    )
+    return [
+        {
+            "id": d["_id"],
+            "number": d["number"],
+            "starts_at": d["starts_at"].isoformat(),
+            "ends_at": d["ends_at"].isoformat(),
+            "pool": d["pool"],
+            "available": d["status"] == "open",
+        }
+        for d in docs
+    ]

@@ -1,0 +1,82 @@
+"""Real-name patients of an account (就诊人), and staff look-up by national ID (audited)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Body, Query
+
+from services.appointments.patients import PatientIn, PatientOut, to_out
+from services.appointments.routes.deps import PREFIX, Caller, Ctx, Staff
+from shared.privacy import InvalidNationalId, parse_national_id
+from shared.problems import NotFound, Unprocessable
+
+router = APIRouter(prefix=PREFIX, tags=["appointments: patients"])
+
+
+@router.post("/patients", status_code=201, summary="Add a real-name patient to my account")
+async def add_patient(ctx: Ctx, caller: Caller, body: PatientIn) -> PatientOut:
+    org_policy = await ctx.policies.for_org(caller.org_id or "default")
+    doc = await ctx.patients.register(
+        caller.subject, body, max_per_account=org_policy.max_patients_per_account
+    )
+    return to_out(doc, caller.subject)
+
+
+@router.get("/patients", summary="The patients my account manages")
+async def my_patients(ctx: Ctx, caller: Caller) -> list[PatientOut]:
+    return [to_out(d, caller.subject) for d in await ctx.patients.for_account(caller.subject)]
+
+
+@router.delete(
+    "/patients/{patient_id}", status_code=204, summary="Remove a patient from my account"
+)
+async def remove_patient(ctx: Ctx, caller: Caller, patient_id: str) -> None:
+    await ctx.patients.unlink(caller.subject, patient_id)
+
+
+@router.post("/staff/patients/lookup", summary="Find a patient by national ID (staff, audited)")
+async def lookup_patient(
+    ctx: Ctx,
+    staff: Staff,
+    national_id: Annotated[str, Body(embed=True, min_length=18, max_length=18)],
+    reason: Annotated[str, Body(embed=True, min_length=2, max_length=200)],
+) -> PatientOut:
+    try:
+        normalized = parse_national_id(national_id)
+    except InvalidNationalId as exc:
+        raise Unprocessable(
+            "national_id_invalid", "not a valid national ID", detail_zh="身份证号码无效"
+        ) from exc
+    doc = await ctx.patients.find_by_national_id(normalized)
+    await ctx.runtime.audit.record(
+        staff,
+        "patient.lookup",
+        patient_id=doc["_id"] if doc else None,
+        resource="patient",
+        reason=reason,
+        outcome="allowed" if doc else "denied",
+    )
+    if doc is None:
+        raise NotFound("patient_not_found", "no patient with this national ID")
+    return to_out(doc, None)
+
+
+@router.get(
+    "/staff/patients/{patient_id}/appointments", summary="A patient's appointments (staff, audited)"
+)
+async def patient_appointments(
+    ctx: Ctx,
+    staff: Staff,
+    patient_id: str,
+    reason: Annotated[str, Query(min_length=2, max_length=200)],
+) -> list[dict[str, object]]:
+    await ctx.patients.get(patient_id)
+    await ctx.runtime.audit.record(
+        staff,
+        "appointment.list",
+        patient_id=patient_id,
+        resource=f"patient:{patient_id}",
+        reason=reason,
+    )
+    return await ctx.queries.for_patient(patient_id)

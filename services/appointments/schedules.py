@@ -1,0 +1,263 @@
+"""Schedules and their numbered slots: bulk publishing, pools, availability, admission state."""
+
+from __future__ import annotations
+
+import contextlib
+from datetime import UTC, date, datetime, time
+from typing import Any
+
+from pydantic import BaseModel, Field, model_validator
+from redis.exceptions import RedisError
+
+from services.appointments.admission import AdmissionGate
+from services.appointments.catalog import CODE, Catalog
+from services.appointments.domain import rules
+from services.appointments.domain.models import ClinicType, Pool, Session, SlotStatus
+from services.appointments.events import SchedulePublished
+from services.appointments.policies import Policies
+from services.appointments.store import APPOINTMENTS, SCHEDULES, SLOTS
+from shared.events import make_event
+from shared.jobs import schedule_job
+from shared.mongo import Database, Document
+from shared.outbox import Outbox, Tx
+from shared.problems import Conflict, NotFound
+
+POOL_RETURN_JOB = "schedule.pool_return"
+NO_SHOW_JOB = "schedule.no_show_sweep"
+
+
+class ScheduleIn(BaseModel):
+    org_id: str = Field(pattern=CODE)
+    resource_code: str = Field(pattern=CODE)
+    clinic_date: date
+    session: Session
+    starts: time
+    ends: time
+    slot_count: int = Field(ge=1, le=300)
+    clinic_type: ClinicType | None = None  # defaults to the doctor's
+
+    @model_validator(mode="after")
+    def _order(self) -> ScheduleIn:
+        if self.ends <= self.starts:
+            raise ValueError("ends must be after starts")
+        return self
+
+
+def schedule_id(resource_id: str, clinic_date: date, session: Session | str) -> str:
+    return f"{resource_id}.{clinic_date.isoformat()}.{Session(session).value}"
+
+
+class Schedules:
+    def __init__(
+        self,
+        db: Database,
+        outbox: Outbox,
+        catalog: Catalog,
+        policies: Policies,
+        gate: AdmissionGate,
+    ) -> None:
+        self.db = db
+        self.outbox = outbox
+        self.catalog = catalog
+        self.policies = policies
+        self.gate = gate
+
+    async def publish(self, items: list[ScheduleIn]) -> list[dict[str, Any]]:
+        """Create schedules with their slots and pools; an identical re-publish is a no-op."""
+        resources = {
+            i.resource_code: await self.catalog.resource(f"{i.org_id}.{i.resource_code}")
+            for i in items
+        }
+        groups: dict[tuple[str, str, date], list[ScheduleIn]] = {}
+        for item in items:
+            dep = resources[item.resource_code]["department_id"]
+            groups.setdefault((item.org_id, dep, item.clinic_date), []).append(item)
+        results = []
+        for (org_id, _dep, _day), group in groups.items():
+            policy = await self.policies.for_org(org_id)
+            kinds = {
+                i.resource_code: ClinicType(
+                    i.clinic_type or resources[i.resource_code]["clinic_type"]
+                )
+                for i in group
+            }
+            referral = rules.allocate_referral_slots(
+                [(i.resource_code, kinds[i.resource_code], i.slot_count) for i in group],
+                policy.pool_shares.referral,
+                policy.referral_expert_min_fraction,
+            )
+            for item in group:
+                results.append(
+                    await self._publish_one(
+                        item,
+                        resources[item.resource_code],
+                        kinds[item.resource_code],
+                        referral[item.resource_code],
+                    )
+                )
+        return results
+
+    async def _publish_one(
+        self, item: ScheduleIn, resource: Document, kind: ClinicType, referral: int
+    ) -> dict[str, Any]:
+        sid = schedule_id(resource["_id"], item.clinic_date, item.session)
+        existing = await self.db[SCHEDULES].find_one({"_id": sid})
+        if existing is not None:
+            same = (existing["slot_count"], existing["starts_local"]) == (
+                item.slot_count,
+                item.starts.isoformat(),
+            )
+            if not same:
+                raise Conflict(
+                    "schedule_exists",
+                    f"schedule {sid} exists with other settings",
+                    extra={"schedule_id": sid},
+                )
+            return {"schedule_id": sid, "status": "unchanged"}
+        policy = await self.policies.for_org(item.org_id)
+        windows = rules.slot_windows(
+            item.clinic_date, item.starts, item.ends, item.slot_count, policy.timezone
+        )
+        pools = rules.assign_pools(item.slot_count, referral, policy.pool_shares)
+        counts = {p.value: pools.count(p) for p in Pool}
+        schedule = {
+            "_id": sid,
+            "org_id": item.org_id,
+            "department_id": resource["department_id"],
+            "resource_id": resource["_id"],
+            "resource_name": resource["name"],
+            "resource_kind": resource["kind"],
+            "clinic_type": kind.value,
+            "clinic_date": item.clinic_date.isoformat(),
+            "session": item.session.value,
+            "starts_local": item.starts.isoformat(),
+            "ends_local": item.ends.isoformat(),
+            "starts_at": windows[0][1],
+            "ends_at": windows[-1][2],
+            "slot_count": item.slot_count,
+            "pools": counts,
+            "status": "published",
+            "fee_cents": resource.get("fee_cents", 0),
+            "published_at": datetime.now(UTC),
+        }
+        slots = [
+            {
+                "_id": f"{sid}.{n}",
+                "schedule_id": sid,
+                "number": n,
+                "starts_at": start,
+                "ends_at": end,
+                "pool": pool.value,
+                "status": SlotStatus.OPEN.value,
+                "extra": False,
+            }
+            for (n, start, end), pool in zip(windows, pools, strict=True)
+        ]
+
+        async def work(tx: Tx) -> None:
+            await self.db[SCHEDULES].insert_one(schedule, session=tx.session)
+            await self.db[SLOTS].insert_many(slots, session=tx.session)
+            await schedule_job(
+                self.db,
+                tx.session,
+                kind=POOL_RETURN_JOB,
+                due_at=rules.pool_return_at(policy, schedule["starts_at"]),
+                payload={"schedule_id": sid},
+                key=f"pool-return:{sid}",
+            )
+            await schedule_job(
+                self.db,
+                tx.session,
+                kind=NO_SHOW_JOB,
+                due_at=rules.checkin_window(policy, schedule["starts_at"], schedule["ends_at"])[1],
+                payload={"schedule_id": sid},
+                key=f"no-show:{sid}",
+            )
+            tx.emit(
+                make_event(
+                    SchedulePublished(
+                        schedule_id=sid,
+                        org_id=item.org_id,
+                        department_id=resource["department_id"],
+                        resource_id=resource["_id"],
+                        clinic_date=item.clinic_date,
+                        session=item.session.value,
+                        slot_count=item.slot_count,
+                        pools=counts,
+                    ),
+                    source="appointments",
+                    subject=sid,
+                )
+            )
+
+        await self.outbox.transaction(work)
+        await self.sync_admission(sid, force=True)
+        return {"schedule_id": sid, "status": "published", "pools": counts}
+
+    async def get(self, sid: str) -> Document:
+        doc = await self.db[SCHEDULES].find_one({"_id": sid})
+        if doc is None:
+            raise NotFound("schedule_not_found", "no such schedule", detail_zh="排班不存在")
+        return doc
+
+    async def snapshot(self, sid: str) -> tuple[dict[str, int], list[str]]:
+        """Open slots per pool and the patients holding an active booking, from Mongo."""
+        capacity = {p.value: 0 for p in Pool}
+        async for slot in self.db[SLOTS].find(
+            {"schedule_id": sid, "status": "open", "extra": False}, {"pool": 1}
+        ):
+            capacity[slot["pool"]] += 1
+        patients = await self.db[APPOINTMENTS].distinct(
+            "patient_id", {"schedule_id": sid, "active": True}
+        )
+        return capacity, [str(p) for p in patients]
+
+    async def sync_admission(self, sid: str, *, force: bool = False) -> None:
+        """(Re)build the schedule's admission state in Redis from Mongo."""
+        capacity, patients = await self.snapshot(sid)
+        with contextlib.suppress(RedisError):  # else initialized on the next booking attempt
+            await self.gate.initialize(sid, capacity, patients, force=force)
+
+    async def availability(self, sid: str) -> dict[str, int]:
+        remaining = None
+        with contextlib.suppress(RedisError):
+            remaining = await self.gate.remaining(sid)
+        if remaining is None:
+            remaining, _ = await self.snapshot(sid)
+        return remaining
+
+    async def search(
+        self,
+        *,
+        org_id: str,
+        department_id: str | None,
+        resource_id: str | None,
+        date_from: date,
+        date_to: date,
+        limit: int = 200,
+    ) -> list[Document]:
+        query: dict[str, Any] = {
+            "org_id": org_id,
+            "status": "published",
+            "clinic_date": {"$gte": date_from.isoformat(), "$lte": date_to.isoformat()},
+        }
+        if department_id:
+            query["department_id"] = department_id
+        if resource_id:
+            query["resource_id"] = resource_id
+        return (
+            await self.db[SCHEDULES]
+            .find(query)
+            .sort([("clinic_date", 1), ("starts_at", 1)])
+            .to_list(limit)
+        )
+
+    async def return_pools(self, sid: str, tx: Tx) -> int:
+        """Unused reserved slots go back to the public pool (job at start - 24 h)."""
+        result = await self.db[SLOTS].update_many(
+            {"schedule_id": sid, "status": "open", "pool": {"$ne": Pool.PUBLIC.value}},
+            {"$set": {"pool": Pool.PUBLIC.value, "returned": True}},
+            session=tx.session,
+        )
+        tx.after_commit.append(lambda: self.sync_admission(sid, force=True))
+        return result.modified_count

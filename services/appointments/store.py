@@ -1,0 +1,117 @@
+"""The appointments service's collections and their indexes (it owns all of these)."""
+
+from __future__ import annotations
+
+from pymongo import ASCENDING, DESCENDING, IndexModel
+
+from shared.mongo import CollectionIndexes
+
+POLICIES = "booking_policies"
+DEPARTMENTS = "departments"
+RESOURCES = "resources"  # doctors and exam resources (CT, MRI, ...)
+SCHEDULES = "schedules"
+SLOTS = "slots"
+APPOINTMENTS = "appointments"
+PATIENTS = "patients"
+PATIENT_RECORDS = "patient_records"  # active counts, offences, bans
+PENALTIES = "penalties"
+WAITLIST = "waitlist"
+COUNTERS = "counters"
+
+ACTIVE = {"active": True}
+
+INDEXES = [
+    CollectionIndexes(POLICIES),
+    CollectionIndexes(
+        DEPARTMENTS,
+        [
+            IndexModel([("org_id", ASCENDING), ("code", ASCENDING)], unique=True, name="org_code"),
+        ],
+    ),
+    CollectionIndexes(
+        RESOURCES,
+        [
+            IndexModel([("org_id", ASCENDING), ("department_id", ASCENDING)], name="department"),
+            IndexModel([("org_id", ASCENDING), ("code", ASCENDING)], unique=True, name="org_code"),
+        ],
+    ),
+    CollectionIndexes(
+        SCHEDULES,
+        [
+            IndexModel(
+                [("resource_id", ASCENDING), ("clinic_date", ASCENDING), ("session", ASCENDING)],
+                unique=True,
+                name="resource_session",
+            ),
+            IndexModel(
+                [("org_id", ASCENDING), ("department_id", ASCENDING), ("clinic_date", ASCENDING)],
+                name="department_day",
+            ),
+        ],
+    ),
+    CollectionIndexes(
+        SLOTS,
+        [
+            IndexModel(
+                [("schedule_id", ASCENDING), ("number", ASCENDING)],
+                unique=True,
+                name="schedule_number",
+            ),
+            IndexModel(
+                [("schedule_id", ASCENDING), ("status", ASCENDING), ("pool", ASCENDING)],
+                name="schedule_open",
+            ),
+        ],
+    ),
+    CollectionIndexes(
+        APPOINTMENTS,
+        [
+            # the last line of defence against double booking: one active booking per slot
+            IndexModel(
+                [("slot_id", ASCENDING)],
+                unique=True,
+                partialFilterExpression=ACTIVE,
+                name="one_active_per_slot",
+            ),
+            IndexModel(
+                [("patient_id", ASCENDING), ("schedule_id", ASCENDING)],
+                unique=True,
+                partialFilterExpression=ACTIVE,
+                name="one_active_per_patient_session",
+            ),
+            IndexModel([("patient_id", ASCENDING), ("starts_at", DESCENDING)], name="patient"),
+            IndexModel([("account_id", ASCENDING), ("starts_at", DESCENDING)], name="account"),
+            IndexModel([("schedule_id", ASCENDING), ("status", ASCENDING)], name="schedule"),
+        ],
+    ),
+    CollectionIndexes(
+        PATIENTS,
+        [
+            IndexModel([("national_id_hash", ASCENDING)], unique=True, name="national_id"),
+            IndexModel([("account_ids", ASCENDING)], name="accounts"),
+        ],
+    ),
+    CollectionIndexes(PATIENT_RECORDS),
+    CollectionIndexes(
+        PENALTIES,
+        [
+            IndexModel([("patient_id", ASCENDING), ("at", DESCENDING)], name="patient"),
+        ],
+    ),
+    CollectionIndexes(
+        WAITLIST,
+        [
+            IndexModel(
+                [("schedule_id", ASCENDING), ("status", ASCENDING), ("_id", ASCENDING)],
+                name="queue",
+            ),
+            IndexModel(
+                [("patient_id", ASCENDING), ("schedule_id", ASCENDING)],
+                unique=True,
+                partialFilterExpression=ACTIVE,
+                name="once_per_schedule",
+            ),
+        ],
+    ),
+    CollectionIndexes(COUNTERS),
+]
