@@ -2,10 +2,11 @@
 
 At slot release thousands of requests arrive for a few hundred slots. Each request runs
 one Lua script per schedule that refuses a patient already admitted to that session and
-takes one unit from the first pool (of those the channel may use) that has any left.
-Only admitted requests reach Mongo, which stays the source of truth: the slot itself is
-claimed there with a conditional update. When Redis loses its keys (restart, eviction),
-the next request finds the schedule uninitialized and the service rebuilds it from Mongo.
+hands out one open slot id from the first pool (of those the channel may use) that has
+any left. Admitted requests therefore target distinct slots and do not collide in Mongo,
+which stays the source of truth: the slot is claimed there with a conditional update.
+When Redis loses its keys (restart, eviction), the next request finds the schedule
+uninitialized and the service rebuilds it from Mongo.
 """
 
 from __future__ import annotations
@@ -15,35 +16,50 @@ from enum import StrEnum
 
 from redis.asyncio import Redis
 
+# KEYS: state hash, patients set, then one list of open slot ids per pool in ARGV order
+# ARGV: patient id, wanted slot id ('' for any), pool names...
 ADMIT = """
-if redis.call('HEXISTS', KEYS[1], 'ready') == 0 then return {'uninitialized', ''} end
-if redis.call('SISMEMBER', KEYS[2], ARGV[1]) == 1 then return {'duplicate', ''} end
-for i = 2, #ARGV do
-  local left = tonumber(redis.call('HGET', KEYS[1], ARGV[i]) or '0')
-  if left > 0 then
-    redis.call('HINCRBY', KEYS[1], ARGV[i], -1)
+if redis.call('HEXISTS', KEYS[1], 'ready') == 0 then return {'uninitialized', '', ''} end
+if redis.call('SISMEMBER', KEYS[2], ARGV[1]) == 1 then return {'duplicate', '', ''} end
+for i = 3, #ARGV do
+  local slot = false
+  if ARGV[2] ~= '' then
+    if redis.call('LREM', KEYS[i], 1, ARGV[2]) == 1 then slot = ARGV[2] end
+  else
+    slot = redis.call('LPOP', KEYS[i])
+  end
+  if slot then
     redis.call('SADD', KEYS[2], ARGV[1])
-    return {'admitted', ARGV[i]}
+    return {'admitted', ARGV[i], slot}
   end
 end
-return {'sold_out', ''}
+return {'sold_out', '', ''}
 """
 
+# KEYS: state hash, patients set, the pool's list; ARGV: patient id, slot id ('' for none)
 RELEASE = """
 if redis.call('HEXISTS', KEYS[1], 'ready') == 0 then return 0 end
 local removed = redis.call('SREM', KEYS[2], ARGV[1])
-if ARGV[2] ~= '' then redis.call('HINCRBY', KEYS[1], ARGV[2], 1) end
+if ARGV[2] ~= '' then
+  redis.call('LREM', KEYS[3], 0, ARGV[2])
+  redis.call('LPUSH', KEYS[3], ARGV[2])
+end
 return removed
 """
 
+# KEYS: state hash, patients set, pool lists...; ARGV: force, pool count, then per pool
+# its name and slot count followed by the slot ids, then the patients
 INITIALIZE = """
 if redis.call('HEXISTS', KEYS[1], 'ready') == 1 and ARGV[1] == '0' then return 0 end
-redis.call('DEL', KEYS[1], KEYS[2])
-local n = tonumber(ARGV[2])
-for i = 0, n - 1 do
-  redis.call('HSET', KEYS[1], ARGV[3 + 2 * i], ARGV[4 + 2 * i])
+redis.call('DEL', unpack(KEYS))
+local at = 3
+for p = 1, tonumber(ARGV[2]) do
+  local count = tonumber(ARGV[at + 1])
+  at = at + 2
+  for s = 0, count - 1 do redis.call('RPUSH', KEYS[2 + p], ARGV[at + s]) end
+  at = at + count
 end
-for i = 3 + 2 * n, #ARGV do redis.call('SADD', KEYS[2], ARGV[i]) end
+for i = at, #ARGV do redis.call('SADD', KEYS[2], ARGV[i]) end
 redis.call('HSET', KEYS[1], 'ready', '1')
 return 1
 """
@@ -60,6 +76,7 @@ class Outcome(StrEnum):
 class Admission:
     outcome: Outcome
     pool: str | None = None
+    slot_id: str | None = None
 
 
 class AdmissionGate:
@@ -70,41 +87,53 @@ class AdmissionGate:
         self._release = redis.register_script(RELEASE)
         self._initialize = redis.register_script(INITIALIZE)
 
-    def _keys(self, schedule_id: str) -> list[str]:
-        tag = f"{self.prefix}adm:{{{schedule_id}}}"
-        return [f"{tag}:capacity", f"{tag}:patients"]
+    def _tag(self, schedule_id: str) -> str:
+        return f"{self.prefix}adm:{{{schedule_id}}}"  # one hash slot per schedule
 
-    async def admit(self, schedule_id: str, patient_id: str, pools: list[str]) -> Admission:
-        outcome, pool = await self._admit(keys=self._keys(schedule_id), args=[patient_id, *pools])
-        return Admission(Outcome(outcome), pool or None)
+    def _keys(self, schedule_id: str, pools: list[str]) -> list[str]:
+        tag = self._tag(schedule_id)
+        return [f"{tag}:state", f"{tag}:patients", *(f"{tag}:pool:{p}" for p in pools)]
 
-    async def release(self, schedule_id: str, patient_id: str, pool: str | None) -> None:
-        """Give back a unit (to ``pool``; None when no slot went free) and the patient's guard."""
-        await self._release(keys=self._keys(schedule_id), args=[patient_id, pool or ""])
+    async def admit(
+        self, schedule_id: str, patient_id: str, pools: list[str], slot_id: str | None = None
+    ) -> Admission:
+        outcome, pool, slot = await self._admit(
+            keys=self._keys(schedule_id, pools), args=[patient_id, slot_id or "", *pools]
+        )
+        return Admission(Outcome(outcome), pool or None, slot or None)
+
+    async def release(
+        self, schedule_id: str, patient_id: str, pool: str | None, slot_id: str | None
+    ) -> None:
+        """Drop the patient's guard and, when a slot went free, make it bookable again."""
+        keys = self._keys(schedule_id, [pool or "none"])
+        await self._release(keys=keys, args=[patient_id, (slot_id or "") if pool else ""])
 
     async def initialize(
         self,
         schedule_id: str,
-        capacity: dict[str, int],
+        open_slots: dict[str, list[str]],
         patients: list[str],
         *,
         force: bool = False,
     ) -> bool:
-        args: list[str | int] = ["1" if force else "0", len(capacity)]
-        for pool, left in capacity.items():
-            args += [pool, left]
-        return bool(await self._initialize(keys=self._keys(schedule_id), args=[*args, *patients]))
+        pools = list(open_slots)
+        args: list[str | int] = ["1" if force else "0", len(pools)]
+        for pool in pools:
+            args += [pool, len(open_slots[pool]), *open_slots[pool]]
+        keys = self._keys(schedule_id, pools)
+        return bool(await self._initialize(keys=keys, args=[*args, *patients]))
 
-    async def add_capacity(self, schedule_id: str, pool: str, amount: int) -> None:
-        key = self._keys(schedule_id)[0]
-        if await self.redis.hexists(key, "ready"):
-            await self.redis.hincrby(key, pool, amount)
-
-    async def remaining(self, schedule_id: str) -> dict[str, int] | None:
-        values = await self.redis.hgetall(self._keys(schedule_id)[0])
-        if not values or "ready" not in values:
+    async def remaining(self, schedule_id: str, pools: list[str]) -> dict[str, int] | None:
+        keys = self._keys(schedule_id, pools)
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.hexists(keys[0], "ready")
+            for key in keys[2:]:
+                pipe.llen(key)
+            ready, *lengths = await pipe.execute()
+        if not ready:
             return None
-        return {str(k): int(v) for k, v in values.items() if k != "ready"}
+        return {pool: int(n) for pool, n in zip(pools, lengths, strict=True)}
 
-    async def forget(self, schedule_id: str) -> None:
-        await self.redis.delete(*self._keys(schedule_id))
+    async def forget(self, schedule_id: str, pools: list[str]) -> None:
+        await self.redis.delete(*self._keys(schedule_id, pools))

@@ -139,10 +139,11 @@ class Booking:
         rules.check_not_started(
             now=now, starts_at=slot["starts_at"] if slot else schedule["ends_at"]
         )
-        admission = await self.gate.admit(schedule["_id"], patient["_id"], pools)
+        wanted = slot["_id"] if slot else None
+        admission = await self.gate.admit(schedule["_id"], patient["_id"], pools, wanted)
         if admission.outcome == Outcome.UNINITIALIZED:
             await self.schedules.sync_admission(schedule["_id"])
-            admission = await self.gate.admit(schedule["_id"], patient["_id"], pools)
+            admission = await self.gate.admit(schedule["_id"], patient["_id"], pools, wanted)
         if admission.outcome == Outcome.DUPLICATE:
             raise Conflict(
                 "duplicate_booking",
@@ -150,8 +151,12 @@ class Booking:
                 detail_zh="您已预约该医生同一时段的号源",
             )
         if admission.outcome != Outcome.ADMITTED:
+            if wanted is not None:
+                raise Conflict(
+                    "slot_taken", "this numbered slot is taken", detail_zh="该号源已被预约"
+                )
             raise sold_out(schedule)
-        assert admission.pool is not None
+        slot_id = admission.slot_id or ""
 
         async def work(tx: Tx) -> dict[str, Any]:
             return await self._claim(
@@ -162,19 +167,18 @@ class Booking:
                 schedule,
                 policy,
                 channel,
-                admission.pool or "",
-                slot,
+                slot_id,
                 now,
                 idempotency,
             )
 
         try:
             return await self.outbox.transaction(work)
-        except NoSlotLeft:
-            await self.gate.release(schedule["_id"], patient["_id"], None)
+        except NoSlotLeft:  # Redis was ahead of Mongo: that slot is not open after all
+            await self.gate.release(schedule["_id"], patient["_id"], None, None)
             raise sold_out(schedule) from None
         except BaseException:
-            await self.gate.release(schedule["_id"], patient["_id"], admission.pool)
+            await self.gate.release(schedule["_id"], patient["_id"], admission.pool, slot_id)
             raise
 
     async def _slot_of(self, schedule: Document, slot_id: str) -> Document:
@@ -194,8 +198,7 @@ class Booking:
         schedule: Document,
         policy: BookingPolicy,
         channel: Channel,
-        pool: str,
-        slot: Document | None,
+        slot_id: str,
         now: datetime,
         idempotency: Idempotency | None,
     ) -> dict[str, Any]:
@@ -203,13 +206,10 @@ class Booking:
         record = await self.records.lock(patient["_id"], session)
         rules.check_not_banned(self.records.banned_until(record, policy, now), now, policy.timezone)
         await self._check_limits(patient["_id"], schedule, policy, now, session)
-        query: dict[str, Any] = {"schedule_id": schedule["_id"], "status": "open", "extra": False}
-        query.update({"_id": slot["_id"]} if slot else {"pool": pool})
         appointment_id = new_id()
         claimed = await self.db[SLOTS].find_one_and_update(
-            query,
+            {"_id": slot_id, "schedule_id": schedule["_id"], "status": "open"},
             {"$set": {"status": "booked", "appointment_id": appointment_id}},
-            sort=[("number", 1)],
             return_document=ReturnDocument.AFTER,
             session=session,
         )

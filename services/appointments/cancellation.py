@@ -109,7 +109,9 @@ class Cancellation:
                     session=tx.session,
                 )
             tx.after_commit.append(
-                lambda: self.gate.release(doc["schedule_id"], doc["patient_id"], pool)
+                lambda: self.gate.release(
+                    doc["schedule_id"], doc["patient_id"], pool, doc["slot_id"]
+                )
             )
             return appointment_view(updated, policy.timezone)
 

@@ -22,6 +22,7 @@ from shared.mongo import Database, Document
 from shared.outbox import Outbox, Tx
 from shared.problems import Conflict, NotFound
 
+ALL_POOLS = [p.value for p in Pool]
 POOL_RETURN_JOB = "schedule.pool_return"
 NO_SHOW_JOB = "schedule.no_show_sweep"
 
@@ -200,30 +201,34 @@ class Schedules:
             raise NotFound("schedule_not_found", "no such schedule", detail_zh="排班不存在")
         return doc
 
-    async def snapshot(self, sid: str) -> tuple[dict[str, int], list[str]]:
-        """Open slots per pool and the patients holding an active booking, from Mongo."""
-        capacity = {p.value: 0 for p in Pool}
-        async for slot in self.db[SLOTS].find(
-            {"schedule_id": sid, "status": "open", "extra": False}, {"pool": 1}
-        ):
-            capacity[slot["pool"]] += 1
+    async def snapshot(self, sid: str) -> tuple[dict[str, list[str]], list[str]]:
+        """Open slot ids per pool (in number order) and the patients holding a booking."""
+        open_slots: dict[str, list[str]] = {p.value: [] for p in Pool}
+        cursor = (
+            self.db[SLOTS]
+            .find({"schedule_id": sid, "status": "open", "extra": False}, {"pool": 1})
+            .sort("number", 1)
+        )
+        async for slot in cursor:
+            open_slots[slot["pool"]].append(slot["_id"])
         patients = await self.db[APPOINTMENTS].distinct(
             "patient_id", {"schedule_id": sid, "active": True}
         )
-        return capacity, [str(p) for p in patients]
+        return open_slots, [str(p) for p in patients]
 
     async def sync_admission(self, sid: str, *, force: bool = False) -> None:
         """(Re)build the schedule's admission state in Redis from Mongo."""
-        capacity, patients = await self.snapshot(sid)
+        open_slots, patients = await self.snapshot(sid)
         with contextlib.suppress(RedisError):  # else initialized on the next booking attempt
-            await self.gate.initialize(sid, capacity, patients, force=force)
+            await self.gate.initialize(sid, open_slots, patients, force=force)
 
     async def availability(self, sid: str) -> dict[str, int]:
         remaining = None
         with contextlib.suppress(RedisError):
-            remaining = await self.gate.remaining(sid)
+            remaining = await self.gate.remaining(sid, ALL_POOLS)
         if remaining is None:
-            remaining, _ = await self.snapshot(sid)
+            open_slots, _ = await self.snapshot(sid)
+            remaining = {pool: len(ids) for pool, ids in open_slots.items()}
         return remaining
 
     async def search(

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -17,6 +19,7 @@ from shared.principal import Role
 from shared.settings import ServiceSettings
 from tests.factories import make_national_id, make_phone
 from tests.support.server import serve
+from tests.support.service_process import service_process
 
 ORG = "h1"
 
@@ -137,3 +140,24 @@ async def appointments_api(
         api = Api(base, client, minter, settings)
         await seed_master_data(api)
         yield api
+
+
+@pytest.fixture
+async def appointments_process_api(
+    make_settings: Callable[..., ServiceSettings], minter: TokenMinter, tmp_path: Path
+) -> AsyncIterator[Api]:
+    """The service as its own process, as in production: for load and crash tests."""
+    settings = make_settings("appointments", AppointmentsSettings)
+    proc = service_process("appointments", settings, tmp_path).start(timeout=60)
+    base = f"http://127.0.0.1:{proc.port}"
+    try:
+        async with httpx.AsyncClient(base_url=base, timeout=30) as client:
+            for _ in range(200):
+                if (await client.get("/readyz")).status_code == 200:
+                    break
+                await asyncio.sleep(0.1)
+            api = Api(base, client, minter, settings)
+            await seed_master_data(api)
+            yield api
+    finally:
+        proc.stop()

@@ -1,0 +1,116 @@
+"""Slot-release surge: thousands press "book" at once for a few slots.
+
+2,000 distinct patients attempt the 50 public slots of one session concurrently: exactly
+50 bookings, nobody twice, every refusal a fast 409 problem, never a 5xx. Then Redis
+loses the admission state and the service rebuilds it from Mongo without overbooking.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import Counter
+
+import pytest
+from pymongo import AsyncMongoClient
+
+from services.appointments.admission import AdmissionGate
+from services.appointments.schedules import ALL_POOLS
+from tests.integration.appointments.conftest import Api
+from tests.support.rawhttp import RawResponse, post_json
+
+pytestmark = pytest.mark.integration
+
+ATTEMPTS = 2000
+PUBLIC_SLOTS = 50
+
+
+async def register(api: Api, n: int) -> list[tuple[dict[str, str], str]]:
+    sem = asyncio.Semaphore(40)
+
+    async def one(i: int) -> tuple[dict[str, str], str]:
+        async with sem:
+            patient = await api.add_patient(f"surge-{i}", name=f"患者{i}")
+            return api.token(f"surge-{i}"), patient["id"]
+
+    return await asyncio.gather(*(one(i) for i in range(n)))
+
+
+async def attempt(
+    base: str, headers: dict[str, str], patient_id: str, schedule: str
+) -> RawResponse:
+    return await post_json(
+        base,
+        "/v1/appointments/appointments",
+        {"patient_id": patient_id, "schedule_id": schedule},
+        headers,
+    )
+
+
+async def test_two_thousand_concurrent_attempts_on_fifty_slots(
+    appointments_process_api: Api,
+) -> None:
+    api = appointments_process_api
+    schedule = await api.publish(days_ahead=1, slot_count=100, clinic_type="expert")
+    slots = (
+        await api.client.get(f"/v1/appointments/schedules/{schedule}/slots", headers=api.admin)
+    ).json()
+    assert Counter(s["pool"] for s in slots)["public"] == PUBLIC_SLOTS
+    patients = await register(api, ATTEMPTS)
+
+    started = time.perf_counter()
+    responses = await asyncio.gather(*(attempt(api.base, h, pid, schedule) for h, pid in patients))
+    elapsed = time.perf_counter() - started
+
+    statuses = Counter(r.status for r in responses)
+    assert not [s for s in statuses if s >= 500], statuses
+    assert statuses == {201: PUBLIC_SLOTS, 409: ATTEMPTS - PUBLIC_SLOTS}, statuses
+    refusals = {r.json()["code"] for r in responses if r.status == 409}
+    assert refusals == {"slot_sold_out"}
+    booked = [r.json() for r in responses if r.status == 201]
+    assert len({b["patient_id"] for b in booked}) == PUBLIC_SLOTS
+    assert len({b["slot_id"] for b in booked}) == PUBLIC_SLOTS
+    assert {b["pool"] for b in booked} == {"public"}
+    print(f"\nsurge: registration done; {ATTEMPTS} attempts answered in {elapsed:.2f}s")
+
+    mongo: AsyncMongoClient[dict[str, object]] = AsyncMongoClient(api.settings.mongo_url)
+    try:
+        db = mongo[api.settings.database_name]
+        assert (
+            await db.appointments.count_documents({"schedule_id": schedule, "active": True})
+            == PUBLIC_SLOTS
+        )
+        assert (
+            await db.slots.count_documents({"schedule_id": schedule, "status": "booked"})
+            == PUBLIC_SLOTS
+        )
+    finally:
+        await mongo.close()
+
+
+async def test_admission_is_rebuilt_from_mongo_after_redis_loses_it(appointments_api: Api) -> None:
+    api = appointments_api
+    schedule = await api.publish(days_ahead=1, slot_count=20)  # 10 public slots
+    patients = await register(api, 40)
+    first = await asyncio.gather(*(attempt(api.base, h, pid, schedule) for h, pid in patients[:6]))
+    assert [r.status for r in first] == [201] * 6
+
+    gate = AdmissionGate(_redis(api), api.settings.redis_key_prefix)
+    await gate.forget(schedule, ALL_POOLS)  # Redis restarted or evicted the keys
+    assert await gate.remaining(schedule, ALL_POOLS) is None
+
+    # the six who booked try again, with 34 newcomers, all at once
+    second = await asyncio.gather(*(attempt(api.base, h, pid, schedule) for h, pid in patients))
+    codes = Counter(r.status for r in second)
+    assert codes[201] == 4, codes  # only the 4 public slots still open
+    assert not [s for s in codes if s >= 500]
+    again = [r.json()["code"] for r in second[:6]]
+    assert set(again) == {"duplicate_booking"}
+    assert (await gate.remaining(schedule, ALL_POOLS) or {})["public"] == 0
+    await gate.redis.aclose()
+
+
+def _redis(api: Api):  # type: ignore[no-untyped-def]
+    from redis.asyncio import Redis
+
+    return Redis.from_url(api.settings.redis_url, decode_responses=True)
