@@ -76,24 +76,20 @@ class Schedules:
         results = []
         for (org_id, _dep, _day), group in groups.items():
             policy = await self.policies.for_org(org_id)
-            kinds = {
-                i.resource_code: ClinicType(
-                    i.clinic_type or resources[i.resource_code]["clinic_type"]
-                )
+            # key by position: one doctor may have several sessions that day
+            kinds = [
+                ClinicType(i.clinic_type or resources[i.resource_code]["clinic_type"])
                 for i in group
-            }
+            ]
             referral = rules.allocate_referral_slots(
-                [(i.resource_code, kinds[i.resource_code], i.slot_count) for i in group],
+                [(str(n), kinds[n], i.slot_count) for n, i in enumerate(group)],
                 policy.pool_shares.referral,
                 policy.referral_expert_min_fraction,
             )
-            for item in group:
+            for n, item in enumerate(group):
                 results.append(
                     await self._publish_one(
-                        item,
-                        resources[item.resource_code],
-                        kinds[item.resource_code],
-                        referral[item.resource_code],
+                        item, resources[item.resource_code], kinds[n], referral[str(n)]
                     )
                 )
         return results

@@ -18,7 +18,7 @@ class PoolShares(BaseModel):
 
     @model_validator(mode="after")
     def _fits(self) -> PoolShares:
-        if self.referral + self.hotline + self.onsite > 1:
+        if self.referral + self.hotline + self.onsite > 1 + 1e-9:  # float sums, e.g. .33+.56+.11
             raise ValueError("reserved pool shares add up to more than 1")
         return self
 

@@ -111,9 +111,11 @@ def release_at(policy: BookingPolicy, clinic_date: date, department_id: str) -> 
 
 
 def referral_release_at(policy: BookingPolicy, clinic_date: date, department_id: str) -> datetime:
+    """The referral pool opens early: never later than the public release."""
     rule = policy.release_for(department_id)
     day = clinic_date - timedelta(days=policy.referral_release_days_ahead)
-    return local_to_utc(day, rule.at, policy.timezone)
+    early = local_to_utc(day, rule.at, policy.timezone)
+    return min(early, release_at(policy, clinic_date, department_id))
 
 
 def pool_return_at(policy: BookingPolicy, session_start: datetime) -> datetime:
