@@ -106,7 +106,8 @@ def configure_logging(service: str, level: str = "INFO", json: bool = True) -> N
         ],
         logger_factory=structlog.stdlib.LoggerFactory(ignore_frame_names=[__name__]),
         wrapper_class=structlog.stdlib.BoundLogger,
-        cache_logger_on_first_use=True,
+        # no caching: loggers made at import time must follow later (re)configuration
+        cache_logger_on_first_use=False,
     )
 
 
