@@ -5,7 +5,16 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from services.appointments import context, handlers, store
-from services.appointments.routes import admin, bookings, catalog, patients
+from services.appointments.routes import (
+    admin,
+    bookings,
+    catalog,
+    changes,
+    clinic,
+    patients,
+    penalties,
+    waitlist,
+)
 from services.appointments.settings import AppointmentsSettings
 from shared.idempotency import INDEXES as IDEMPOTENCY_INDEXES
 from shared.kafka import topic_name
@@ -17,7 +26,16 @@ def definition(settings: ServiceSettings) -> ServiceDefinition:
     return ServiceDefinition(
         settings=settings,
         title="CareLoop appointments",
-        routers=[catalog.router, patients.router, bookings.router, admin.router],
+        routers=[
+            catalog.router,
+            patients.router,
+            bookings.router,
+            waitlist.router,
+            changes.router,
+            clinic.router,
+            penalties.router,
+            admin.router,
+        ],
         indexes=[*store.INDEXES, IDEMPOTENCY_INDEXES],
         consumers=handlers.consumers,
         jobs=handlers.jobs,

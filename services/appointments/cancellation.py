@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -16,10 +17,16 @@ from services.appointments.store import APPOINTMENTS, SLOTS
 from services.appointments.views import appointment_facts, appointment_view
 from shared.audit import AuditLog
 from shared.events import make_event
-from shared.mongo import Database
+from shared.mongo import Database, Document
 from shared.outbox import Outbox, Tx
 from shared.principal import Principal
 from shared.problems import Conflict
+
+SlotFreedHook = Callable[[Tx, Document, Document], Awaitable[bool]]
+
+
+async def _nobody_waiting(tx: Tx, appointment: Document, slot: Document) -> bool:
+    return False
 
 
 class Cancellation:
@@ -40,6 +47,8 @@ class Cancellation:
         self.records = records
         self.queries = queries
         self.audit = audit
+        # the waitlist takes a freed slot first (it holds it for an offer); see context.py
+        self.on_slot_freed: SlotFreedHook = _nobody_waiting
 
     async def cancel(
         self, principal: Principal, appointment_id: str, *, reason: str, now: datetime | None = None
@@ -84,7 +93,9 @@ class Cancellation:
                 {"$set": {"status": "open"}, "$unset": {"appointment_id": ""}},
                 session=tx.session,
             )
-            pool = slot["pool"] if slot and not slot.get("extra") else None
+            offered = slot is not None and await self.on_slot_freed(tx, doc, slot)
+            # a slot offered to the waitlist stays out of Redis; otherwise it is bookable again
+            pool = slot["pool"] if slot and not slot.get("extra") and not offered else None
             if late:
                 await self.records.add_offence(doc["patient_id"], "late_cancels", now, tx.session)
             tx.emit(

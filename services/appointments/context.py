@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from fastapi import Request
 
@@ -10,11 +10,15 @@ from services.appointments.admission import AdmissionGate
 from services.appointments.booking import Booking
 from services.appointments.cancellation import Cancellation
 from services.appointments.catalog import Catalog
+from services.appointments.changes import AppointmentChanges
+from services.appointments.clinic import ClinicCancellation
 from services.appointments.patients import Patients
+from services.appointments.penalties import Penalties
 from services.appointments.policies import Policies
 from services.appointments.queries import AppointmentQueries
 from services.appointments.records import PatientRecords
 from services.appointments.schedules import Schedules
+from services.appointments.waitlist import Waitlist
 from shared.crypto import FieldCipher
 from shared.idempotency import IdempotencyKeys
 from shared.service import Runtime
@@ -33,6 +37,11 @@ class Appointments:
     idempotency: IdempotencyKeys
     queries: AppointmentQueries
     cancellation: Cancellation
+    # features built on the core above; each takes this context
+    waitlist: Waitlist = field(init=False)
+    changes: AppointmentChanges = field(init=False)  # reschedule, check-in, extra numbers
+    clinic: ClinicCancellation = field(init=False)  # a cancelled session (停诊)
+    penalties: Penalties = field(init=False)  # appeals and staff overrides
 
 
 def build(runtime: Runtime) -> Appointments:
@@ -51,7 +60,7 @@ def build(runtime: Runtime) -> Appointments:
     )
     queries = AppointmentQueries(db, policies)
     cancellation = Cancellation(db, runtime.outbox, gate, policies, records, queries, runtime.audit)
-    return Appointments(
+    ctx = Appointments(
         runtime,
         patients,
         catalog,
@@ -64,6 +73,12 @@ def build(runtime: Runtime) -> Appointments:
         queries,
         cancellation,
     )
+    ctx.waitlist = Waitlist(ctx)
+    ctx.changes = AppointmentChanges(ctx)
+    ctx.clinic = ClinicCancellation(ctx)
+    ctx.penalties = Penalties(ctx)
+    cancellation.on_slot_freed = ctx.waitlist.offer_freed_slot
+    return ctx
 
 
 async def on_start(runtime: Runtime) -> None:

@@ -6,6 +6,9 @@ the referrals and follow-up work; until then the consumer reads them tolerantly.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+
+from services.appointments import changes, clinic, penalties, waitlist
 from services.appointments.context import Appointments
 from services.appointments.no_shows import sweep_no_shows
 from services.appointments.schedules import NO_SHOW_JOB, POOL_RETURN_JOB
@@ -16,6 +19,7 @@ from shared.outbox import Tx
 from shared.service import Runtime
 
 CONSUMED_SERVICES: tuple[str, ...] = ("referrals", "followup")
+FEATURE_JOBS = {**waitlist.JOBS, **changes.JOBS, **clinic.JOBS, **penalties.JOBS}
 
 
 def consumers(runtime: Runtime) -> list[ConsumerSpec]:
@@ -36,4 +40,17 @@ def jobs(runtime: Runtime) -> dict[str, JobHandler]:
         c = ctx()
         await sweep_no_shows(c.runtime.db, c.policies, c.records, job.payload["schedule_id"], tx)
 
-    return {POOL_RETURN_JOB: pool_return, NO_SHOW_JOB: no_show_sweep}
+    registered: dict[str, JobHandler] = {POOL_RETURN_JOB: pool_return, NO_SHOW_JOB: no_show_sweep}
+    for kind, handler in FEATURE_JOBS.items():
+        registered[kind] = _bind(ctx, handler)
+    return registered
+
+
+def _bind(
+    ctx: Callable[[], Appointments],
+    handler: Callable[[Appointments, Job, Tx], Awaitable[None]],
+) -> JobHandler:
+    async def run(job: Job, tx: Tx) -> None:
+        await handler(ctx(), job, tx)
+
+    return run
