@@ -13,6 +13,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, ClassVar, TypeVar
 
+import structlog
 from pydantic import BaseModel, ConfigDict, Field
 
 from shared.ids import new_id
@@ -88,7 +89,15 @@ def make_event(
     correlation_id: str | None = None,
     causation_id: str | None = None,
 ) -> Envelope:
-    """Wrap a registered payload into an envelope (the Kafka key is ``subject``)."""
+    """Wrap a registered payload into an envelope (the Kafka key is ``subject``).
+
+    Without explicit ids, the correlation id is the request id bound in the log context
+    (by the HTTP middleware or, in a consumer, from the record's headers) and the
+    causation id is the event being handled, else that request.
+    """
+    bound = structlog.contextvars.get_contextvars()
+    correlation_id = correlation_id or bound.get("request_id")
+    causation_id = causation_id or bound.get("event_id") or bound.get("request_id")
     if not payload.event_type:
         raise ValueError(f"{type(payload).__name__} is not registered with @event_type")
     return Envelope(
