@@ -5,6 +5,8 @@ Motor is end-of-life (2026-05-14); PyMongo's async API is the driver.
 
 from __future__ import annotations
 
+import asyncio
+import random
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -35,11 +37,14 @@ async def in_transaction(
     client: AsyncMongoClient[Document],
     work: Callable[[Session], Awaitable[T]],
     *,
-    max_retries: int = 5,
+    max_retries: int = 12,
 ) -> T:
     """Run ``work(session)`` in one transaction; retry it on transient transaction errors.
 
-    Everything ``work`` writes with the session commits together or not at all.
+    Everything ``work`` writes with the session commits together or not at all. Write
+    conflicts between concurrent transactions are retried after a short random pause
+    (growing with each attempt), so a burst on one document drains instead of failing;
+    after ``max_retries`` the caller gets :class:`Contended`.
     """
     attempt = 0
     while True:
@@ -52,8 +57,19 @@ async def in_transaction(
                 transient = exc.has_error_label("TransientTransactionError") or exc.has_error_label(
                     "UnknownTransactionCommitResult"
                 )
-                if not transient or attempt >= max_retries:
+                if not transient:
                     raise
+                if attempt >= max_retries:
+                    raise Contended(attempt) from exc
+        await asyncio.sleep(random.uniform(0, min(0.2, 0.005 * 2**attempt)))  # noqa: S311
+
+
+class Contended(Exception):
+    """A transaction kept conflicting with concurrent ones; the caller may try later."""
+
+    def __init__(self, attempts: int) -> None:
+        super().__init__(f"transaction conflicted {attempts} times")
+        self.attempts = attempts
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import structlog
-from fastapi import APIRouter, FastAPI, Request
+from fastapi import APIRouter, FastAPI, Request, Response
 from pymongo import AsyncMongoClient
 from redis.asyncio import Redis
 
@@ -33,11 +33,18 @@ from shared.jobs import JOB_INDEXES, JobHandler, JobRunner
 from shared.kafka import KafkaProbe, ensure_topics
 from shared.logging import configure_logging
 from shared.metrics import ServiceMetrics
-from shared.mongo import CollectionIndexes, Database, Document, create_client, ensure_indexes
+from shared.mongo import (
+    CollectionIndexes,
+    Contended,
+    Database,
+    Document,
+    create_client,
+    ensure_indexes,
+)
 from shared.ops_routes import ops_router
 from shared.outbox import OUTBOX_INDEXES, Outbox
 from shared.outbox_relay import OutboxRelay
-from shared.problems import install_problem_handlers
+from shared.problems import ServiceUnavailable, install_problem_handlers, problem_response
 from shared.redis_client import create_redis
 from shared.settings import ServiceSettings
 
@@ -198,6 +205,17 @@ async def stop_runtime(runtime: Runtime, definition: ServiceDefinition) -> None:
     await runtime.mongo.close()
 
 
+async def _contended(request: Request, exc: Exception) -> Response:
+    """Too many concurrent writers on one document: a fast 503 the client may retry."""
+    problem = ServiceUnavailable(
+        "write_conflict",
+        "too many concurrent changes; try again",
+        detail_zh="当前操作人数较多，请稍后重试",
+        retry_after=1,
+    )
+    return problem_response(problem, request)
+
+
 def create_service_app(definition: ServiceDefinition) -> FastAPI:
     settings = definition.settings
     configure_logging(settings.service_name, settings.log_level, json=settings.log_json)
@@ -233,6 +251,7 @@ def create_service_app(definition: ServiceDefinition) -> FastAPI:
     checks = ReadinessChecks({})
     app.add_middleware(RequestContextMiddleware, metrics=metrics)
     install_problem_handlers(app)
+    app.add_exception_handler(Contended, _contended)
     app.include_router(health_router(settings.service_name, checks, metrics))
     app.include_router(ops_router(settings.service_name))
     for router in definition.routers:
