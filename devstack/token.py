@@ -27,8 +27,9 @@ def main() -> None:
     parser.add_argument("--ttl", type=int, default=3600)
     args = parser.parse_args()
     secrets = ensure_dev_secrets(Path(os.environ.get("CARELOOP_STATE_DIR", ROOT / ".data")))
-    minter = TokenMinter(secrets.jwt_private_key_file.read_text(),
-                         issuer="careloop-gateway", audience="careloop")
+    minter = TokenMinter(
+        secrets.jwt_private_key_file.read_text(), issuer="careloop-gateway", audience="careloop"
+    )
     print(minter.mint(args.subject, args.roles, org_id=args.org, ttl_seconds=args.ttl))
 
 

@@ -303,3 +303,210 @@ def open_pools(
             department_id=department_id,
         )
     return pools
+
+
+# --- cancelled sessions (停诊) and priority rebooking -------------------------------------
+
+REBOOKING_OFFER_HOURS = 48
+REBOOKING_HORIZON_DAYS = 14
+
+
+def check_session_cancellable(*, status: str, now: datetime, ends_at: datetime) -> None:
+    """A published session that has not ended may be cancelled, once."""
+    if status == "cancelled":
+        raise Conflict(
+            "schedule_already_cancelled",
+            "this session is already cancelled",
+            detail_zh="该出诊已停诊",
+        )
+    if now >= ends_at:
+        raise Conflict("schedule_ended", "this session has already ended", detail_zh="该出诊已结束")
+
+
+def rebooking_offer_expires_at(
+    offered_at: datetime, hours: int = REBOOKING_OFFER_HOURS
+) -> datetime:
+    return offered_at + timedelta(hours=hours)
+
+
+def rebooking_horizon(
+    now: datetime, tz: str, days: int = REBOOKING_HORIZON_DAYS
+) -> tuple[date, date]:
+    """The clinic dates an alternative session may fall on: today through ``days`` ahead."""
+    today = clinic_date_of(now, tz)
+    return today, today + timedelta(days=days)
+
+
+def alternative_valid_until(offer_expires_at: datetime, starts_at: datetime) -> datetime:
+    """An alternative can be taken until the offer expires or the session starts."""
+    return min(offer_expires_at, starts_at)
+
+
+def check_rebooking_alternative(
+    *, now: datetime, offer_expires_at: datetime, starts_at: datetime
+) -> None:
+    if now >= offer_expires_at:
+        raise Conflict(
+            "rebooking_offer_expired",
+            "this rebooking offer has expired",
+            detail_zh="优先改约已过期，请正常预约",
+        )
+    if now >= starts_at:
+        raise Conflict(
+            "alternative_started",
+            "this alternative session has already started",
+            detail_zh="该替代出诊已开始，请选择其他时段",
+        )
+
+
+# --- appeals -------------------------------------------------------------------------------
+
+
+def is_banned(banned_until: datetime | None, now: datetime) -> bool:
+    return banned_until is not None and banned_until > now
+
+
+def check_appeal_allowed(banned_until: datetime | None, now: datetime, *, pending: bool) -> None:
+    """A patient appeals only a running ban, and one appeal at a time."""
+    if not is_banned(banned_until, now):
+        raise Conflict(
+            "not_banned",
+            "booking is not suspended for this patient",
+            detail_zh="该就诊人当前未被暂停预约，无需申诉",
+        )
+    if pending:
+        raise Conflict(
+            "appeal_pending",
+            "an appeal is already waiting for a decision",
+            detail_zh="已有申诉正在处理中，请耐心等待",
+        )
+
+
+def check_appeal_undecided(status: str) -> None:
+    if status != "pending":
+        raise Conflict(
+            "appeal_already_decided",
+            f"this appeal is already {status}",
+            detail_zh="该申诉已处理",
+            extra={"current_status": status},
+        )
+
+
+# --- reschedule, check-in queue, extra numbers (加号) -----------------------------------
+
+# AppointmentStatus values (a StrEnum, so these compare equal to its members)
+_BOOKED = "booked"
+_CHECKED_IN = "checked_in"
+
+
+def check_reschedulable(
+    policy: BookingPolicy, *, status: str, now: datetime, starts_at: datetime, by_staff: bool
+) -> None:
+    """Only a booked appointment moves, under the same cut-off as cancelling it."""
+    if status != _BOOKED:
+        raise Conflict(
+            "appointment_not_reschedulable",
+            f"an appointment that is {status} cannot be rescheduled",
+            detail_zh="该预约当前状态不可改约",
+            extra={"current_status": status},
+        )
+    check_cancellable(policy, now=now, starts_at=starts_at, by_staff=by_staff)
+
+
+def check_other_slot(current_slot_id: str, wanted_slot_id: str | None) -> None:
+    if wanted_slot_id is not None and wanted_slot_id == current_slot_id:
+        raise Conflict(
+            "reschedule_same_slot",
+            "the appointment already holds this slot",
+            detail_zh="新号源与原预约相同",
+        )
+
+
+def check_checkin_status(status: str) -> None:
+    if status == _CHECKED_IN:
+        raise Conflict(
+            "already_checked_in", "this appointment is already checked in", detail_zh="您已签到"
+        )
+    if status != _BOOKED:
+        raise Conflict(
+            "appointment_not_booked",
+            f"an appointment that is {status} cannot be checked in",
+            detail_zh="该预约当前状态不可签到",
+            extra={"current_status": status},
+        )
+
+
+def check_extra_number_allowed(*, now: datetime, session_ends_at: datetime) -> None:
+    if now >= session_ends_at:
+        raise Conflict(
+            "session_ended", "this session has already ended", detail_zh="本次出诊已结束，无法加号"
+        )
+
+
+def extra_slot_window(
+    last_slot: tuple[datetime, datetime] | None, session_ends_at: datetime
+) -> tuple[datetime, datetime]:
+    """An extra number is seen in the session's last slot window, else at the session end."""
+    if last_slot is None:
+        return session_ends_at, session_ends_at
+    return last_slot
+
+
+def extra_number_channel(*, by_nurse: bool) -> Channel:
+    """A nurse adds numbers at the clinic desk; other staff on the phone or in the room."""
+    return Channel.ONSITE if by_nurse else Channel.HOTLINE
+
+
+# --- waitlist (候补) -------------------------------------------------------------------
+
+
+def check_waitlist_open(policy: BookingPolicy, *, now: datetime, clinic_date: date) -> None:
+    """Joining closes at ``waitlist_closes_at`` on the evening before the session."""
+    closes = waitlist_closes_at(policy, clinic_date)
+    if now >= closes:
+        local = closes.astimezone(ZoneInfo(policy.timezone))
+        raise Conflict(
+            "waitlist_closed",
+            f"the waitlist for this session closed at {local.isoformat()}",
+            detail_zh=f"该时段候补已于 {local:%Y-%m-%d %H:%M} 截止",
+            extra={"closes_at": closes.isoformat()},
+        )
+
+
+def check_no_bookable_slot(remaining: dict[str, int], pools: Sequence[Pool]) -> None:
+    """The waitlist is for full sessions: refuse while the caller's pools still have slots."""
+    left = sum(remaining.get(pool.value, 0) for pool in pools)
+    if left > 0:
+        raise Conflict(
+            "slots_available",
+            f"{left} slot(s) can still be booked in this session",
+            detail_zh="该时段仍有可预约号源，请直接预约",
+            extra={"remaining": left},
+        )
+
+
+def check_waitlist_limit(policy: BookingPolicy, *, active_entries: int) -> None:
+    limit = policy.waitlist_max_entries_per_patient
+    if active_entries >= limit:
+        raise Conflict(
+            "waitlist_limit",
+            f"a patient may wait for at most {limit} sessions at once",
+            detail_zh=f"每位就诊人最多同时候补 {limit} 个时段",
+            extra={"limit": limit},
+        )
+
+
+def waitlist_offer_expires_at(policy: BookingPolicy, now: datetime) -> datetime:
+    return now + timedelta(minutes=policy.waitlist_offer_minutes)
+
+
+def waitlist_channels_for(pool: Pool) -> list[Channel]:
+    """The channels whose waiting patients may be offered a freed slot of ``pool``."""
+    return [channel for channel, pools in CHANNEL_POOLS.items() if pool in pools]
+
+
+def may_offer_waitlist(
+    policy: BookingPolicy, *, now: datetime, clinic_date: date, slot_starts_at: datetime
+) -> bool:
+    """A freed slot goes to the waitlist only while the queue is open and the slot ahead."""
+    return now < waitlist_closes_at(policy, clinic_date) and now < slot_starts_at

@@ -2,8 +2,152 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import Annotated, Any
 
-from services.appointments.routes.deps import PREFIX
+from fastapi import APIRouter, Depends, Header, Response
+from pydantic import BaseModel, Field
+
+from services.appointments.booking import Idempotency
+from services.appointments.clinic import REBOOKING_OFFERS
+from services.appointments.context import Appointments
+from services.appointments.routes.admin import check_org
+from services.appointments.routes.deps import PREFIX, Caller, Ctx
+from shared.auth import require_roles
+from shared.idempotency import request_fingerprint
+from shared.mongo import Document
+from shared.principal import Principal, Role
+from shared.problems import problem_responses_doc
 
 router = APIRouter(prefix=PREFIX, tags=["appointments: clinic"])
+
+# the HIS (service), an organization's admin, or a coordinator announces a cancelled session
+SessionStaff = Annotated[
+    Principal, Depends(require_roles(Role.ADMIN, Role.SERVICE, Role.COORDINATOR))
+]
+IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key")]
+OFFER_SHOWS = (
+    *("patient_id", "reason", "department_id", "department_name", "cancelled"),
+    *("cancelled_schedule_id", "cancelled_appointment_id", "created_at", "expires_at"),
+)
+
+
+class CancelSessionIn(BaseModel):
+    reason: str = Field(min_length=2, max_length=200)
+
+
+class AcceptOfferIn(BaseModel):
+    schedule_id: str = Field(min_length=1, max_length=200)
+
+
+async def idempotent(
+    ctx: Appointments,
+    scope: str,
+    key: str | None,
+    body: BaseModel,
+    response: Response,
+    call: Callable[[Idempotency | None], Awaitable[dict[str, Any]]],
+) -> dict[str, Any]:
+    """Run ``call`` once per ``Idempotency-Key``: a retry gets the first result back."""
+    key = ctx.idempotency.validate(key)
+    if key is None:
+        return await call(None)
+    stored = await ctx.idempotency.begin(scope, key, request_fingerprint(body.model_dump()))
+    if stored is not None:
+        response.status_code = stored.status
+        response.headers["Idempotent-Replayed"] = "true"
+        return stored.body
+    try:
+        return await call(Idempotency(ctx.idempotency, scope, key))
+    except BaseException:
+        await ctx.idempotency.release(scope, key)
+        raise
+
+
+@router.post(
+    "/admin/schedules/{schedule_id}/cancel",
+    summary="Cancel a doctor's session (停诊): its bookings are cancelled and offered rebooking",
+    responses=problem_responses_doc(403, 404, 409),
+)
+async def cancel_session(
+    ctx: Ctx,
+    principal: SessionStaff,
+    schedule_id: str,
+    body: CancelSessionIn,
+    response: Response,
+    idempotency_key: IdempotencyKey = None,
+) -> dict[str, Any]:
+    schedule = await ctx.schedules.get(schedule_id)
+    check_org(principal, {schedule["org_id"]})
+    return await idempotent(
+        ctx,
+        f"{principal.subject}:cancel-session:{schedule_id}",
+        idempotency_key,
+        body,
+        response,
+        lambda idem: ctx.clinic.cancel_session(
+            principal, schedule, reason=body.reason, idempotency=idem
+        ),
+    )
+
+
+@router.get("/rebooking-offers", summary="Priority rebooking offers of my account's patients")
+async def my_offers(ctx: Ctx, caller: Caller) -> dict[str, Any]:
+    now = datetime.now(UTC)
+    await ctx.clinic.ensure_indexes()
+    patient_ids = [p["_id"] for p in await ctx.patients.for_account(caller.subject)]
+    docs = (
+        await ctx.runtime.db[REBOOKING_OFFERS]
+        .find({"patient_id": {"$in": patient_ids}})
+        .sort("created_at", -1)
+        .to_list(100)
+    )
+    return {"items": [await offer_view(ctx, doc, now) for doc in docs]}
+
+
+async def offer_view(ctx: Appointments, doc: Document, now: datetime) -> dict[str, Any]:
+    """An offer with the alternatives that can be taken right now (an open offer only)."""
+    status = doc["status"]
+    if status == "open" and now >= doc["expires_at"]:
+        status = "expired"
+    alternatives: list[dict[str, Any]] = []
+    if status == "open":
+        alternatives = await ctx.clinic.alternatives(
+            doc["org_id"],
+            doc["department_id"],
+            doc["cancelled_schedule_id"],
+            now,
+            offered_at=doc["created_at"],
+        )
+    return {
+        "id": doc["_id"],
+        "status": status,
+        **{k: doc[k] for k in OFFER_SHOWS},
+        "alternatives": alternatives,
+        "appointment_id": doc.get("appointment_id"),
+    }
+
+
+@router.post(
+    "/rebooking-offers/{offer_id}/accept",
+    status_code=201,
+    summary="Take an alternative session of a rebooking offer (before release, any pool)",
+    responses=problem_responses_doc(403, 404, 409),
+)
+async def accept_offer(
+    ctx: Ctx,
+    caller: Caller,
+    offer_id: str,
+    body: AcceptOfferIn,
+    response: Response,
+    idempotency_key: IdempotencyKey = None,
+) -> dict[str, Any]:
+    return await idempotent(
+        ctx,
+        f"{caller.subject}:rebook:{offer_id}",
+        idempotency_key,
+        body,
+        response,
+        lambda idem: ctx.clinic.accept(caller, offer_id, body.schedule_id, idempotency=idem),
+    )

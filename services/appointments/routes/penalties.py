@@ -2,8 +2,86 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from typing import Annotated, Any
 
-from services.appointments.routes.deps import PREFIX
+from fastapi import APIRouter, Depends, Query
+from pydantic import BaseModel, Field
+
+from services.appointments.catalog import CODE
+from services.appointments.routes.admin import check_org
+from services.appointments.routes.deps import PREFIX, Caller, Ctx
+from shared.auth import require_roles
+from shared.principal import Principal, Role
+from shared.problems import problem_responses_doc
 
 router = APIRouter(prefix=PREFIX, tags=["appointments: penalties"])
+
+Deciders = Annotated[Principal, Depends(require_roles(Role.AGENT, Role.ADMIN))]
+AdminOnly = Annotated[Principal, Depends(require_roles(Role.ADMIN))]
+OrgQuery = Annotated[str | None, Query(pattern=CODE, description="defaults to the caller's org")]
+
+
+class AppealIn(BaseModel):
+    reason: str = Field(min_length=2, max_length=500)
+    org_id: str | None = Field(None, pattern=CODE)
+
+
+class DecisionIn(BaseModel):
+    approve: bool
+    note: str = Field(min_length=2, max_length=500)
+
+
+class OverrideIn(BaseModel):
+    reason: str = Field(min_length=5, max_length=500)
+    org_id: str | None = Field(None, pattern=CODE)
+
+
+def org_of(caller: Principal, org_id: str | None) -> str:
+    """Whose booking policy counts the offences: asked for, else the caller's organization."""
+    return org_id or caller.org_id or "default"
+
+
+@router.get(
+    "/patients/{patient_id}/booking-status",
+    summary="Offences in the current windows, the ban if any, and an open appeal",
+    responses=problem_responses_doc(403, 404),
+)
+async def booking_status(
+    ctx: Ctx, caller: Caller, patient_id: str, org_id: OrgQuery = None
+) -> dict[str, Any]:
+    return await ctx.penalties.status(caller, patient_id, org_of(caller, org_id))
+
+
+@router.post(
+    "/patients/{patient_id}/appeals",
+    status_code=201,
+    summary="Appeal a booking ban (the patient's own account)",
+    responses=problem_responses_doc(403, 404, 409),
+)
+async def appeal(ctx: Ctx, caller: Caller, patient_id: str, body: AppealIn) -> dict[str, Any]:
+    org_id = org_of(caller, body.org_id)
+    return await ctx.penalties.appeal(caller, patient_id, reason=body.reason, org_id=org_id)
+
+
+@router.post(
+    "/appeals/{appeal_id}/decision",
+    summary="Approve (lifts the ban) or reject an appeal (agents, admins; audited)",
+    responses=problem_responses_doc(403, 404, 409),
+)
+async def decide(ctx: Ctx, staff: Deciders, appeal_id: str, body: DecisionIn) -> dict[str, Any]:
+    appeal = await ctx.penalties.get_appeal(appeal_id)
+    check_org(staff, {appeal["org_id"]})
+    return await ctx.penalties.decide(staff, appeal, approve=body.approve, note=body.note)
+
+
+@router.post(
+    "/patients/{patient_id}/ban-override",
+    summary="Lift a patient's booking ban with a reason (admins; audited)",
+    responses=problem_responses_doc(403, 404, 409),
+)
+async def ban_override(
+    ctx: Ctx, admin: AdminOnly, patient_id: str, body: OverrideIn
+) -> dict[str, Any]:
+    org_id = org_of(admin, body.org_id)
+    check_org(admin, {org_id})
+    return await ctx.penalties.override(admin, patient_id, reason=body.reason, org_id=org_id)

@@ -1,0 +1,182 @@
+"""Shared by reschedule, check-in and extra numbers: limits, the appointment shape, replies.
+
+``check_limits`` and ``new_appointment`` mirror ``Booking._check_limits`` and the document
+``Booking._claim`` inserts, so every booking looks the same whichever way it was made; the
+limits here can leave out the appointment being moved (a reschedule is not a new booking).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from pymongo.errors import DuplicateKeyError, OperationFailure
+
+from services.appointments.booking import Idempotency
+from services.appointments.domain import rules
+from services.appointments.domain.models import AppointmentStatus, Channel
+from services.appointments.domain.policy import BookingPolicy
+from services.appointments.store import APPOINTMENTS, RESOURCES
+from shared.idempotency import StoredResponse
+from shared.mongo import Database, Document, Session
+from shared.outbox import Tx
+from shared.principal import Principal
+from shared.problems import Conflict, ServiceUnavailable
+
+if TYPE_CHECKING:
+    from services.appointments.context import Appointments
+
+T = TypeVar("T")
+CONFLICT_ROUNDS = 6  # each round is in_transaction's own few immediate retries
+CONFLICT_BACKOFF_SECONDS = 0.01
+
+
+async def run_transaction(ctx: Appointments, work: Callable[[Tx], Awaitable[T]]) -> T:
+    """``outbox.transaction(work)``, tried again after a jittered pause when it keeps conflicting.
+
+    ``in_transaction`` retries a write conflict at once and only a few times; a burst of
+    writers on one document (check-ins taking a session's queue counter, staff adding
+    numbers to one session) can outlast that. A unique-index race (two first check-ins
+    creating the counter) is retried the same way: the second round finds the winner's
+    document. Still conflicting at the end, the caller gets a 503 to retry, never a 500.
+    """
+    for attempt in range(1, CONFLICT_ROUNDS + 1):
+        try:
+            return await ctx.runtime.outbox.transaction(work)
+        except OperationFailure as exc:
+            transient = isinstance(exc, DuplicateKeyError) or exc.has_error_label(
+                "TransientTransactionError"
+            )
+            if not transient:
+                raise
+            if attempt == CONFLICT_ROUNDS:
+                raise ServiceUnavailable(
+                    "write_conflict",
+                    "too many concurrent changes, please retry",
+                    retry_after=1,
+                    detail_zh="当前办理人数较多，请稍后重试",
+                ) from exc
+        pause = CONFLICT_BACKOFF_SECONDS * 2**attempt
+        await asyncio.sleep(random.uniform(0, pause))  # noqa: S311 - jitter, not a secret
+    raise AssertionError("unreachable")
+
+
+def schedule_cancelled() -> Conflict:
+    return Conflict(
+        "schedule_cancelled", "this session has been cancelled", detail_zh="该医生本次出诊已停诊"
+    )
+
+
+def slot_taken() -> Conflict:
+    return Conflict("slot_taken", "this numbered slot is taken", detail_zh="该号源已被预约")
+
+
+async def check_limits(
+    db: Database,
+    patient_id: str,
+    schedule: Document,
+    policy: BookingPolicy,
+    now: datetime,
+    session: Session,
+    *,
+    excluding: str | None = None,
+) -> None:
+    """The patient's booking limits, counting every booking but ``excluding``."""
+    base: dict[str, Any] = {"patient_id": patient_id}
+    if excluding is not None:
+        base["_id"] = {"$ne": excluding}
+    active = {**base, "active": True}
+    appointments = db[APPOINTMENTS]
+    rules.check_patient_limits(
+        policy,
+        active_bookings=await appointments.count_documents(active, session=session),
+        same_department_day=await appointments.count_documents(
+            {
+                **active,
+                "department_id": schedule["department_id"],
+                "clinic_date": schedule["clinic_date"],
+            },
+            session=session,
+        ),
+        same_resource_session=await appointments.count_documents(
+            {**active, "schedule_id": schedule["_id"]}, session=session
+        ),
+        real_name_day=await appointments.count_documents(
+            {**base, "booked_on": rules.clinic_date_of(now, policy.timezone).isoformat()},
+            session=session,
+        ),
+    )
+
+
+def account_of(principal: Principal, patient: Document) -> str:
+    if principal.subject in patient.get("account_ids", []):
+        return principal.subject
+    return str((patient.get("account_ids") or [""])[0])
+
+
+async def new_appointment(
+    ctx: Appointments,
+    session: Session,
+    *,
+    appointment_id: str,
+    principal: Principal,
+    patient: Document,
+    schedule: Document,
+    slot: Document,
+    channel: Channel,
+    policy: BookingPolicy,
+    now: datetime,
+    referral_id: str | None = None,
+    account_id: str | None = None,
+    **fields: Any,
+) -> Document:
+    """A booked appointment on ``slot`` (not yet inserted), shaped like ``Booking``'s."""
+    resource = (
+        await ctx.runtime.db[RESOURCES].find_one({"_id": schedule["resource_id"]}, session=session)
+        or {}
+    )
+    department = await ctx.catalog.department(schedule["department_id"])
+    return {
+        "_id": appointment_id,
+        "patient_id": patient["_id"],
+        "account_id": account_id or account_of(principal, patient),
+        "org_id": schedule["org_id"],
+        "department_id": schedule["department_id"],
+        "department_name": department["name"],
+        "resource_id": schedule["resource_id"],
+        "resource_name": schedule["resource_name"],
+        "resource_kind": schedule["resource_kind"],
+        "title": resource.get("title"),
+        "preparation": resource.get("preparation"),
+        "fee_cents": schedule["fee_cents"],
+        "schedule_id": schedule["_id"],
+        "slot_id": slot["_id"],
+        "clinic_date": schedule["clinic_date"],
+        "session": schedule["session"],
+        "number": slot["number"],
+        "starts_at": slot["starts_at"],
+        "ends_at": slot["ends_at"],
+        "pool": slot["pool"],
+        "channel": channel.value,
+        "status": AppointmentStatus.BOOKED.value,
+        "active": True,
+        "booked_by": {"id": principal.subject, "role": principal.primary_role},
+        "booked_on": rules.clinic_date_of(now, policy.timezone).isoformat(),
+        "referral_id": referral_id,
+        "created_at": now,
+        "version": 1,
+        **fields,
+    }
+
+
+async def remember(
+    idempotency: Idempotency | None, status: int, view: dict[str, Any], session: Session
+) -> None:
+    """Store the reply under the caller's Idempotency-Key, in the change's transaction."""
+    if idempotency is not None:
+        await idempotency.keys.complete(
+            idempotency.scope, idempotency.key, StoredResponse(status, view), session=session
+        )
