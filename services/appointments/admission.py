@@ -124,6 +124,10 @@ class AdmissionGate:
         keys = self._keys(schedule_id, pools)
         return bool(await self._initialize(keys=keys, args=[*args, *patients]))
 
+    async def guard(self, schedule_id: str, patient_id: str) -> None:
+        """Mark a patient as holding a booking in the session (booked outside admission)."""
+        await self.redis.sadd(self._keys(schedule_id, [])[1], patient_id)
+
     async def remaining(self, schedule_id: str, pools: list[str]) -> dict[str, int] | None:
         keys = self._keys(schedule_id, pools)
         async with self.redis.pipeline(transaction=False) as pipe:

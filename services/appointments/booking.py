@@ -7,7 +7,6 @@ slot. Redis only decides quickly who may try.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -15,19 +14,24 @@ from pydantic import BaseModel, Field
 from pymongo import ReturnDocument
 
 from services.appointments.admission import AdmissionGate, Outcome
+from services.appointments.booking_common import (
+    Idempotency,
+    check_limits,
+    new_appointment,
+    remember,
+)
 from services.appointments.domain import rules
-from services.appointments.domain.models import AppointmentStatus, Channel, Pool
+from services.appointments.domain.models import Channel, Pool
 from services.appointments.domain.policy import BookingPolicy
 from services.appointments.events import AppointmentBooked
 from services.appointments.patients import Patients
 from services.appointments.policies import Policies
 from services.appointments.records import PatientRecords
 from services.appointments.schedules import Schedules
-from services.appointments.store import APPOINTMENTS, RESOURCES, SLOTS
+from services.appointments.store import APPOINTMENTS, SLOTS
 from services.appointments.views import appointment_facts, appointment_view
 from shared.audit import AuditLog
 from shared.events import make_event
-from shared.idempotency import IdempotencyKeys, StoredResponse
 from shared.ids import new_id
 from shared.mongo import Database, Document
 from shared.outbox import Outbox, Tx
@@ -42,13 +46,6 @@ class BookRequest(BaseModel):
     channel: Channel | None = None
     referral_id: str | None = Field(None, max_length=64)
     reason: str | None = Field(None, max_length=200)  # staff booking on a patient's behalf
-
-
-@dataclass(frozen=True)
-class Idempotency:
-    keys: IdempotencyKeys
-    scope: str
-    key: str
 
 
 class NoSlotLeft(Exception):
@@ -159,7 +156,7 @@ class Booking:
         slot_id = admission.slot_id or ""
 
         async def work(tx: Tx) -> dict[str, Any]:
-            return await self._claim(
+            return await self.claim(
                 tx,
                 principal,
                 request,
@@ -189,7 +186,7 @@ class Booking:
             raise Conflict("slot_taken", "this numbered slot is taken", detail_zh="该号源已被预约")
         return slot
 
-    async def _claim(
+    async def claim(
         self,
         tx: Tx,
         principal: Principal,
@@ -202,10 +199,11 @@ class Booking:
         now: datetime,
         idempotency: Idempotency | None,
     ) -> dict[str, Any]:
+        """Inside ``tx``: check bans and limits, claim the open slot, create the booking."""
         session = tx.session
         record = await self.records.lock(patient["_id"], session)
         rules.check_not_banned(self.records.banned_until(record, policy, now), now, policy.timezone)
-        await self._check_limits(patient["_id"], schedule, policy, now, session)
+        await check_limits(self.db, patient["_id"], schedule, policy, now, session)
         appointment_id = new_id()
         claimed = await self.db[SLOTS].find_one_and_update(
             {"_id": slot_id, "schedule_id": schedule["_id"], "status": "open"},
@@ -215,41 +213,20 @@ class Booking:
         )
         if claimed is None:
             raise NoSlotLeft
-        resource = (
-            await self.db[RESOURCES].find_one({"_id": schedule["resource_id"]}, session=session)
-            or {}
+        appointment = await new_appointment(
+            self.db,
+            self.schedules.catalog,
+            session,
+            appointment_id=appointment_id,
+            principal=principal,
+            patient=patient,
+            schedule=schedule,
+            slot=claimed,
+            channel=channel,
+            policy=policy,
+            now=now,
+            referral_id=request.referral_id,
         )
-        department = await self.schedules.catalog.department(schedule["department_id"])
-        appointment = {
-            "_id": appointment_id,
-            "patient_id": patient["_id"],
-            "account_id": self._account_of(principal, patient),
-            "org_id": schedule["org_id"],
-            "department_id": schedule["department_id"],
-            "department_name": department["name"],
-            "resource_id": schedule["resource_id"],
-            "resource_name": schedule["resource_name"],
-            "resource_kind": schedule["resource_kind"],
-            "title": resource.get("title"),
-            "preparation": resource.get("preparation"),
-            "fee_cents": schedule["fee_cents"],
-            "schedule_id": schedule["_id"],
-            "slot_id": claimed["_id"],
-            "clinic_date": schedule["clinic_date"],
-            "session": schedule["session"],
-            "number": claimed["number"],
-            "starts_at": claimed["starts_at"],
-            "ends_at": claimed["ends_at"],
-            "pool": claimed["pool"],
-            "channel": channel.value,
-            "status": AppointmentStatus.BOOKED.value,
-            "active": True,
-            "booked_by": {"id": principal.subject, "role": principal.primary_role},
-            "booked_on": rules.clinic_date_of(now, policy.timezone).isoformat(),
-            "referral_id": request.referral_id,
-            "created_at": now,
-            "version": 1,
-        }
         await self.db[APPOINTMENTS].insert_one(appointment, session=session)
         tx.emit(
             make_event(
@@ -270,50 +247,8 @@ class Booking:
                 session=session,
             )
         view = appointment_view(appointment, policy.timezone)
-        if idempotency is not None:
-            await idempotency.keys.complete(
-                idempotency.scope, idempotency.key, StoredResponse(201, view), session=session
-            )
+        await remember(idempotency, 201, view, session)
         return view
-
-    @staticmethod
-    def _account_of(principal: Principal, patient: Document) -> str:
-        if principal.subject in patient.get("account_ids", []):
-            return principal.subject
-        return str((patient.get("account_ids") or [""])[0])
-
-    async def _check_limits(
-        self,
-        patient_id: str,
-        schedule: Document,
-        policy: BookingPolicy,
-        now: datetime,
-        session: Any,
-    ) -> None:
-        base = {"patient_id": patient_id, "active": True}
-        appointments = self.db[APPOINTMENTS]
-        rules.check_patient_limits(
-            policy,
-            active_bookings=await appointments.count_documents(base, session=session),
-            same_department_day=await appointments.count_documents(
-                {
-                    **base,
-                    "department_id": schedule["department_id"],
-                    "clinic_date": schedule["clinic_date"],
-                },
-                session=session,
-            ),
-            same_resource_session=await appointments.count_documents(
-                {**base, "schedule_id": schedule["_id"]}, session=session
-            ),
-            real_name_day=await appointments.count_documents(
-                {
-                    "patient_id": patient_id,
-                    "booked_on": rules.clinic_date_of(now, policy.timezone).isoformat(),
-                },
-                session=session,
-            ),
-        )
 
 
 __all__ = ["BookRequest", "Booking", "Idempotency", "Pool"]

@@ -10,7 +10,7 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from services.appointments.booking import Idempotency
+from services.appointments.booking_common import Idempotency
 from services.appointments.checkin import CheckIn
 from services.appointments.extra_numbers import ExtraNumberRequest, ExtraNumbers
 from services.appointments.reschedule import Reschedule, RescheduleRequest

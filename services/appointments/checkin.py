@@ -13,8 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from pymongo import ReturnDocument
 
-from services.appointments.booking import Idempotency
-from services.appointments.change_support import remember, run_transaction
+from services.appointments.booking_common import Idempotency, remember, run_transaction
 from services.appointments.domain import rules
 from services.appointments.domain.models import AppointmentStatus
 from services.appointments.events import AppointmentCheckedIn

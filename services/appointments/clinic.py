@@ -27,7 +27,8 @@ from redis.exceptions import RedisError
 
 from services.appointments import booking
 from services.appointments.admission import Outcome
-from services.appointments.booking import BookRequest, Idempotency, NoSlotLeft, sold_out
+from services.appointments.booking import BookRequest, NoSlotLeft, sold_out
+from services.appointments.booking_common import Idempotency
 from services.appointments.domain import rules
 from services.appointments.domain.models import AppointmentStatus, SlotStatus
 from services.appointments.events import AppointmentCancelled, ScheduleCancelled
@@ -335,7 +336,7 @@ class ClinicCancellation:
         claim = (principal, request, patient, schedule, policy, channel, slot_id, now, idempotency)
 
         async def work(tx: Tx) -> dict[str, Any]:
-            view = await self.ctx.booking._claim(tx, *claim)
+            view = await self.ctx.booking.claim(tx, *claim)
             taken = await self.db[REBOOKING_OFFERS].update_one(
                 {"_id": offer_id, "status": "open"},
                 {

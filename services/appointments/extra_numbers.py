@@ -14,8 +14,8 @@ from typing import TYPE_CHECKING, Any
 from pydantic import BaseModel, Field
 from pymongo import DESCENDING
 
-from services.appointments.booking import Idempotency
-from services.appointments.change_support import (
+from services.appointments.booking_common import (
+    Idempotency,
     check_limits,
     new_appointment,
     remember,
@@ -139,7 +139,8 @@ class ExtraNumbers:
         }
         await db[SLOTS].insert_one(slot, session=session)
         appointment = await new_appointment(
-            ctx,
+            ctx.runtime.db,
+            ctx.catalog,
             session,
             appointment_id=appointment_id,
             principal=principal,

@@ -24,8 +24,9 @@ from pymongo import ReturnDocument
 from redis.exceptions import RedisError
 
 from services.appointments.admission import Outcome
-from services.appointments.booking import Idempotency, NoSlotLeft, channel_for, sold_out
-from services.appointments.change_support import (
+from services.appointments.booking import NoSlotLeft, channel_for, sold_out
+from services.appointments.booking_common import (
+    Idempotency,
     check_limits,
     new_appointment,
     remember,
@@ -242,7 +243,8 @@ class Reschedule:
                 detail_zh="该预约状态已变更，请刷新后重试",
             )
         appointment = await new_appointment(
-            ctx,
+            ctx.runtime.db,
+            ctx.catalog,
             session,
             appointment_id=appointment_id,
             principal=principal,

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Header, Query, Request, Response
+from fastapi import APIRouter, Body, Query, Request, Response
 
-from services.appointments.booking import BookRequest, Idempotency
-from services.appointments.routes.deps import PREFIX, Caller, Ctx
-from shared.idempotency import request_fingerprint
+from services.appointments.booking import BookRequest
+from services.appointments.routes.deps import PREFIX, Caller, Ctx, IdempotencyKey, idempotent
 
 router = APIRouter(prefix=PREFIX, tags=["appointments: bookings"])
 
@@ -24,26 +23,17 @@ async def book(
     caller: Caller,
     body: BookRequest,
     response: Response,
-    idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
+    idempotency_key: IdempotencyKey = None,
 ) -> dict[str, Any]:
-    key = ctx.idempotency.validate(idempotency_key)
-    idempotency = None
-    if key is not None:
-        scope = f"{caller.subject}:book"
-        stored = await ctx.idempotency.begin(
-            scope, key, request_fingerprint(body.model_dump(mode="json"))
-        )
-        if stored is not None:
-            response.status_code = stored.status
-            response.headers["Idempotent-Replayed"] = "true"
-            return stored.body
-        idempotency = Idempotency(ctx.idempotency, scope, key)
-    try:
-        return await ctx.booking.book(caller, body, idempotency=idempotency)
-    except BaseException:
-        if idempotency is not None:
-            await ctx.idempotency.release(idempotency.scope, idempotency.key)
-        raise
+    return await idempotent(
+        ctx,
+        caller,
+        "book",
+        body.model_dump(mode="json"),
+        idempotency_key,
+        response,
+        lambda idem: ctx.booking.book(caller, body, idempotency=idem),
+    )
 
 
 @router.get("/appointments", summary="My account's appointments, newest first")

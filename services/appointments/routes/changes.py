@@ -6,52 +6,20 @@ the first result (with ``Idempotent-Replayed: true``).
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Header, Response
+from fastapi import APIRouter, Depends, Response
 
-from services.appointments.booking import Idempotency
 from services.appointments.changes import ExtraNumberRequest, RescheduleRequest
-from services.appointments.context import Appointments
 from services.appointments.extra_numbers import EXTRA_NUMBER_ROLES
-from services.appointments.routes.deps import PREFIX, Caller, Ctx
+from services.appointments.routes.deps import PREFIX, Caller, Ctx, IdempotencyKey, idempotent
 from shared.auth import require_roles
-from shared.idempotency import request_fingerprint
 from shared.principal import Principal
 from shared.problems import problem_responses_doc
 
 router = APIRouter(prefix=PREFIX, tags=["appointments: changes"])
 
-IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key")]
 ExtraNumberStaff = Annotated[Principal, Depends(require_roles(*EXTRA_NUMBER_ROLES))]
-
-
-async def idempotent(
-    ctx: Appointments,
-    caller: Principal,
-    operation: str,
-    body: Any,
-    key: str | None,
-    response: Response,
-    call: Callable[[Idempotency | None], Awaitable[dict[str, Any]]],
-) -> dict[str, Any]:
-    """Run ``call`` once per ``Idempotency-Key``; a retry gets the stored first result."""
-    key = ctx.idempotency.validate(key)
-    if key is None:
-        return await call(None)
-    scope = f"{caller.subject}:{operation}"
-    stored = await ctx.idempotency.begin(scope, key, request_fingerprint(body))
-    if stored is not None:
-        response.status_code = stored.status
-        response.headers["Idempotent-Replayed"] = "true"
-        return stored.body
-    idempotency = Idempotency(ctx.idempotency, scope, key)
-    try:
-        return await call(idempotency)
-    except BaseException:
-        await ctx.idempotency.release(scope, key)
-        raise
 
 
 @router.post(

@@ -2,20 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Header, Response
+from fastapi import APIRouter, Depends, Response
 from pydantic import BaseModel, Field
 
-from services.appointments.booking import Idempotency
 from services.appointments.clinic import REBOOKING_OFFERS
 from services.appointments.context import Appointments
 from services.appointments.routes.admin import check_org
-from services.appointments.routes.deps import PREFIX, Caller, Ctx
+from services.appointments.routes.deps import PREFIX, Caller, Ctx, IdempotencyKey, idempotent
 from shared.auth import require_roles
-from shared.idempotency import request_fingerprint
 from shared.mongo import Document
 from shared.principal import Principal, Role
 from shared.problems import problem_responses_doc
@@ -26,7 +23,6 @@ router = APIRouter(prefix=PREFIX, tags=["appointments: clinic"])
 SessionStaff = Annotated[
     Principal, Depends(require_roles(Role.ADMIN, Role.SERVICE, Role.COORDINATOR))
 ]
-IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key")]
 OFFER_SHOWS = (
     *("patient_id", "reason", "department_id", "department_name", "cancelled"),
     *("cancelled_schedule_id", "cancelled_appointment_id", "created_at", "expires_at"),
@@ -39,30 +35,6 @@ class CancelSessionIn(BaseModel):
 
 class AcceptOfferIn(BaseModel):
     schedule_id: str = Field(min_length=1, max_length=200)
-
-
-async def idempotent(
-    ctx: Appointments,
-    scope: str,
-    key: str | None,
-    body: BaseModel,
-    response: Response,
-    call: Callable[[Idempotency | None], Awaitable[dict[str, Any]]],
-) -> dict[str, Any]:
-    """Run ``call`` once per ``Idempotency-Key``: a retry gets the first result back."""
-    key = ctx.idempotency.validate(key)
-    if key is None:
-        return await call(None)
-    stored = await ctx.idempotency.begin(scope, key, request_fingerprint(body.model_dump()))
-    if stored is not None:
-        response.status_code = stored.status
-        response.headers["Idempotent-Replayed"] = "true"
-        return stored.body
-    try:
-        return await call(Idempotency(ctx.idempotency, scope, key))
-    except BaseException:
-        await ctx.idempotency.release(scope, key)
-        raise
 
 
 @router.post(
@@ -82,9 +54,10 @@ async def cancel_session(
     check_org(principal, {schedule["org_id"]})
     return await idempotent(
         ctx,
-        f"{principal.subject}:cancel-session:{schedule_id}",
+        principal,
+        f"cancel-session:{schedule_id}",
+        body.model_dump(mode="json"),
         idempotency_key,
-        body,
         response,
         lambda idem: ctx.clinic.cancel_session(
             principal, schedule, reason=body.reason, idempotency=idem
@@ -145,9 +118,10 @@ async def accept_offer(
 ) -> dict[str, Any]:
     return await idempotent(
         ctx,
-        f"{caller.subject}:rebook:{offer_id}",
+        caller,
+        f"rebook:{offer_id}",
+        body.model_dump(mode="json"),
         idempotency_key,
-        body,
         response,
         lambda idem: ctx.clinic.accept(caller, offer_id, body.schedule_id, idempotency=idem),
     )

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from collections.abc import Awaitable, Callable
+from typing import Annotated, Any
 
-from fastapi import Depends
+from fastapi import Depends, Header, Response
 
+from services.appointments.booking_common import Idempotency
 from services.appointments.context import Appointments, get_appointments
 from shared.auth import current_principal, require_roles
+from shared.idempotency import request_fingerprint
 from shared.principal import Principal, Role
 
 Ctx = Annotated[Appointments, Depends(get_appointments)]
@@ -18,3 +21,34 @@ Staff = Annotated[
 ]
 Admin = Annotated[Principal, Depends(require_roles(Role.ADMIN, Role.SERVICE))]
 PREFIX = "/v1/appointments"
+IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key")]
+
+
+async def idempotent(
+    ctx: Appointments,
+    caller: Principal,
+    operation: str,
+    body: Any,
+    key: str | None,
+    response: Response,
+    call: Callable[[Idempotency | None], Awaitable[dict[str, Any]]],
+) -> dict[str, Any]:
+    """Run a command once per caller, operation and ``Idempotency-Key``.
+
+    A retry with the same key and body gets the stored first result (marked with
+    ``Idempotent-Replayed: true``); the command stores its result in its own transaction.
+    """
+    key = ctx.idempotency.validate(key)
+    if key is None:
+        return await call(None)
+    scope = f"{caller.subject}:{operation}"
+    stored = await ctx.idempotency.begin(scope, key, request_fingerprint(body))
+    if stored is not None:
+        response.status_code = stored.status
+        response.headers["Idempotent-Replayed"] = "true"
+        return stored.body
+    try:
+        return await call(Idempotency(ctx.idempotency, scope, key))
+    except BaseException:
+        await ctx.idempotency.release(scope, key)
+        raise

@@ -2,48 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Query, Response
+from fastapi import APIRouter, Query, Response
 
-from services.appointments.booking import Idempotency
-from services.appointments.routes.deps import PREFIX, Caller, Ctx
+from services.appointments.booking_common import Idempotency
+from services.appointments.routes.deps import PREFIX, Caller, Ctx, IdempotencyKey, idempotent
 from services.appointments.store import WAITLIST
-from services.appointments.waitlist import JoinRequest, entry_view
-from shared.idempotency import request_fingerprint
-from shared.principal import Principal
+from services.appointments.waitlist_entries import JoinRequest, entry_view
 from shared.problems import problem_responses_doc
 
 router = APIRouter(prefix=PREFIX, tags=["appointments: waitlist"])
-IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key")]
 Reason = Annotated[str | None, Query(min_length=1, max_length=200)]
-
-
-async def once(
-    ctx: Ctx,
-    caller: Principal,
-    operation: str,
-    key: str | None,
-    body: dict[str, Any],
-    response: Response,
-    run: Callable[[Idempotency | None], Awaitable[dict[str, Any]]],
-) -> dict[str, Any]:
-    """Run a command at most once per ``Idempotency-Key``: a retry gets the first answer."""
-    key = ctx.idempotency.validate(key)
-    if key is None:
-        return await run(None)
-    scope = f"{caller.subject}:{operation}"
-    stored = await ctx.idempotency.begin(scope, key, request_fingerprint(body))
-    if stored is not None:
-        response.status_code = stored.status
-        response.headers["Idempotent-Replayed"] = "true"
-        return stored.body
-    try:
-        return await run(Idempotency(ctx.idempotency, scope, key))
-    except BaseException:
-        await ctx.idempotency.release(scope, key)
-        raise
 
 
 @router.post(
@@ -69,7 +39,9 @@ async def join(
         return await ctx.waitlist.join(caller, body, idempotency=idempotency)
 
     fingerprint = body.model_dump(mode="json")
-    return await once(ctx, caller, "waitlist.join", idempotency_key, fingerprint, response, run)
+    return await idempotent(
+        ctx, caller, "waitlist.join", fingerprint, idempotency_key, response, run
+    )
 
 
 @router.get("/waitlist", summary="My account's waitlist entries, newest first")
@@ -146,4 +118,6 @@ async def confirm(
         return await ctx.waitlist.confirm(caller, entry_id, idempotency=idempotency)
 
     fingerprint = {"entry_id": entry_id}
-    return await once(ctx, caller, "waitlist.confirm", idempotency_key, fingerprint, response, run)
+    return await idempotent(
+        ctx, caller, "waitlist.confirm", fingerprint, idempotency_key, response, run
+    )

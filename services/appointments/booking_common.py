@@ -1,8 +1,9 @@
-"""Shared by reschedule, check-in and extra numbers: limits, the appointment shape, replies.
+"""What every way of booking shares: limits, the appointment document, idempotent replies.
 
-``check_limits`` and ``new_appointment`` mirror ``Booking._check_limits`` and the document
-``Booking._claim`` inserts, so every booking looks the same whichever way it was made; the
-limits here can leave out the appointment being moved (a reschedule is not a new booking).
+Booking, waitlist offers, rescheduling, extra numbers and priority rebooking all create
+appointments through ``new_appointment`` and check ``check_limits``, so a booking looks
+the same whichever way it was made. Limits can leave out the appointment being moved (a
+reschedule is not a new booking).
 """
 
 from __future__ import annotations
@@ -10,57 +11,55 @@ from __future__ import annotations
 import asyncio
 import random
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from pymongo.errors import DuplicateKeyError, OperationFailure
+from pymongo.errors import DuplicateKeyError
 
-from services.appointments.booking import Idempotency
+from services.appointments.catalog import Catalog
 from services.appointments.domain import rules
 from services.appointments.domain.models import AppointmentStatus, Channel
 from services.appointments.domain.policy import BookingPolicy
 from services.appointments.store import APPOINTMENTS, RESOURCES
-from shared.idempotency import StoredResponse
+from shared.idempotency import IdempotencyKeys, StoredResponse
 from shared.mongo import Database, Document, Session
 from shared.outbox import Tx
 from shared.principal import Principal
-from shared.problems import Conflict, ServiceUnavailable
+from shared.problems import Conflict
 
 if TYPE_CHECKING:
     from services.appointments.context import Appointments
 
 T = TypeVar("T")
-CONFLICT_ROUNDS = 6  # each round is in_transaction's own few immediate retries
-CONFLICT_BACKOFF_SECONDS = 0.01
+
+
+@dataclass(frozen=True)
+class Idempotency:
+    """Where a command stores its reply for its ``Idempotency-Key`` (see routes/deps.py)."""
+
+    keys: IdempotencyKeys
+    scope: str
+    key: str
+
+
+UNIQUE_RACE_ROUNDS = 3
 
 
 async def run_transaction(ctx: Appointments, work: Callable[[Tx], Awaitable[T]]) -> T:
-    """``outbox.transaction(work)``, tried again after a jittered pause when it keeps conflicting.
+    """``outbox.transaction(work)``, tried again when two writers created one document.
 
-    ``in_transaction`` retries a write conflict at once and only a few times; a burst of
-    writers on one document (check-ins taking a session's queue counter, staff adding
-    numbers to one session) can outlast that. A unique-index race (two first check-ins
-    creating the counter) is retried the same way: the second round finds the winner's
-    document. Still conflicting at the end, the caller gets a 503 to retry, never a 500.
+    Write conflicts are retried (with jitter) by ``in_transaction``; a unique-index race
+    (two first check-ins creating a session's queue counter) is not labelled transient,
+    so it is retried here: the next round finds the winner's document.
     """
-    for attempt in range(1, CONFLICT_ROUNDS + 1):
+    for attempt in range(1, UNIQUE_RACE_ROUNDS + 1):
         try:
             return await ctx.runtime.outbox.transaction(work)
-        except OperationFailure as exc:
-            transient = isinstance(exc, DuplicateKeyError) or exc.has_error_label(
-                "TransientTransactionError"
-            )
-            if not transient:
+        except DuplicateKeyError:
+            if attempt == UNIQUE_RACE_ROUNDS:
                 raise
-            if attempt == CONFLICT_ROUNDS:
-                raise ServiceUnavailable(
-                    "write_conflict",
-                    "too many concurrent changes, please retry",
-                    retry_after=1,
-                    detail_zh="当前办理人数较多，请稍后重试",
-                ) from exc
-        pause = CONFLICT_BACKOFF_SECONDS * 2**attempt
-        await asyncio.sleep(random.uniform(0, pause))  # noqa: S311 - jitter, not a secret
+            await asyncio.sleep(random.uniform(0, 0.02 * attempt))  # noqa: S311 - jitter
     raise AssertionError("unreachable")
 
 
@@ -105,7 +104,11 @@ async def check_limits(
             {**active, "schedule_id": schedule["_id"]}, session=session
         ),
         real_name_day=await appointments.count_documents(
-            {**base, "booked_on": rules.clinic_date_of(now, policy.timezone).isoformat()},
+            {
+                **base,
+                "booked_on": rules.clinic_date_of(now, policy.timezone).isoformat(),
+                "rescheduled_from": {"$exists": False},  # a move is not a new booking
+            },
             session=session,
         ),
     )
@@ -118,7 +121,8 @@ def account_of(principal: Principal, patient: Document) -> str:
 
 
 async def new_appointment(
-    ctx: Appointments,
+    db: Database,
+    catalog: Catalog,
     session: Session,
     *,
     appointment_id: str,
@@ -134,11 +138,8 @@ async def new_appointment(
     **fields: Any,
 ) -> Document:
     """A booked appointment on ``slot`` (not yet inserted), shaped like ``Booking``'s."""
-    resource = (
-        await ctx.runtime.db[RESOURCES].find_one({"_id": schedule["resource_id"]}, session=session)
-        or {}
-    )
-    department = await ctx.catalog.department(schedule["department_id"])
+    resource = await db[RESOURCES].find_one({"_id": schedule["resource_id"]}, session=session) or {}
+    department = await catalog.department(schedule["department_id"])
     return {
         "_id": appointment_id,
         "patient_id": patient["_id"],
