@@ -163,6 +163,8 @@ class ClinicCancellation:
                 details={"affected_appointments": len(bookings)},
             )
             tx.after_commit.append(lambda: self._forget(sid))
+            # nobody is left waiting for a session that will not take place
+            await self.ctx.waitlist.close_queue(tx, sid, datetime.now(UTC))
             result = {
                 "schedule_id": sid,
                 "status": "cancelled",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -63,4 +64,13 @@ def appointment_view(doc: Document, timezone: str) -> dict[str, Any]:
         "referral_id": doc.get("referral_id"),
         "version": doc.get("version", 1),
         "booked_by_role": doc.get("booked_by", {}).get("role"),
+        "checked_in_at": _iso(doc.get("checked_in_at")),
+        "rescheduled_from": doc.get("rescheduled_from"),
+        "rescheduled_to": doc.get("rescheduled_to"),
+        "extra": bool(doc.get("extra", False)),
+        "waitlist_id": doc.get("waitlist_id"),
     }
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return moment.isoformat() if moment else None

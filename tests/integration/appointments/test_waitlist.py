@@ -419,3 +419,19 @@ async def test_the_queue_closes_the_evening_before(appointments_api: Api, db: Db
     assert (await booker.cancel(booked.json()["id"])).status_code == 200
     assert [s["available"] for s in await slots(api, schedule)] == [True]
     assert await offered_events(db, waiting.id) == []
+
+
+async def test_a_cancelled_session_closes_its_waitlist(appointments_api: Api) -> None:
+    api = appointments_api
+    schedule, _bookers, _ = await full_session(api)
+    waiting = await Person.new(api, "acct-w-cancel")
+    joined = await waiting.join(schedule)
+    assert joined.status_code == 201, joined.text
+    cancelled = await api.client.post(
+        f"/v1/appointments/admin/schedules/{schedule}/cancel",
+        headers=api.admin,
+        json={"reason": "医生临时停诊"},
+    )
+    assert cancelled.status_code == 200, cancelled.text
+    entry = await waiting.entry(joined.json()["id"])
+    assert entry["status"] == "closed"
