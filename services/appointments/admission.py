@@ -64,6 +64,13 @@ redis.call('HSET', KEYS[1], 'ready', '1')
 return 1
 """
 
+# KEYS: state hash, the pool's list; ARGV: slot ids (nothing when the state is not loaded)
+ADD = """
+if redis.call('HEXISTS', KEYS[1], 'ready') == 0 then return 0 end
+for i = 1, #ARGV do redis.call('RPUSH', KEYS[2], ARGV[i]) end
+return #ARGV
+"""
+
 
 class Outcome(StrEnum):
     ADMITTED = "admitted"
@@ -86,6 +93,7 @@ class AdmissionGate:
         self._admit = redis.register_script(ADMIT)
         self._release = redis.register_script(RELEASE)
         self._initialize = redis.register_script(INITIALIZE)
+        self._add = redis.register_script(ADD)
 
     def _tag(self, schedule_id: str) -> str:
         return f"{self.prefix}adm:{{{schedule_id}}}"  # one hash slot per schedule
@@ -123,6 +131,11 @@ class AdmissionGate:
             args += [pool, len(open_slots[pool]), *open_slots[pool]]
         keys = self._keys(schedule_id, pools)
         return bool(await self._initialize(keys=keys, args=[*args, *patients]))
+
+    async def add_slots(self, schedule_id: str, pool: str, slot_ids: list[str]) -> None:
+        """New open slots join a pool's list (when the session's state is in Redis)."""
+        keys = self._keys(schedule_id, [pool])
+        await self._add(keys=[keys[0], keys[2]], args=slot_ids)
 
     async def guard(self, schedule_id: str, patient_id: str) -> None:
         """Mark a patient as holding a booking in the session (booked outside admission)."""

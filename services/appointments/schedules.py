@@ -100,17 +100,7 @@ class Schedules:
         sid = schedule_id(resource["_id"], item.clinic_date, item.session)
         existing = await self.db[SCHEDULES].find_one({"_id": sid})
         if existing is not None:
-            same = (existing["slot_count"], existing["starts_local"]) == (
-                item.slot_count,
-                item.starts.isoformat(),
-            )
-            if not same:
-                raise Conflict(
-                    "schedule_exists",
-                    f"schedule {sid} exists with other settings",
-                    extra={"schedule_id": sid},
-                )
-            return {"schedule_id": sid, "status": "unchanged"}
+            return await self._change(existing, item)
         policy = await self.policies.for_org(item.org_id)
         windows = rules.slot_windows(
             item.clinic_date, item.starts, item.ends, item.slot_count, policy.timezone
@@ -190,6 +180,94 @@ class Schedules:
         await self.outbox.transaction(work)
         await self.sync_admission(sid, force=True)
         return {"schedule_id": sid, "status": "published", "pools": counts}
+
+    async def _change(self, existing: Document, item: ScheduleIn) -> dict[str, Any]:
+        """A re-published session: identical is a no-op; more slots adds numbers (public)."""
+        sid = existing["_id"]
+        times = (existing["starts_local"], existing["ends_local"])
+        if times != (item.starts.isoformat(), item.ends.isoformat()):
+            raise Conflict(
+                "schedule_times_changed",
+                "a published session's times cannot change; cancel it instead",
+                extra={"schedule_id": sid},
+            )
+        if existing["status"] != "published":
+            raise Conflict(
+                "schedule_cancelled", "this session has been cancelled", extra={"schedule_id": sid}
+            )
+        if item.slot_count == existing["slot_count"]:
+            return {"schedule_id": sid, "status": "unchanged"}
+        if item.slot_count < existing["slot_count"]:
+            raise Conflict(
+                "schedule_shrink_refused",
+                "capacity cannot be reduced; cancel bookings or the session",
+                extra={"schedule_id": sid, "slot_count": existing["slot_count"]},
+            )
+        return await self._grow(existing, item)
+
+    async def _grow(self, existing: Document, item: ScheduleIn) -> dict[str, Any]:
+        sid, old = existing["_id"], existing["slot_count"]
+        policy = await self.policies.for_org(existing["org_id"])
+        windows = rules.slot_windows(
+            item.clinic_date, item.starts, item.ends, item.slot_count, policy.timezone
+        )
+        added = [
+            {
+                "_id": f"{sid}.{n}",
+                "schedule_id": sid,
+                "number": n,
+                "starts_at": start,
+                "ends_at": end,
+                "pool": Pool.PUBLIC.value,
+                "status": SlotStatus.OPEN.value,
+                "extra": False,
+            }
+            for n, start, end in windows[old:]
+        ]
+        pools = {
+            **existing["pools"],
+            Pool.PUBLIC.value: existing["pools"].get(Pool.PUBLIC.value, 0) + len(added),
+        }
+
+        async def work(tx: Tx) -> None:
+            grown = await self.db[SCHEDULES].update_one(
+                {"_id": sid, "slot_count": old, "status": "published"},
+                {
+                    "$set": {
+                        "slot_count": item.slot_count,
+                        "pools": pools,
+                        "changed_at": datetime.now(UTC),
+                    }
+                },
+                session=tx.session,
+            )
+            if grown.modified_count != 1:
+                raise Conflict("schedule_changed", "the session changed meanwhile; try again")
+            await self.db[SLOTS].insert_many(added, session=tx.session)
+            tx.emit(
+                make_event(
+                    SchedulePublished(
+                        schedule_id=sid,
+                        org_id=existing["org_id"],
+                        department_id=existing["department_id"],
+                        resource_id=existing["resource_id"],
+                        clinic_date=item.clinic_date,
+                        session=existing["session"],
+                        slot_count=item.slot_count,
+                        pools=pools,
+                    ),
+                    source="appointments",
+                    subject=sid,
+                )
+            )
+            tx.after_commit.append(lambda: self._admit_new(sid, [d["_id"] for d in added]))
+
+        await self.outbox.transaction(work)
+        return {"schedule_id": sid, "status": "grown", "added": len(added), "pools": pools}
+
+    async def _admit_new(self, sid: str, slot_ids: list[str]) -> None:
+        with contextlib.suppress(RedisError):  # else rebuilt from Mongo when next needed
+            await self.gate.add_slots(sid, Pool.PUBLIC.value, slot_ids)
 
     async def get(self, sid: str) -> Document:
         doc = await self.db[SCHEDULES].find_one({"_id": sid})
