@@ -71,6 +71,21 @@ for i = 1, #ARGV do redis.call('RPUSH', KEYS[2], ARGV[i]) end
 return #ARGV
 """
 
+# KEYS: state hash, the target pool's list, then the source list of each slot in ARGV order
+# ARGV: slot ids. A slot already handed out (not in its list) stays out: an admitted
+# booking that has not committed yet keeps it.
+MOVE = """
+if redis.call('HEXISTS', KEYS[1], 'ready') == 0 then return 0 end
+local moved = 0
+for i = 1, #ARGV do
+  if redis.call('LREM', KEYS[2 + i], 1, ARGV[i]) == 1 then
+    redis.call('RPUSH', KEYS[2], ARGV[i])
+    moved = moved + 1
+  end
+end
+return moved
+"""
+
 
 class Outcome(StrEnum):
     ADMITTED = "admitted"
@@ -94,6 +109,7 @@ class AdmissionGate:
         self._release = redis.register_script(RELEASE)
         self._initialize = redis.register_script(INITIALIZE)
         self._add = redis.register_script(ADD)
+        self._move = redis.register_script(MOVE)
 
     def _tag(self, schedule_id: str) -> str:
         return f"{self.prefix}adm:{{{schedule_id}}}"  # one hash slot per schedule
@@ -136,6 +152,18 @@ class AdmissionGate:
         """New open slots join a pool's list (when the session's state is in Redis)."""
         keys = self._keys(schedule_id, [pool])
         await self._add(keys=[keys[0], keys[2]], args=slot_ids)
+
+    async def move(self, schedule_id: str, to_pool: str, slots: list[tuple[str, str]]) -> int:
+        """Move open slots, given as (pool, slot id), to another pool's list.
+
+        Unlike a rebuild from a Mongo snapshot this never resurrects a slot that an
+        in-flight booking was just admitted to.
+        """
+        if not slots:
+            return 0
+        tag = self._tag(schedule_id)
+        keys = [f"{tag}:state", f"{tag}:pool:{to_pool}", *(f"{tag}:pool:{p}" for p, _ in slots)]
+        return int(await self._move(keys=keys, args=[slot_id for _, slot_id in slots]))
 
     async def guard(self, schedule_id: str, patient_id: str) -> None:
         """Mark a patient as holding a booking in the session (booked outside admission)."""

@@ -333,10 +333,18 @@ class Schedules:
 
     async def return_pools(self, sid: str, tx: Tx) -> int:
         """Unused reserved slots go back to the public pool (job at start - 24 h)."""
+        query = {"schedule_id": sid, "status": "open", "pool": {"$ne": Pool.PUBLIC.value}}
+        reserved = await self.db[SLOTS].find(query, {"pool": 1}, session=tx.session).to_list(None)
+        moves = [(str(slot["pool"]), str(slot["_id"])) for slot in reserved]
         result = await self.db[SLOTS].update_many(
-            {"schedule_id": sid, "status": "open", "pool": {"$ne": Pool.PUBLIC.value}},
+            {**query, "_id": {"$in": [slot_id for _, slot_id in moves]}},
             {"$set": {"pool": Pool.PUBLIC.value, "returned": True}},
             session=tx.session,
         )
-        tx.after_commit.append(lambda: self.sync_admission(sid, force=True))
+
+        async def move_in_admission() -> None:
+            with contextlib.suppress(RedisError):  # a rebuild from Mongo repairs it
+                await self.gate.move(sid, Pool.PUBLIC.value, moves)
+
+        tx.after_commit.append(move_in_admission)
         return result.modified_count

@@ -73,7 +73,7 @@ async def publish_now(api: Api, slot_count: int = 10) -> str:
     """Today's session around now, once its reserved slots went back to the public pool.
 
     The pool-return job (due 24 h before the start) is overdue for such a session: wait
-    for it, so its rebuild of the admission state cannot race the bookings below.
+    for it, so the bookings below find all numbers public.
     """
     sid = await publish_at(api, *session_around_now(), slot_count=slot_count)
     for _ in range(300):
