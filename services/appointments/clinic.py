@@ -137,9 +137,16 @@ class ClinicCancellation:
             offers = [self._offer(b, reason, alternatives, now) for b in bookings]
             if offers:
                 await self.db[REBOOKING_OFFERS].insert_many(offers, session=tx.session)
+            offer_of = {o["cancelled_appointment_id"]: o for o in offers}
             for appt in bookings:
-                facts = appointment_facts(appt)
-                cancelled = AppointmentCancelled(**facts, reason=reason, cancelled_by_role=HOSPITAL)
+                offer = offer_of[appt["_id"]]
+                cancelled = AppointmentCancelled(
+                    **appointment_facts(appt),
+                    reason=reason,
+                    cancelled_by_role=HOSPITAL,
+                    rebooking_offer_id=offer["_id"],
+                    rebooking_offer_expires_at=offer["expires_at"],
+                )
                 tx.emit(make_event(cancelled, source="appointments", subject=appt["patient_id"]))
                 await audit(
                     "appointment.cancel",

@@ -49,7 +49,7 @@ def build(runtime: Runtime) -> Appointments:
     db = runtime.db
     prefix = settings.redis_key_prefix
     cipher = FieldCipher.from_settings(settings.pii_encryption_keys, settings.pii_hash_key)
-    patients = Patients(db, cipher)
+    patients = Patients(db, cipher, runtime.outbox)
     catalog = Catalog(db, runtime.redis, prefix)
     policies = Policies(db)
     gate = AdmissionGate(runtime.redis, prefix)

@@ -41,6 +41,8 @@ class AppointmentCancelled(AppointmentFacts):
     reason: str
     cancelled_by_role: str
     late: bool = False
+    rebooking_offer_id: str | None = None  # a cancelled session (停诊) offers priority rebooking
+    rebooking_offer_expires_at: datetime | None = None
 
 
 @event_type("appointment.rescheduled")
@@ -108,3 +110,26 @@ class ScheduleCancelled(EventPayload):
     session: str
     reason: str
     affected_appointments: int
+
+
+@event_type("patient.registered")
+class PatientRegistered(EventPayload):
+    """A real-name patient was added to an account (new, or linked to a further account).
+
+    The phone number travels encrypted (AES-GCM under the alliance's PII key, context
+    ``patient.phone``) for the notifications service; the national ID never travels.
+    """
+
+    patient_id: str
+    account_id: str
+    relation: str
+    phone_enc: str
+    phone_masked: str
+
+
+@event_type("patient.unlinked")
+class PatientUnlinked(EventPayload):
+    """An account stopped managing a patient: it must no longer reach their messages."""
+
+    patient_id: str
+    account_id: str

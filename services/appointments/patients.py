@@ -13,10 +13,13 @@ from typing import Any
 from pydantic import BaseModel, Field, field_validator
 from pymongo.errors import DuplicateKeyError
 
+from services.appointments.events import PatientRegistered, PatientUnlinked
 from services.appointments.store import PATIENTS
 from shared.crypto import FieldCipher
+from shared.events import make_event
 from shared.ids import new_id
 from shared.mongo import Database, Document
+from shared.outbox import Outbox, Tx
 from shared.principal import Principal
 from shared.privacy import (
     InvalidNationalId,
@@ -72,9 +75,10 @@ def to_out(doc: Document, account_id: str | None) -> PatientOut:
 
 
 class Patients:
-    def __init__(self, db: Database, cipher: FieldCipher) -> None:
+    def __init__(self, db: Database, cipher: FieldCipher, outbox: Outbox) -> None:
         self.collection = db[PATIENTS]
         self.cipher = cipher
+        self.outbox = outbox
 
     async def register(self, account_id: str, data: PatientIn, *, max_per_account: int) -> Document:
         if await self.collection.count_documents({"account_ids": account_id}) >= max_per_account:
@@ -103,8 +107,13 @@ class Patients:
             "relations": {account_id: data.relation},
             "created_at": now,
         }
+
+        async def work(tx: Tx) -> None:
+            await self.collection.insert_one(doc, session=tx.session)
+            self._registered(tx, doc, account_id, data.relation)
+
         try:
-            await self.collection.insert_one(doc)
+            await self.outbox.transaction(work)
         except DuplicateKeyError:  # registered by another account at the same moment
             existing = await self.collection.find_one({"national_id_hash": lookup})
             assert existing is not None
@@ -118,15 +127,32 @@ class Patients:
                 "the name does not match the national ID on record",
                 detail_zh="姓名与证件号码不一致",
             )
-        await self.collection.update_one(
-            {"_id": existing["_id"]},
-            {
-                "$addToSet": {"account_ids": account_id},
-                "$set": {f"relations.{account_id}": data.relation},
-            },
-        )
+
+        async def work(tx: Tx) -> None:
+            await self.collection.update_one(
+                {"_id": existing["_id"]},
+                {
+                    "$addToSet": {"account_ids": account_id},
+                    "$set": {f"relations.{account_id}": data.relation},
+                },
+                session=tx.session,
+            )
+            self._registered(tx, existing, account_id, data.relation)
+
+        await self.outbox.transaction(work)
         existing.setdefault("relations", {})[account_id] = data.relation
         return existing
+
+    @staticmethod
+    def _registered(tx: Tx, doc: Document, account_id: str, relation: str) -> None:
+        event = PatientRegistered(
+            patient_id=doc["_id"],
+            account_id=account_id,
+            relation=relation,
+            phone_enc=doc["phone_enc"],
+            phone_masked=doc["phone_masked"],
+        )
+        tx.emit(make_event(event, source="appointments", subject=doc["_id"]))
 
     async def for_account(self, account_id: str) -> list[Document]:
         return await self.collection.find({"account_ids": account_id}).sort("_id", 1).to_list()
@@ -147,12 +173,18 @@ class Patients:
         )
 
     async def unlink(self, account_id: str, patient_id: str) -> None:
-        result = await self.collection.update_one(
-            {"_id": patient_id, "account_ids": account_id},
-            {"$pull": {"account_ids": account_id}, "$unset": {f"relations.{account_id}": ""}},
-        )
-        if result.matched_count == 0:
-            raise NotFound("patient_not_found", "no such patient on this account")
+        async def work(tx: Tx) -> None:
+            result = await self.collection.update_one(
+                {"_id": patient_id, "account_ids": account_id},
+                {"$pull": {"account_ids": account_id}, "$unset": {f"relations.{account_id}": ""}},
+                session=tx.session,
+            )
+            if result.matched_count == 0:
+                raise NotFound("patient_not_found", "no such patient on this account")
+            unlinked = PatientUnlinked(patient_id=patient_id, account_id=account_id)
+            tx.emit(make_event(unlinked, source="appointments", subject=patient_id))
+
+        await self.outbox.transaction(work)
 
     async def find_by_national_id(self, national_id: str) -> Document | None:
         return await self.collection.find_one(

@@ -51,7 +51,7 @@ async def test_two_thousand_concurrent_attempts_on_fifty_slots(
     appointments_process_api: Api,
 ) -> None:
     api = appointments_process_api
-    schedule = await api.publish(days_ahead=1, slot_count=100, clinic_type="expert")
+    schedule = await api.publish(days_ahead=2, slot_count=100, clinic_type="expert")
     slots = (
         await api.client.get(f"/v1/appointments/schedules/{schedule}/slots", headers=api.admin)
     ).json()
@@ -90,7 +90,7 @@ async def test_two_thousand_concurrent_attempts_on_fifty_slots(
 
 async def test_admission_is_rebuilt_from_mongo_after_redis_loses_it(appointments_api: Api) -> None:
     api = appointments_api
-    schedule = await api.publish(days_ahead=1, slot_count=20)  # 10 public slots
+    schedule = await api.publish(days_ahead=2, slot_count=20)  # 10 public slots
     patients = await register(api, 40)
     first = await asyncio.gather(*(attempt(api.base, h, pid, schedule) for h, pid in patients[:6]))
     assert [r.status for r in first] == [201] * 6
