@@ -1,7 +1,8 @@
 """``make bench``: platform costs as ratios against bare driver calls on the same stack.
 
 * outbox write (state + event in one transaction) vs a bare ``insert_one``;
-* relay publish throughput vs bare producer sends of the same records.
+* relay publish throughput vs bare producer sends of the same records;
+* notifications: dispatch and delivery vs a bare outbox write (``benchmarks/notifications``).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from pathlib import Path
 
 from aiokafka import AIOKafkaProducer
 
+from benchmarks.notifications import bench_notifications
 from devstack.stack import EmbeddedStack
 from shared.events import EventPayload, event_type, make_event
 from shared.kafka import ensure_topics
@@ -96,11 +98,12 @@ def main() -> None:
         stack = EmbeddedStack.start(Path(tmp), persistent_mongo=False)
         try:
             rows = asyncio.run(bench(stack))
+            rows += asyncio.run(bench_notifications(stack))
         finally:
             stack.stop()
-    print(f"{'measure':<58} {'ops/s':>9} {'baseline':>9} {'ratio':>6}")
+    print(f"{'measure':<70} {'ops/s':>9} {'baseline':>9} {'ratio':>6}")
     for name, value, baseline in rows:
-        print(f"{name:<58} {value:>9.0f} {baseline:>9.0f} {value / baseline:>6.2f}")
+        print(f"{name:<70} {value:>9.0f} {baseline:>9.0f} {value / baseline:>6.2f}")
 
 
 if __name__ == "__main__":

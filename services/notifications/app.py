@@ -5,21 +5,58 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from services.notifications import handlers
+from services.notifications.context import Notifications, build
+from services.notifications.delivery import redeliver_topic
+from services.notifications.routes import inbox, login_codes, messages, preferences, providers
+from services.notifications.routes import templates as template_routes
 from services.notifications.settings import NotificationsSettings
-from shared.kafka import topic_name
-from shared.service import ServiceDefinition, create_service_app
+from services.notifications.store import INDEXES
+from shared.kafka import dlq_topic
+from shared.service import Runtime, ServiceDefinition, create_service_app
 from shared.settings import ServiceSettings
 
+ROUTERS = (
+    inbox.router,
+    preferences.router,
+    messages.router,
+    template_routes.router,
+    providers.router,
+    login_codes.router,
+)
 
-def definition(settings: ServiceSettings) -> ServiceDefinition:
+
+async def on_start(runtime: Runtime) -> None:
+    runtime.extras["notifications"] = build(runtime)
+
+
+async def on_stop(runtime: Runtime) -> None:
+    ctx: Notifications | None = runtime.extras.get("notifications")
+    if ctx is not None:
+        for provider in ctx.providers.values():
+            await provider.aclose()
+
+
+def definition(settings: NotificationsSettings) -> ServiceDefinition:
+    redeliver = redeliver_topic(settings)
     return ServiceDefinition(
         settings=settings,
         title="CareLoop notifications",
+        routers=ROUTERS,
+        indexes=INDEXES,
         consumers=handlers.consumers,
         jobs=handlers.jobs,
-        extra_topics=tuple(topic_name(settings, s) for s in handlers.CONSUMED_SERVICES),
+        on_start=on_start,
+        on_stop=on_stop,
+        extra_topics=(
+            *handlers.consumer_topics(settings),
+            dlq_topic(redeliver, "notifications.delivery"),
+        ),
     )
 
 
 def create_app(settings: ServiceSettings | None = None) -> FastAPI:
-    return create_service_app(definition(settings or NotificationsSettings()))
+    if settings is None:
+        settings = NotificationsSettings()
+    if not isinstance(settings, NotificationsSettings):
+        settings = NotificationsSettings(**settings.model_dump())
+    return create_service_app(definition(settings))

@@ -1,28 +1,135 @@
 """Where the notifications service registers its event handlers and timed jobs.
 
-Business handlers arrive with the notifications feature work; until then the service's consumer
-joins its group on the topics below and reads them tolerantly (unknown types are skipped).
+Every event type the catalog has a message kind for is handled by ``notify``; the
+appointment lifecycle events also move reminders, and the patient events keep the
+recipients' contacts. Adding a message for a new event type needs only a catalog file
+(and the producer's topic in ``CONSUMED_SERVICES``).
 """
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+
+from services.notifications.context import Notifications
+from services.notifications.delivery import redeliver_topic
+from services.notifications.dispatch import DELIVER_JOB
+from services.notifications.messages import Source
+from services.notifications.reminders import REMINDER_JOB
+from services.notifications.settings import NotificationsSettings
 from shared.consumer import ConsumerSpec, Handler
-from shared.jobs import JobHandler
+from shared.events import Envelope
+from shared.jobs import Job, JobHandler
 from shared.kafka import topic_name
+from shared.outbox import Tx
 from shared.service import Runtime
 
-CONSUMED_SERVICES: tuple[str, ...] = (
-    "appointments",
-    "referrals",
-    "followup",
-)
+CONSUMED_SERVICES: tuple[str, ...] = ("appointments", "referrals", "followup")
+
+Lifecycle = Callable[[Notifications, Envelope, Tx], Awaitable[None]]
+
+
+async def notify(ctx: Notifications, event: Envelope, tx: Tx) -> None:
+    """Send the patient the message the catalog has for this event, if any."""
+    kind = ctx.catalog.for_event(event.type, event.data)
+    if kind is None:
+        return
+    data = event.data
+    source = Source(
+        id=event.id,
+        event_type=event.type,
+        patient_id=data.get("patient_id") or event.subject,
+        account_id=data.get("account_id"),
+        org_id=data.get("org_id"),
+    )
+    await ctx.dispatcher.dispatch(tx, kind, source, data)
+
+
+async def booked(ctx: Notifications, event: Envelope, tx: Tx) -> None:
+    await ctx.reminders.schedule(tx, event.data)
+    await notify(ctx, event, tx)
+
+
+async def cancelled(ctx: Notifications, event: Envelope, tx: Tx) -> None:
+    await ctx.reminders.cancel(tx, event.data["appointment_id"])
+    await notify(ctx, event, tx)
+
+
+async def rescheduled(ctx: Notifications, event: Envelope, tx: Tx) -> None:
+    await ctx.reminders.cancel(tx, event.data["previous_appointment_id"])
+    await ctx.reminders.schedule(tx, event.data)
+    await notify(ctx, event, tx)
+
+
+async def checked_in(ctx: Notifications, event: Envelope, tx: Tx) -> None:
+    await ctx.reminders.cancel(tx, event.data["appointment_id"])
+    await notify(ctx, event, tx)
+
+
+async def patient_registered(ctx: Notifications, event: Envelope, tx: Tx) -> None:
+    data = event.data
+    await ctx.recipients.patient_registered(
+        tx.session,
+        patient_id=data["patient_id"],
+        account_id=data["account_id"],
+        phone_enc=data["phone_enc"],
+        phone_masked=data["phone_masked"],
+    )
+
+
+async def patient_unlinked(ctx: Notifications, event: Envelope, tx: Tx) -> None:
+    data = event.data
+    await ctx.recipients.patient_unlinked(
+        tx.session, patient_id=data["patient_id"], account_id=data["account_id"]
+    )
+
+
+async def redelivery_requested(ctx: Notifications, event: Envelope, tx: Tx) -> None:
+    await ctx.delivery.redeliver(tx, event.data["message_id"])
+
+
+LIFECYCLE: dict[str, Lifecycle] = {
+    "careloop.appointment.booked": booked,
+    "careloop.appointment.cancelled": cancelled,
+    "careloop.appointment.rescheduled": rescheduled,
+    "careloop.appointment.checked_in": checked_in,
+    "careloop.patient.registered": patient_registered,
+    "careloop.patient.unlinked": patient_unlinked,
+    "careloop.notification.redelivery_requested": redelivery_requested,
+}
+
+
+def consumer_topics(settings: NotificationsSettings) -> tuple[str, ...]:
+    own = tuple(topic_name(settings, s) for s in CONSUMED_SERVICES)
+    return (*own, redeliver_topic(settings))
 
 
 def consumers(runtime: Runtime) -> list[ConsumerSpec]:
-    handlers: dict[str, Handler] = {}
-    topics = tuple(topic_name(runtime.settings, s) for s in CONSUMED_SERVICES)
-    return [ConsumerSpec(name="events", topics=topics, handlers=handlers)]
+    ctx: Notifications = runtime.extras["notifications"]
+    registered: dict[str, Lifecycle] = {t: notify for t in ctx.catalog.event_types()}
+    registered.update(LIFECYCLE)
+    handlers: dict[str, Handler] = {t: _bind(ctx, h) for t, h in registered.items()}
+    assert isinstance(runtime.settings, NotificationsSettings)
+    return [
+        ConsumerSpec(name="events", topics=consumer_topics(runtime.settings), handlers=handlers)
+    ]
 
 
 def jobs(runtime: Runtime) -> dict[str, JobHandler]:
-    return {}
+    def ctx() -> Notifications:
+        context: Notifications = runtime.extras["notifications"]
+        return context
+
+    async def deliver(job: Job, tx: Tx) -> None:
+        await ctx().delivery.run(job, tx)
+
+    async def remind(job: Job, tx: Tx) -> None:
+        await ctx().reminders.fire(job, tx)
+
+    return {DELIVER_JOB: deliver, REMINDER_JOB: remind}
+
+
+def _bind(ctx: Notifications, handler: Lifecycle) -> Handler:
+    async def run(event: Envelope, tx: Tx) -> None:
+        await handler(ctx, event, tx)
+
+    return run

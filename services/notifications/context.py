@@ -1,0 +1,129 @@
+"""Everything the notifications routes and handlers use, built once in the lifespan."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from fastapi import Request
+from prometheus_client import Counter
+
+from services.notifications.catalog import Catalog
+from services.notifications.consents import Consents
+from services.notifications.delivery import Delivery
+from services.notifications.dispatch import Dispatcher
+from services.notifications.domain.rules import Preferences, QuietHours
+from services.notifications.inbox import Inbox
+from services.notifications.limits import PatientRateLimit
+from services.notifications.messages import Messages
+from services.notifications.preferences import PreferenceStore
+from services.notifications.providers.base import Channel, Provider
+from services.notifications.providers.registry import build_providers
+from services.notifications.receipts import Receipts
+from services.notifications.recipients import Recipients
+from services.notifications.reminders import Reminders
+from services.notifications.settings import NotificationsSettings
+from services.notifications.templates import TemplateStore
+from shared.crypto import FieldCipher
+from shared.idempotency import IdempotencyKeys
+from shared.service import Runtime
+
+
+@dataclass
+class Notifications:
+    runtime: Runtime
+    settings: NotificationsSettings
+    catalog: Catalog
+    templates: TemplateStore
+    preferences: PreferenceStore
+    recipients: Recipients
+    consents: Consents
+    inbox: Inbox
+    messages: Messages
+    dispatcher: Dispatcher
+    delivery: Delivery
+    receipts: Receipts
+    reminders: Reminders
+    providers: dict[Channel, Provider]
+    idempotency: IdempotencyKeys
+
+
+def _counters(runtime: Runtime) -> tuple[Counter, Counter, Counter]:
+    registry = runtime.metrics.registry
+    sent = Counter(
+        "careloop_notifications_total",
+        "Notification messages by channel and status",
+        ["channel", "status"],
+        registry=registry,
+    )
+    render = Counter(
+        "careloop_template_render_failures_total",
+        "Stored templates that failed to render (the built-in one was used)",
+        ["kind", "channel"],
+        registry=registry,
+    )
+    receipts = Counter(
+        "careloop_notification_receipts_total",
+        "Provider receipts by provider and outcome",
+        ["provider", "outcome"],
+        registry=registry,
+    )
+    return sent, render, receipts
+
+
+def build(runtime: Runtime) -> Notifications:
+    settings = runtime.settings
+    assert isinstance(settings, NotificationsSettings)
+    db = runtime.db
+    sent, render_failures, receipt_counter = _counters(runtime)
+    cipher = FieldCipher.from_settings(settings.pii_encryption_keys, settings.pii_hash_key)
+    catalog = Catalog.load()
+    default = Preferences(
+        language=settings.default_language,
+        quiet_hours=QuietHours.parse(settings.quiet_hours_start, settings.quiet_hours_end),
+    )
+    templates = TemplateStore(db, runtime.outbox, catalog, render_failures)
+    preferences = PreferenceStore(db, default)
+    recipients = Recipients(db, cipher)
+    consents = Consents(db, settings.wechat_template_ids)
+    inbox = Inbox(db, runtime.redis, settings.redis_key_prefix)
+    messages = Messages(db)
+    dispatcher = Dispatcher(
+        db,
+        messages,
+        templates,
+        preferences,
+        recipients,
+        inbox,
+        cipher,
+        settings.hospital_timezone,
+        sent,
+    )
+    providers = build_providers(settings, db)
+    limits = PatientRateLimit(
+        runtime.redis, settings.redis_key_prefix, settings.patient_rate_limit_per_hour
+    )
+    delivery = Delivery(
+        db, settings, catalog, messages, dispatcher, templates, consents, limits, providers, sent
+    )
+    return Notifications(
+        runtime=runtime,
+        settings=settings,
+        catalog=catalog,
+        templates=templates,
+        preferences=preferences,
+        recipients=recipients,
+        consents=consents,
+        inbox=inbox,
+        messages=messages,
+        dispatcher=dispatcher,
+        delivery=delivery,
+        receipts=Receipts(runtime.outbox, catalog, messages, dispatcher, receipt_counter),
+        reminders=Reminders(db, catalog, dispatcher, settings.reminder_offsets_minutes),
+        providers=providers,
+        idempotency=IdempotencyKeys(db),
+    )
+
+
+def get_notifications(request: Request) -> Notifications:
+    ctx: Notifications = request.app.state.runtime.extras["notifications"]
+    return ctx

@@ -1,0 +1,113 @@
+"""What every delivery provider adapter offers: send one message, read its receipts.
+
+A provider adapter turns a rendered message into the provider's HTTP call and maps the
+provider's answer onto :class:`SendResult` or :class:`ProviderError`. Adapters hold no
+state that matters across restarts (an access token cache at most); whatever must survive
+is recorded by the delivery code in Mongo.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Protocol
+
+
+class Channel(StrEnum):
+    INBOX = "inbox"
+    WECHAT = "wechat"
+    SMS = "sms"
+    VOICE = "voice"
+
+
+class SendStatus(StrEnum):
+    SENT = "sent"  # accepted by the provider; a receipt tells the outcome later
+    DELIVERED = "delivered"  # the provider confirmed delivery at once
+
+
+@dataclass(frozen=True)
+class Rendered:
+    """One message rendered for one channel (see ``templates``)."""
+
+    title: str = ""  # inbox title
+    body: str = ""  # inbox / SMS / voice text
+    fields: dict[str, str] = field(default_factory=dict)  # WeChat data fields; SMS params
+    page: str | None = None  # WeChat mini-program page to open
+
+
+@dataclass(frozen=True)
+class SendRequest:
+    """Everything an adapter needs for one delivery attempt.
+
+    ``address`` is the phone number (SMS, voice) or the WeChat openid, in clear: adapters
+    never log it. ``message_id`` is stable across attempts; ``attempt_id`` is unique per
+    attempt and is passed to providers that take a caller reference (Aliyun ``OutId``).
+    ``provider_template`` is the provider's own template code / id for this message kind.
+    """
+
+    message_id: str
+    attempt_id: str
+    channel: Channel
+    address: str
+    kind: str
+    language: str
+    rendered: Rendered
+    provider_template: str | None = None
+    patient_id: str | None = None
+
+
+@dataclass(frozen=True)
+class SendResult:
+    status: SendStatus
+    provider: str
+    provider_message_id: str | None = None
+
+
+@dataclass(frozen=True)
+class Receipt:
+    """A provider's report on one message it accepted earlier."""
+
+    provider: str
+    provider_message_id: str
+    delivered: bool
+    error_code: str | None = None
+    error_message: str | None = None
+    reported_at: datetime | None = None
+
+
+class ProviderError(Exception):
+    """A send that did not go through.
+
+    ``retryable`` errors (timeouts, throttling, 5xx, an expired access token) are tried
+    again later on the same channel; the others (refused consent, invalid number, blocked
+    user) fall back to the next channel at once.
+    """
+
+    def __init__(self, provider: str, code: str, message: str, *, retryable: bool) -> None:
+        super().__init__(f"{provider} {code}: {message}")
+        self.provider = provider
+        self.code = code
+        self.message = message
+        self.retryable = retryable
+
+
+def template_not_configured(provider: str, kind: str) -> ProviderError:
+    """The provider needs its own template code / id for this kind, and settings have none."""
+    return ProviderError(
+        provider,
+        "template_not_configured",
+        f"no {provider} template configured for kind {kind!r}",
+        retryable=False,
+    )
+
+
+class Provider(Protocol):
+    """A delivery adapter for one channel."""
+
+    name: str
+    channel: Channel
+
+    async def send(self, request: SendRequest) -> SendResult: ...
+
+    async def aclose(self) -> None: ...

@@ -1,0 +1,90 @@
+"""Who a message reaches: the accounts that manage a patient, their phone and WeChat openid.
+
+The appointments service owns real-name patients; it tells us about each one with
+``patient.registered`` / ``patient.unlinked``, carrying the phone number encrypted (never in
+clear on Kafka). The mini-program binds an account's WeChat openid here.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from services.notifications.store import ACCOUNTS, RECIPIENTS
+from shared.crypto import FieldCipher
+from shared.mongo import Database, Document, Session
+from shared.principal import Principal
+from shared.problems import Forbidden
+
+PHONE_CONTEXT = "patient.phone"  # the AES-GCM context the appointments service encrypts with
+
+
+def forbidden() -> Forbidden:
+    return Forbidden(
+        "forbidden_patient", "you may not act for this patient", detail_zh="无权查看该就诊人"
+    )
+
+
+class Recipients:
+    def __init__(self, db: Database, cipher: FieldCipher) -> None:
+        self.patients = db[RECIPIENTS]
+        self.accounts = db[ACCOUNTS]
+        self.cipher = cipher
+
+    async def patient_registered(
+        self,
+        session: Session,
+        *,
+        patient_id: str,
+        account_id: str,
+        phone_enc: str,
+        phone_masked: str,
+    ) -> None:
+        await self.patients.update_one(
+            {"_id": patient_id},
+            {
+                "$addToSet": {"account_ids": account_id},
+                "$set": {
+                    "phone_enc": phone_enc,
+                    "phone_masked": phone_masked,
+                    "updated_at": datetime.now(UTC),
+                },
+            },
+            upsert=True,
+            session=session,
+        )
+
+    async def patient_unlinked(self, session: Session, *, patient_id: str, account_id: str) -> None:
+        await self.patients.update_one(
+            {"_id": patient_id}, {"$pull": {"account_ids": account_id}}, session=session
+        )
+
+    async def get(self, patient_id: str, session: Session | None = None) -> Document | None:
+        return await self.patients.find_one({"_id": patient_id}, session=session)
+
+    def phone_of(self, recipient: Document | None) -> str | None:
+        if not recipient or not recipient.get("phone_enc"):
+            return None
+        return self.cipher.decrypt(recipient["phone_enc"], context=PHONE_CONTEXT)
+
+    async def bind_wechat(self, account_id: str, openid: str) -> None:
+        await self.accounts.update_one(
+            {"_id": account_id},
+            {"$set": {"wechat_openid": openid, "updated_at": datetime.now(UTC)}},
+            upsert=True,
+        )
+
+    async def wechat_openid(
+        self, account_id: str | None, session: Session | None = None
+    ) -> str | None:
+        if not account_id:
+            return None
+        doc = await self.accounts.find_one({"_id": account_id}, session=session)
+        return doc.get("wechat_openid") if doc else None
+
+    async def check_access(self, principal: Principal, patient_id: str) -> None:
+        """Staff and services reach every patient; an account only the patients it manages."""
+        if principal.is_staff or principal.may_access_patient(patient_id):
+            return
+        doc = await self.patients.find_one({"_id": patient_id, "account_ids": principal.subject})
+        if doc is None:
+            raise forbidden()

@@ -1,0 +1,23 @@
+"""Dependencies shared by the notifications routes."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends
+
+from services.notifications.context import Notifications, get_notifications
+from shared.auth import current_principal, require_roles
+from shared.principal import Principal, Role
+
+Ctx = Annotated[Notifications, Depends(get_notifications)]
+Caller = Annotated[Principal, Depends(current_principal)]
+PatientAccount = Annotated[Principal, Depends(require_roles(Role.PATIENT))]
+Staff = Annotated[
+    Principal,
+    Depends(require_roles(Role.AGENT, Role.NURSE, Role.DOCTOR, Role.COORDINATOR, Role.ADMIN)),
+]
+Admin = Annotated[Principal, Depends(require_roles(Role.ADMIN))]
+Operator = Annotated[Principal, Depends(require_roles(Role.ADMIN, Role.SERVICE))]
+Service = Annotated[Principal, Depends(require_roles(Role.SERVICE))]
+PREFIX = "/v1/notifications"

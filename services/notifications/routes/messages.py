@@ -1,0 +1,67 @@
+"""Routes: a patient's message log (their own, or staff with a reason: audited), and retries."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+
+from services.notifications.messages import MessageView, Status
+from services.notifications.routes.deps import PREFIX, Admin, Caller, Ctx
+from shared.outbox import Tx
+from shared.problems import BadRequest, Conflict, NotFound, problem_responses_doc
+
+router = APIRouter(prefix=PREFIX, tags=["notifications: messages"])
+
+
+@router.get(
+    "/patients/{patient_id}/messages",
+    summary="A patient's messages on every channel, newest first",
+    description=(
+        "Patients read their own (and their family members'). Staff give a `reason`; "
+        "each staff read leaves an audit record. Addresses are masked."
+    ),
+    responses=problem_responses_doc(400, 403),
+)
+async def patient_messages(
+    ctx: Ctx,
+    caller: Caller,
+    patient_id: str,
+    limit: Annotated[int, Query(ge=1, le=100)] = 50,
+    before: Annotated[str | None, Query(max_length=64)] = None,
+    reason: Annotated[str | None, Query(min_length=2, max_length=200)] = None,
+) -> list[MessageView]:
+    await ctx.recipients.check_access(caller, patient_id)
+    if caller.is_staff:
+        if reason is None:
+            raise BadRequest(
+                "reason_required", "staff must give a reason to read a patient's messages"
+            )
+        await ctx.runtime.audit.record(
+            caller,
+            "notification.messages.read",
+            patient_id=patient_id,
+            resource=f"patient:{patient_id}:messages",
+            reason=reason,
+        )
+    return await ctx.messages.for_patient(patient_id, limit=limit, before=before)
+
+
+@router.post(
+    "/admin/messages/{message_id}/retry",
+    summary="Send a failed message again on its channel (admin)",
+    responses=problem_responses_doc(404, 409),
+)
+async def retry_message(ctx: Ctx, admin: Admin, message_id: str) -> dict[str, str]:
+    doc = await ctx.messages.get(message_id)
+    if doc is None:
+        raise NotFound("message_not_found", "no such message")
+
+    async def work(tx: Tx) -> bool:
+        return await ctx.delivery.redeliver(tx, message_id)
+
+    if not await ctx.runtime.outbox.transaction(work):
+        raise Conflict(
+            "message_not_failed", f"only failed messages are retried; this one is {doc['status']}"
+        )
+    return {"message_id": message_id, "status": Status.QUEUED.value}
