@@ -1,4 +1,4 @@
-"""Development secrets for ``make up``: a JWT signing key pair and PII keys, made once.
+"""Development secrets for ``make up``: JWT key pair, PII keys, first admin; made once.
 
 They live under the git-ignored state folder. Production takes its own from secrets.
 """
@@ -6,6 +6,7 @@ They live under the git-ignored state folder. Production takes its own from secr
 from __future__ import annotations
 
 import json
+import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,6 +20,8 @@ class DevSecrets:
     jwt_public_key_file: Path
     pii_encryption_keys: str
     pii_hash_key: str
+    admin_username: str = "admin"
+    admin_password: str = ""
 
 
 def ensure_dev_secrets(state_dir: Path) -> DevSecrets:
@@ -37,4 +40,17 @@ def ensure_dev_secrets(state_dir: Path) -> DevSecrets:
         )
         pii.chmod(0o600)
     values = json.loads(pii.read_text())
-    return DevSecrets(private, public, values["encryption_keys"], values["hash_key"])
+    admin = keys / "admin.json"  # the first admin of a fresh gateway database
+    if not admin.exists():
+        password = "Dev-" + secrets.token_urlsafe(12)
+        admin.write_text(json.dumps({"username": "admin", "password": password}))
+        admin.chmod(0o600)
+    first = json.loads(admin.read_text())
+    return DevSecrets(
+        private,
+        public,
+        values["encryption_keys"],
+        values["hash_key"],
+        admin_username=first["username"],
+        admin_password=first["password"],
+    )

@@ -43,6 +43,8 @@ def service_env(
     }
     if name == "gateway":
         values["JWT_PRIVATE_KEY_FILE"] = str(secrets.jwt_private_key_file)
+        values["BOOTSTRAP_ADMIN_USERNAME"] = secrets.admin_username
+        values["BOOTSTRAP_ADMIN_PASSWORD"] = secrets.admin_password
     return {**plain, **{prefix + key: value for key, value in values.items()}}
 
 

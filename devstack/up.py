@@ -59,6 +59,7 @@ CareLoop is up.
   API docs  {system.gateway_url}/docs
   readiness {system.gateway_url}/readyz
   logs      {logs}/<name>.log
+  admin     {secrets.admin_username!r}, password in {state}/keys/admin.json
   Kafka {stack.kafka_bootstrap} (in-memory) · MongoDB {stack.mongo_url} · Redis {stack.redis_url()}
 Press Ctrl-C to stop.""",
             flush=True,

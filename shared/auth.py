@@ -176,8 +176,14 @@ class TokenVerifier:
             raise _invalid("bad_pids")
         if org is not None and not isinstance(org, str):
             raise _invalid("bad_org")
+        iat = claims.get("iat")
         return Principal(
-            subject=sub, roles=roles, org_id=org, patient_ids=frozenset(pids), token_id=jti
+            subject=sub,
+            roles=roles,
+            org_id=org,
+            patient_ids=frozenset(pids),
+            token_id=jti,
+            issued_at=iat if isinstance(iat, int) else None,
         )
 
 
@@ -290,7 +296,7 @@ def ensure_patient_access(principal: Principal, patient_id: str) -> None:
         )
 
 
-# --- Issuing (tests now; the gateway later) ----------------------------------------------
+# --- Issuing (the gateway; tests) --------------------------------------------------------
 
 
 class TokenMinter:

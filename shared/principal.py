@@ -37,6 +37,7 @@ class Principal(BaseModel):
     org_id: str | None = None
     patient_ids: frozenset[str] = Field(default_factory=frozenset)
     token_id: str | None = None
+    issued_at: int | None = None  # the token's ``iat`` (epoch seconds)
 
     @property
     def is_staff(self) -> bool:

@@ -22,4 +22,35 @@ class GatewaySettings(ServiceSettings):
     upstream_timeout_seconds: float = 10.0
     upstream_connect_timeout_seconds: float = 1.0
     idempotent_retries: int = 2
+
+    # signing: the private half of the key pair every service verifies with
+    jwt_private_key: str = ""  # PEM; or a path in jwt_private_key_file
     jwt_private_key_file: str = ""
+    jwt_key_id: str = ""
+    access_token_ttl_seconds: int = Field(600, ge=60, le=3600)
+    patient_refresh_ttl_days: int = Field(30, ge=1, le=90)
+    staff_refresh_ttl_hours: int = Field(12, ge=1, le=72)
+
+    # patients: phone number + one-time code sent by SMS (through notifications)
+    otp_length: int = Field(6, ge=4, le=8)
+    otp_ttl_seconds: int = Field(300, ge=60, le=1800)
+    otp_max_attempts: int = Field(5, ge=1, le=10)
+    otp_resend_seconds: int = Field(60, ge=0)
+    otp_daily_limit: int = Field(10, ge=1)
+
+    # patients: the mini-program's wx.login code (off unless app id and secret are set)
+    wechat_appid: str = ""
+    wechat_secret: str = ""
+    wechat_api_base: str = "https://api.weixin.qq.com"
+
+    # staff: username + password (argon2id); locked after repeated failures
+    staff_max_failed_logins: int = Field(5, ge=1)
+    staff_lockout_minutes: int = Field(15, ge=1)
+    password_min_length: int = Field(12, ge=8)
+    bootstrap_admin_username: str = ""  # created at start when no staff account exists
+    bootstrap_admin_password: str = ""
+
+    # the front door
+    cors_origins: list[str] = Field(default_factory=list)  # e.g. the ops console's origin
+    max_request_bytes: int = Field(1_048_576, ge=1024)
+    trusted_proxies: list[str] = Field(default_factory=list)  # may set X-Forwarded-For

@@ -1,0 +1,1 @@
+"""Who may come in: patient and staff accounts, login codes, passwords and tokens."""

@@ -1,0 +1,212 @@
+"""Login flows: patients by phone code or WeChat, staff by password; refresh and logout."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+import structlog
+
+from services.gateway.identity.accounts import PatientAccounts, StaffAccounts
+from services.gateway.identity.codes import Issued, LoginCodes
+from services.gateway.identity.passwords import hash_password, needs_rehash, verify_password
+from services.gateway.identity.sessions import Identity, Sessions, TokenPair
+from services.gateway.identity.wechat import WechatLogin
+from shared.auth import TokenMinter
+from shared.mongo import Document
+from shared.principal import Role
+from shared.privacy import mask_phone
+from shared.problems import Forbidden, Problem, ServiceUnavailable, Unauthorized
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass(frozen=True)
+class Login:
+    tokens: TokenPair
+    account: dict[str, Any]
+
+
+def patient_view(doc: Document) -> dict[str, Any]:
+    return {
+        "id": doc["_id"],
+        "kind": "patient",
+        "roles": [Role.PATIENT.value],
+        "phone": doc.get("phone_masked"),
+        "wechat_bound": bool(doc.get("wechat_openid")),
+    }
+
+
+def staff_view(doc: Document) -> dict[str, Any]:
+    return {
+        "id": doc["_id"],
+        "kind": "staff",
+        "roles": list(doc["roles"]),
+        "username": doc["username"],
+        "display_name": doc.get("display_name", ""),
+        "org_id": doc.get("org_id"),
+    }
+
+
+def _invalid_credentials() -> Unauthorized:
+    return Unauthorized(
+        "invalid_credentials",
+        "the username or password is wrong",
+        detail_zh="用户名或密码错误",
+    )
+
+
+def _locked(until: datetime) -> Problem:
+    wait = max(1, int((until - datetime.now(UTC)).total_seconds()))
+    return Problem(
+        423,
+        "account_locked",
+        "too many failed logins: the account is locked for a while",
+        detail_zh="登录失败次数过多，账号已临时锁定",
+        headers={"Retry-After": str(wait)},
+        extra={"locked_until": until.isoformat()},
+    )
+
+
+class CodeSender:
+    """Hands a login code to notifications, which texts it at once (service token)."""
+
+    def __init__(self, client: httpx.AsyncClient, notifications_url: str, minter: TokenMinter):
+        self.client = client
+        self.url = notifications_url.rstrip("/") + "/v1/notifications/login-codes"
+        self.minter = minter
+
+    async def send(self, phone: str, code: str, minutes: int, request_id: str) -> None:
+        token = self.minter.mint("gateway", [Role.SERVICE], ttl_seconds=60)
+        body = {"phone": phone, "code": code, "minutes": minutes, "request_id": request_id}
+        try:
+            response = await self.client.post(
+                self.url,
+                json=body,
+                headers={"authorization": f"Bearer {token}", "x-request-id": request_id},
+            )
+        except httpx.HTTPError as exc:
+            log.warning("login_code.send_failed", error=type(exc).__name__)
+            raise _sms_down() from exc
+        if response.status_code != 202:
+            log.warning("login_code.refused", status=response.status_code)
+            raise _sms_down()
+
+
+def _sms_down() -> ServiceUnavailable:
+    return ServiceUnavailable(
+        "code_not_sent",
+        "the login code could not be sent; please try again shortly",
+        retry_after=5,
+        detail_zh="验证码发送失败，请稍后再试",
+    )
+
+
+class Logins:
+    def __init__(
+        self,
+        *,
+        codes: LoginCodes,
+        sender: CodeSender,
+        patients: PatientAccounts,
+        staff: StaffAccounts,
+        sessions: Sessions,
+        wechat: WechatLogin,
+        notifications_url: str,
+        max_failed_logins: int,
+        lockout: timedelta,
+    ) -> None:
+        self.codes = codes
+        self.sender = sender
+        self.patients = patients
+        self.staff = staff
+        self.sessions = sessions
+        self.wechat = wechat
+        self.notifications_url = notifications_url.rstrip("/")
+        self.max_failed_logins = max_failed_logins
+        self.lockout = lockout
+
+    async def send_code(self, phone: str, request_id: str) -> Issued:
+        issued = await self.codes.issue(phone)
+        await self.sender.send(phone, issued.code, max(1, issued.expires_in // 60), request_id)
+        log.info("login_code.sent", phone=mask_phone(phone))
+        return issued
+
+    async def with_code(self, phone: str, code: str) -> Login:
+        await self.codes.check(phone, code)
+        account = await self.patients.for_phone(phone)
+        self._refuse_disabled(account)
+        tokens = await self.sessions.open(Identity(account["_id"], (Role.PATIENT,)))
+        log.info("login.patient", method="code", account_id=account["_id"])
+        return Login(tokens, patient_view(account))
+
+    async def with_wechat(self, code: str) -> Login:
+        user = await self.wechat.code_to_user(code)
+        account, _new = await self.patients.for_openid(user.openid, user.unionid)
+        self._refuse_disabled(account)
+        tokens = await self.sessions.open(Identity(account["_id"], (Role.PATIENT,)))
+        await self._bind_openid(tokens.access_token, user.openid)
+        log.info("login.patient", method="wechat", account_id=account["_id"])
+        return Login(tokens, patient_view(account))
+
+    async def _bind_openid(self, access_token: str, openid: str) -> None:
+        """Notifications learns where to send WeChat messages; a failure waits for next login."""
+        try:
+            response = await self.sender.client.put(
+                f"{self.notifications_url}/v1/notifications/me/wechat",
+                json={"openid": openid},
+                headers={"authorization": f"Bearer {access_token}"},
+            )
+            if response.status_code >= 300:
+                log.warning("wechat.bind_refused", status=response.status_code)
+        except httpx.HTTPError as exc:
+            log.warning("wechat.bind_failed", error=type(exc).__name__)
+
+    async def with_password(self, username: str, password: str) -> Login:
+        doc = await self.staff.by_username(username)
+        locked_until = doc.get("locked_until") if doc else None
+        if locked_until is not None and locked_until > datetime.now(UTC):
+            raise _locked(locked_until)
+        if not await verify_password(doc["password_hash"] if doc else None, password):
+            if doc is not None:
+                doc = await self.staff.record_failure(
+                    doc["_id"], limit=self.max_failed_logins, lockout=self.lockout
+                )
+                log.info("login.staff_failed", account_id=doc["_id"])
+                if doc.get("locked_until"):
+                    raise _locked(doc["locked_until"])
+            raise _invalid_credentials()
+        assert doc is not None
+        self._refuse_disabled(doc)
+        rehashed = await hash_password(password) if needs_rehash(doc["password_hash"]) else None
+        await self.staff.record_success(doc["_id"], rehashed)
+        tokens = await self.sessions.open(self.staff_identity(doc))
+        log.info("login.staff", account_id=doc["_id"], roles=doc["roles"])
+        return Login(tokens, staff_view(doc))
+
+    @staticmethod
+    def staff_identity(doc: Document) -> Identity:
+        return Identity(doc["_id"], tuple(Role(r) for r in doc["roles"]), doc.get("org_id"))
+
+    async def refresh(self, refresh_token: str) -> TokenPair:
+        """Rotate; the account is read again, so a disabled one or changed roles take effect."""
+        family, account_id = await self.sessions.use_refresh(refresh_token)
+        if account_id.startswith("st-"):
+            doc = await self.staff.get(account_id)
+            identity = self.staff_identity(doc) if doc else None
+        else:
+            doc = await self.patients.get(account_id)
+            identity = Identity(account_id, (Role.PATIENT,)) if doc else None
+        if doc is None or identity is None or doc.get("disabled"):
+            await self.sessions.revoke_family(family)
+            raise Unauthorized("refresh_revoked", "this account can no longer sign in")
+        return await self.sessions.rotate(family, identity)
+
+    @staticmethod
+    def _refuse_disabled(doc: Document) -> None:
+        if doc.get("disabled"):
+            raise Forbidden(
+                "account_disabled", "this account is disabled", detail_zh="该账号已停用"
+            )

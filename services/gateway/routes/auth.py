@@ -1,0 +1,168 @@
+"""Routes: logins and sessions (``/v1/auth``). Patients by phone code or WeChat; staff by
+password. Every answer carrying tokens is ``Cache-Control: no-store``."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, Request, Response
+from pydantic import BaseModel, Field
+
+from services.gateway.identity.logins import patient_view, staff_view
+from services.gateway.identity.passwords import check_strength, hash_password, verify_password
+from services.gateway.identity.sessions import TokenPair
+from services.gateway.routes.deps import Caller, LoginsDep, PatientsDep, SettingsDep, StaffDep
+from shared.problems import NotFound, Unauthorized, problem_responses_doc
+
+router = APIRouter(prefix="/v1/auth", tags=["auth"])
+
+PHONE = r"^1[3-9]\d{9}$"
+
+
+class CodeRequest(BaseModel):
+    phone: str = Field(pattern=PHONE, description="mainland mobile number, 11 digits")
+
+
+class CodeSent(BaseModel):
+    expires_in: int
+    resend_after: int
+
+
+class CodeLogin(BaseModel):
+    phone: str = Field(pattern=PHONE)
+    code: str = Field(pattern=r"^\d{4,8}$")
+
+
+class WechatLoginIn(BaseModel):
+    code: str = Field(min_length=1, max_length=128, pattern=r"^[\w-]+$")
+
+
+class PasswordLogin(BaseModel):
+    username: str = Field(min_length=1, max_length=64)
+    password: str = Field(min_length=1, max_length=128)
+
+
+class LoginOut(TokenPair):
+    account: dict[str, Any]
+
+
+class RefreshIn(BaseModel):
+    refresh_token: str = Field(min_length=1, max_length=200)
+
+
+class LogoutIn(BaseModel):
+    refresh_token: str | None = Field(None, max_length=200)
+
+
+class PasswordChange(BaseModel):
+    current_password: str = Field(min_length=1, max_length=128)
+    new_password: str = Field(min_length=1, max_length=128)
+
+
+def _no_store(response: Response) -> None:
+    response.headers["Cache-Control"] = "no-store"
+    response.headers["Pragma"] = "no-cache"
+
+
+@router.post(
+    "/otp",
+    status_code=202,
+    summary="Text a one-time login code to a patient's phone",
+    responses=problem_responses_doc(422, 429, 503),
+)
+async def send_code(request: Request, logins: LoginsDep, body: CodeRequest) -> CodeSent:
+    issued = await logins.send_code(body.phone, request.state.request_id)
+    return CodeSent(expires_in=issued.expires_in, resend_after=issued.resend_after)
+
+
+@router.post(
+    "/login/otp",
+    summary="Patient login with phone number and code",
+    responses=problem_responses_doc(401, 403, 422, 429),
+)
+async def login_with_code(logins: LoginsDep, body: CodeLogin, response: Response) -> LoginOut:
+    login = await logins.with_code(body.phone, body.code)
+    _no_store(response)
+    return LoginOut(**login.tokens.model_dump(), account=login.account)
+
+
+@router.post(
+    "/login/wechat",
+    summary="Patient login from the mini-program (wx.login code → code2session)",
+    responses=problem_responses_doc(401, 403, 404, 422, 429, 503),
+)
+async def login_with_wechat(logins: LoginsDep, body: WechatLoginIn, response: Response) -> LoginOut:
+    login = await logins.with_wechat(body.code)
+    _no_store(response)
+    return LoginOut(**login.tokens.model_dump(), account=login.account)
+
+
+@router.post(
+    "/login/staff",
+    summary="Staff login with username and password",
+    responses=problem_responses_doc(401, 403, 422, 423, 429),
+)
+async def login_with_password(
+    logins: LoginsDep, body: PasswordLogin, response: Response
+) -> LoginOut:
+    login = await logins.with_password(body.username, body.password)
+    _no_store(response)
+    return LoginOut(**login.tokens.model_dump(), account=login.account)
+
+
+@router.post(
+    "/refresh",
+    summary="Swap a refresh token for a new pair (the old one is used up)",
+    responses=problem_responses_doc(401, 422),
+)
+async def refresh(logins: LoginsDep, body: RefreshIn, response: Response) -> TokenPair:
+    tokens = await logins.refresh(body.refresh_token)
+    _no_store(response)
+    return tokens
+
+
+@router.post(
+    "/logout",
+    status_code=204,
+    summary="End this login: the access token and, if given, its refresh token",
+    responses=problem_responses_doc(401),
+)
+async def logout(
+    logins: LoginsDep, caller: Caller, body: Annotated[LogoutIn | None, Body()] = None
+) -> Response:
+    await logins.sessions.logout(caller, body.refresh_token if body else None)
+    return Response(status_code=204)
+
+
+@router.get("/me", summary="Who I am", responses=problem_responses_doc(401, 404))
+async def me(caller: Caller, patients: PatientsDep, staff: StaffDep) -> dict[str, Any]:
+    if caller.subject.startswith("st-"):
+        doc = await staff.get(caller.subject)
+        if doc is not None:
+            return staff_view(doc)
+    elif (doc := await patients.get(caller.subject)) is not None:
+        return patient_view(doc)
+    raise NotFound("account_not_found", "this token's account does not exist")
+
+
+@router.post(
+    "/me/password",
+    status_code=204,
+    summary="Staff: change my password (every login of the account ends)",
+    responses=problem_responses_doc(401, 404, 422),
+)
+async def change_password(
+    caller: Caller, logins: LoginsDep, settings: SettingsDep, body: PasswordChange
+) -> Response:
+    doc = await logins.staff.get(caller.subject)
+    if doc is None:
+        raise NotFound("account_not_found", "only staff accounts have passwords")
+    if not await verify_password(doc["password_hash"], body.current_password):
+        raise Unauthorized("invalid_credentials", "the current password is wrong")
+    check_strength(
+        body.new_password, min_length=settings.password_min_length, username=doc["username"]
+    )
+    new_hash = await hash_password(body.new_password)
+    await logins.staff.update(doc["_id"], None, {"password_hash": new_hash})
+    await logins.sessions.end_all(doc["_id"])
+    return Response(status_code=204)
