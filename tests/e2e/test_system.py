@@ -8,7 +8,9 @@ import time
 import httpx
 import pytest
 
+from devstack.keys import DevSecrets
 from devstack.system import SERVICES, System
+from shared.auth import TokenMinter
 from shared.privacy import mask_national_id, mask_phone
 from tests.factories import make_national_id, make_phone
 
@@ -37,20 +39,35 @@ def test_gateway_readiness_reports_every_service(system: System) -> None:
     assert body["services"] == {name: "ok" for name in SERVICES}
 
 
-def test_gateway_routes_to_services_and_passes_the_request_id(system: System) -> None:
-    response = httpx.get(
+def test_gateway_routes_to_services_and_passes_the_request_id(
+    system: System, dev_secrets: DevSecrets
+) -> None:
+    refused = httpx.get(
         f"{system.gateway_url}/v1/referrals/ops/outbox",
         headers={"x-request-id": "trace-me-123"},
         timeout=5,
     )
-    assert response.status_code == 401  # routed: the referrals service asked for a token
-    assert response.headers["content-type"] == "application/problem+json"
-    assert response.json()["code"] == "token_missing"
-    assert response.json()["request_id"] == "trace-me-123"
-    assert response.headers["x-request-id"] == "trace-me-123"
-    unknown = httpx.get(f"{system.gateway_url}/v1/pharmacy/things", timeout=5)
+    assert refused.status_code == 401  # the front door wants a token
+    assert refused.headers["content-type"] == "application/problem+json"
+    assert refused.json()["code"] == "token_missing"
+    assert refused.json()["request_id"] == "trace-me-123"
+    assert refused.headers["x-request-id"] == "trace-me-123"
+
+    admin = {"authorization": f"Bearer {admin_token(dev_secrets)}", "x-request-id": "trace-me-456"}
+    routed = httpx.get(f"{system.gateway_url}/v1/referrals/ops/outbox", headers=admin, timeout=5)
+    assert routed.status_code == 200, routed.text
+    assert routed.headers["x-request-id"] == "trace-me-456"
+    assert "trace-me-456" in _wait_for_log(system, "referrals", "trace-me-456")
+    unknown = httpx.get(f"{system.gateway_url}/v1/pharmacy/things", headers=admin, timeout=5)
     assert unknown.status_code == 404
     assert unknown.json()["code"] == "unknown_service"
+
+
+def admin_token(secrets: DevSecrets) -> str:
+    minter = TokenMinter(
+        secrets.jwt_private_key_file.read_text(), issuer="careloop-gateway", audience="careloop"
+    )
+    return minter.mint("ops-admin", ["admin"])
 
 
 def test_merged_openapi_lists_every_service(system: System) -> None:
@@ -63,14 +80,16 @@ def test_merged_openapi_lists_every_service(system: System) -> None:
     assert "cdn" not in docs_page.text.lower()
 
 
-def test_logs_of_a_request_never_hold_a_full_national_id_or_phone(system: System) -> None:
+def test_logs_of_a_request_never_hold_a_full_national_id_or_phone(
+    system: System, dev_secrets: DevSecrets
+) -> None:
     national_id, phone = make_national_id(), make_phone()
     marker = "privacy-check-" + national_id[-4:]
     with httpx.Client(timeout=5) as client:
         client.get(
             f"{system.gateway_url}/v1/appointments/ops/outbox",
             params={"national_id": national_id, "phone": phone},
-            headers={"x-request-id": marker},
+            headers={"x-request-id": marker, "authorization": f"Bearer {admin_token(dev_secrets)}"},
         )
     logs = {name: _wait_for_log(system, name, marker) for name in ("gateway", "appointments")}
     for name, text in logs.items():
