@@ -15,6 +15,7 @@ unexpected exceptions never reach the body.
 
 from __future__ import annotations
 
+import json
 import re
 import traceback
 from collections.abc import Mapping, Sequence
@@ -26,6 +27,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError, ValidationException
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic.json_schema import models_json_schema
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -322,6 +324,54 @@ def install_problem_handlers(app: FastAPI) -> None:
     app.add_exception_handler(StarletteHTTPException, _handle_http)
     app.add_exception_handler(Exception, _handle_unexpected)  # errors in outer middleware
     app.add_middleware(_UnhandledErrorMiddleware)
+    _document_validation_problems(app)
+
+
+_COMPONENTS = "#/components/schemas/"
+
+
+def _document_validation_problems(app: FastAPI) -> None:
+    """Make the OpenAPI document tell the truth about bad input.
+
+    FastAPI documents a 422 ``HTTPValidationError`` (``application/json``) on every
+    operation with inputs, but :func:`_handle_validation` answers with a problem
+    (``application/problem+json``): rewrite those 422s to :class:`ProblemModel`.
+    """
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            app.openapi_schema = _problem_422s(generate())
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
+def _problem_422s(spec: dict[str, Any]) -> dict[str, Any]:
+    default_422 = {"$ref": f"{_COMPONENTS}HTTPValidationError"}
+    problem_422 = {
+        "description": _phrase(422),
+        "content": {PROBLEM_MEDIA_TYPE: {"schema": {"$ref": _COMPONENTS + ProblemModel.__name__}}},
+    }
+    rewritten = False
+    for item in spec.get("paths", {}).values():
+        for operation in item.values():
+            responses = operation.get("responses", {}) if isinstance(operation, dict) else {}
+            documented = responses.get("422", {}).get("content", {})
+            if documented.get("application/json", {}).get("schema") == default_422:
+                responses["422"] = problem_422
+                rewritten = True
+    if rewritten:
+        schemas = spec.setdefault("components", {}).setdefault("schemas", {})
+        _, defs = models_json_schema(
+            [(ProblemModel, "serialization")], ref_template=_COMPONENTS + "{model}"
+        )
+        for name, schema in defs.get("$defs", {}).items():
+            schemas.setdefault(name, schema)
+        if default_422["$ref"] not in json.dumps(spec.get("paths", {})):
+            schemas.pop("HTTPValidationError", None)
+            schemas.pop("ValidationError", None)
+    return spec
 
 
 def problem_responses_doc(*statuses: int) -> dict[int | str, dict[str, Any]]:

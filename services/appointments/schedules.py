@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-from datetime import UTC, date, datetime, time
+from datetime import UTC, date, datetime
 from typing import Any
 
 from pydantic import BaseModel, Field, model_validator
@@ -12,7 +12,7 @@ from redis.exceptions import RedisError
 from services.appointments.admission import AdmissionGate
 from services.appointments.catalog import CODE, Catalog
 from services.appointments.domain import rules
-from services.appointments.domain.models import ClinicType, Pool, Session, SlotStatus
+from services.appointments.domain.models import ClinicType, LocalTime, Pool, Session, SlotStatus
 from services.appointments.events import SchedulePublished
 from services.appointments.policies import Policies
 from services.appointments.store import APPOINTMENTS, SCHEDULES, SLOTS
@@ -32,8 +32,8 @@ class ScheduleIn(BaseModel):
     resource_code: str = Field(pattern=CODE)
     clinic_date: date
     session: Session
-    starts: time
-    ends: time
+    starts: LocalTime
+    ends: LocalTime
     slot_count: int = Field(ge=1, le=300)
     clinic_type: ClinicType | None = None  # defaults to the doctor's
 

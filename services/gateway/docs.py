@@ -29,8 +29,17 @@ def merge_openapi(documents: dict[str, dict[str, Any]], *, title: str) -> dict[s
             if path in ("/healthz", "/readyz", "/metrics"):
                 continue
             merged["paths"][path] = item
-        for name, schema in doc.get("components", {}).get("schemas", {}).items():
-            merged["components"]["schemas"][renames.get(name, name)] = schema
+        for kind, members in doc.get("components", {}).items():
+            if kind == "schemas":
+                for name, schema in members.items():
+                    merged["components"]["schemas"][renames.get(name, name)] = schema
+                continue
+            # other sections (securitySchemes) keep their names: operations name a security
+            # scheme instead of $ref'ing it, and every service declares the same HTTPBearer
+            section = merged["components"].setdefault(kind, {})
+            for name, member in members.items():
+                if section.setdefault(name, member) != member:
+                    log.warning("gateway.openapi_component_clash", kind=kind, name=name)
         merged["tags"].append({"name": service})
     return merged
 

@@ -8,6 +8,7 @@ reached gets a fast 503 problem.
 from __future__ import annotations
 
 import asyncio
+from urllib.parse import quote_from_bytes
 
 import httpx
 import structlog
@@ -15,7 +16,7 @@ from fastapi import Request
 from starlette.background import BackgroundTask
 from starlette.responses import StreamingResponse
 
-from shared.problems import NotFound, ServiceUnavailable
+from shared.problems import BadRequest, NotFound, ServiceUnavailable
 
 log = structlog.get_logger(__name__)
 
@@ -35,6 +36,23 @@ HOP_BY_HOP = frozenset(
         "x-request-id",
     }
 )
+_PATH_SAFE = "/%:@!$&'()*+,;=-._~"  # RFC 3986 pchar and "/"; "%" keeps escapes as they came
+_QUERY_SAFE = _PATH_SAFE + "?"
+
+
+def upstream_url(base: str, request: Request) -> httpx.URL:
+    """The service's URL for ``request``: its path and query as received, still
+    percent-encoded (an escaped ``/`` or control character stays inside its path segment),
+    with any byte a URL may not hold escaped. A target that still makes no URL is a 400."""
+    raw_path = request.scope.get("raw_path") or request.url.path.encode()
+    target = quote_from_bytes(raw_path, safe=_PATH_SAFE)
+    if query := request.scope.get("query_string", b""):
+        target += "?" + quote_from_bytes(query, safe=_QUERY_SAFE)
+    try:
+        url = httpx.URL(base)
+        return url.copy_with(raw_path=url.raw_path.rstrip(b"/") + target.encode("ascii"))
+    except httpx.InvalidURL as exc:
+        raise BadRequest("invalid_url", "the request's path or query is not a valid URL") from exc
 
 
 class UpstreamProxy:
@@ -54,7 +72,7 @@ class UpstreamProxy:
         if request.client:
             headers.append(("x-forwarded-for", request.client.host))
         body = await request.body()
-        upstream = httpx.URL(base + request.url.path, query=request.url.query.encode())
+        upstream = upstream_url(base, request)
         attempts = 1 + (self.retries if request.method in IDEMPOTENT else 0)
         for attempt in range(1, attempts + 1):
             outgoing = self.client.build_request(

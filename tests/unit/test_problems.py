@@ -278,3 +278,14 @@ def test_openapi_documents_problem_responses() -> None:
     assert schema == {"$ref": "#/components/schemas/ProblemModel"}
     props = spec["components"]["schemas"]["ProblemModel"]["properties"]
     assert {"type", "title", "status", "detail", "instance", "code", "errors"} <= set(props)
+
+
+def test_openapi_documents_request_validation_errors_as_problems() -> None:
+    spec = build_app().openapi()
+    invalid = spec["paths"]["/bookings"]["post"]["responses"]["422"]
+    assert invalid["content"] == {
+        PROBLEM_MEDIA_TYPE: {"schema": {"$ref": "#/components/schemas/ProblemModel"}}
+    }
+    schemas = spec["components"]["schemas"]
+    assert {"ProblemModel", "FieldError"} <= set(schemas)
+    assert "HTTPValidationError" not in schemas  # FastAPI's own 422 body is never sent

@@ -2,7 +2,32 @@
 
 from __future__ import annotations
 
+from datetime import time
 from enum import StrEnum
+from typing import Annotated
+
+from pydantic import AfterValidator, WithJsonSchema
+
+
+def _wall_clock(value: time) -> time:
+    if value.tzinfo is not None:
+        raise ValueError("a local wall-clock time takes no UTC offset")
+    return value
+
+
+# A time of day on the hospital's clock (its zone is the org policy's), e.g. "07:00".
+# Documented by a pattern: JSON Schema's "time" format is RFC 3339's, which needs an offset.
+LocalTime = Annotated[
+    time,
+    AfterValidator(_wall_clock),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "pattern": r"^([01]\d|2[0-3]):[0-5]\d(:[0-5]\d(\.\d{1,6})?)?$",
+            "description": "local wall-clock time, HH:MM[:SS], no UTC offset",
+        }
+    ),
+]
 
 
 class Session(StrEnum):

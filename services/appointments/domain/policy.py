@@ -6,6 +6,14 @@ from datetime import time
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from services.appointments.domain.models import LocalTime
+
+# Upper bounds far beyond any real setting: a larger number is a typo, and an unbounded int
+# would overflow MongoDB's 64-bit integers (or a timedelta) instead of being a 422.
+DAY_MINUTES = 24 * 60
+WEEK_MINUTES = 7 * DAY_MINUTES
+MONTH_HOURS = 31 * 24
+
 
 class PoolShares(BaseModel):
     """Share of each schedule's slots reserved per pool; the public pool gets the rest."""
@@ -27,7 +35,7 @@ class ReleaseRule(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     days_ahead: int = Field(7, ge=0, le=90)
-    at: time = time(7, 0)
+    at: LocalTime = time(7, 0)
 
 
 class PenaltyRule(BaseModel):
@@ -35,9 +43,9 @@ class PenaltyRule(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    threshold: int = Field(3, ge=1)
-    window_days: int = Field(90, ge=1)
-    ban_days: int = Field(90, ge=1)
+    threshold: int = Field(3, ge=1, le=100)
+    window_days: int = Field(90, ge=1, le=3650)
+    ban_days: int = Field(90, ge=1, le=3650)
 
 
 class BookingPolicy(BaseModel):
@@ -49,24 +57,24 @@ class BookingPolicy(BaseModel):
     referral_release_days_ahead: int = Field(14, ge=0, le=90)
     pool_shares: PoolShares = PoolShares()
     referral_expert_min_fraction: float = Field(0.5, ge=0, le=1)
-    pool_return_hours_before: int = Field(24, ge=0)
+    pool_return_hours_before: int = Field(24, ge=0, le=MONTH_HOURS)
 
-    max_active_bookings_per_patient: int = Field(5, ge=1)
-    max_bookings_per_department_per_day: int = Field(1, ge=1)
-    max_bookings_per_real_name_per_day: int = Field(3, ge=1)
+    max_active_bookings_per_patient: int = Field(5, ge=1, le=100)
+    max_bookings_per_department_per_day: int = Field(1, ge=1, le=100)
+    max_bookings_per_real_name_per_day: int = Field(3, ge=1, le=100)
     max_patients_per_account: int = Field(6, ge=1, le=20)
 
-    cancel_cutoff_minutes: int = Field(120, ge=0)
-    late_cancel_window_hours: int = Field(24, ge=0)
+    cancel_cutoff_minutes: int = Field(120, ge=0, le=WEEK_MINUTES)
+    late_cancel_window_hours: int = Field(24, ge=0, le=MONTH_HOURS)
     no_show_penalty: PenaltyRule = PenaltyRule()
     late_cancel_penalty: PenaltyRule = PenaltyRule(threshold=3, window_days=30, ban_days=30)
 
-    checkin_opens_minutes_before: int = Field(120, ge=0)
-    checkin_closes_minutes_before_end: int = Field(0, ge=0)
+    checkin_opens_minutes_before: int = Field(120, ge=0, le=DAY_MINUTES)
+    checkin_closes_minutes_before_end: int = Field(0, ge=0, le=DAY_MINUTES)
 
-    waitlist_offer_minutes: int = Field(15, ge=1)
-    waitlist_closes_at: time = time(20, 0)  # on the evening before the session
-    waitlist_max_entries_per_patient: int = Field(3, ge=1)
+    waitlist_offer_minutes: int = Field(15, ge=1, le=DAY_MINUTES)
+    waitlist_closes_at: LocalTime = time(20, 0)  # on the evening before the session
+    waitlist_max_entries_per_patient: int = Field(3, ge=1, le=100)
 
     def release_for(self, department_id: str) -> ReleaseRule:
         return self.department_release.get(department_id, self.release)

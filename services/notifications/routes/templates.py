@@ -106,7 +106,7 @@ async def publish(ctx: Ctx, admin: Admin, kind: str, body: PublishRequest) -> di
     responses=problem_responses_doc(404),
 )
 async def activate(
-    ctx: Ctx, admin: Admin, kind: str, version: Annotated[int, Body(embed=True, ge=0)]
+    ctx: Ctx, admin: Admin, kind: str, version: Annotated[int, Body(embed=True, ge=0, le=2**31 - 1)]
 ) -> dict[str, Any]:
     await ctx.templates.activate(kind, version)
     return {"kind": kind, "active_version": version}

@@ -90,6 +90,14 @@ async def test_requests_pass_through_with_their_request_id(routed: Any) -> None:
     assert response.headers["x-request-id"] == "trace-1"
 
 
+async def test_escaped_characters_reach_the_service_as_sent(routed: Any) -> None:
+    client, calls, token = routed
+    response = await client.get("/v1/echo/ids/a%07%20b%C3%A9/x?q=%C3%A9%00&r=1", headers=token)
+    assert response.status_code == 200, response.text  # was a 500: the path was decoded first
+    assert calls[-1]["path"] == "ids/a\x07 bé/x"
+    assert calls[-1]["query"] == "q=%C3%A9%00&r=1"
+
+
 async def test_a_dead_service_gets_a_fast_503(routed: Any) -> None:
     client, _, token = routed
     started = time.monotonic()

@@ -1,0 +1,130 @@
+"""Schemathesis against the merged OpenAPI document, every request through the gateway.
+
+For every documented operation a bounded, seeded set of cases (schema examples, the
+coverage phase's boundary and negative values, ``MAX_EXAMPLES`` random ones) goes through
+the gateway with a freshly minted admin token. A case fails on a 5xx, or on an answer
+that breaks what is documented for its status (body schema or media type).
+
+Namespace: the admin token belongs to the org ``FUZZ_ORG``; ``org_id`` in paths and
+queries is always ``FUZZ_ORG`` and in bodies mostly so. What the fuzz creates per org
+(departments, resources, schedules, policies) is therefore in an org no other e2e test
+uses, and writes it aims at other orgs are refused (403). Global records it can reach are
+keyed by ids it makes up (patient ids, template kinds, staff user names), which never
+match the ids other tests use; the cases are derandomized, so that holds on every run.
+
+Nothing is excluded:
+* ``POST /v1/auth/logout`` only revokes the token it is sent with, and every request
+  carries a new one;
+* the login routes answer 401/422/429 problems as documented;
+* ``GET /v1/notifications/inbox/stream`` is a patient's: the admin gets a 403 before any
+  stream opens (a token that could open it would need ``max-stream-events``).
+
+Rate limits: if the gateway throttles the fuzz, its 429 problems pass these checks but
+hide the services behind them; see the note on ``merged_api``.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import pytest
+import schemathesis
+from _pytest.nodeid import coerce_node_id
+from _pytest.nodes import Node
+from schemathesis import BaseSchema, Case
+from schemathesis.checks import not_a_server_error
+from schemathesis.specs.openapi.checks import (
+    content_type_conformance,
+    response_schema_conformance,
+)
+
+from devstack.keys import DevSecrets
+from devstack.system import System
+from shared.auth import TokenMinter
+
+pytestmark = pytest.mark.e2e
+
+FUZZ_ORG = "fuzz-org"
+FUZZ_SUBJECT = "fuzz-admin"
+# Bounded and seeded for CI; a deeper local run: CARELOOP_FUZZ_MAX_EXAMPLES=100 CARELOOP_FUZZ_SEED=7
+SEED = int(os.environ.get("CARELOOP_FUZZ_SEED", "20250601"))
+MAX_EXAMPLES = int(os.environ.get("CARELOOP_FUZZ_MAX_EXAMPLES", "10"))
+
+CHECKS = [not_a_server_error, response_schema_conformance, content_type_conformance]
+
+if not hasattr(Node, "_nodeid"):
+    # schemathesis 4.32.5's lazy schemas (``from_fixture``) rename the running item to
+    # ``...[METHOD /path]`` through ``item._nodeid``, which pytest 9.2 replaced by a
+    # structured ``item._id``: give the old name back (drop once schemathesis catches up).
+    def _get_nodeid(node: Node) -> str:
+        return str(node._id)
+
+    def _set_nodeid(node: Node, value: str) -> None:
+        node._id = coerce_node_id(value)
+
+    Node._nodeid = property(_get_nodeid, _set_nodeid)  # type: ignore[attr-defined]
+
+
+class FuzzTokens:
+    """A fresh admin token per request, so a fuzzed logout revokes only its own."""
+
+    def __init__(self, secrets: DevSecrets) -> None:
+        self._minter = TokenMinter(
+            secrets.jwt_private_key_file.read_text(),
+            issuer="careloop-gateway",
+            audience="careloop",
+        )
+
+    def headers(self) -> dict[str, str]:
+        token = self._minter.mint(FUZZ_SUBJECT, ["admin"], org_id=FUZZ_ORG, ttl_seconds=600)
+        return {"authorization": f"Bearer {token}"}
+
+
+@pytest.fixture(scope="module")
+def fuzz_tokens(dev_secrets: DevSecrets) -> FuzzTokens:
+    return FuzzTokens(dev_secrets)
+
+
+@pytest.fixture(scope="module")
+def merged_api(system: System) -> BaseSchema:
+    """The gateway's merged document, loaded once the system runs.
+
+    Rate limits: the run sends ~4,500 requests in under a minute from 127.0.0.1 as one
+    staff account (135 of them to the login routes). Under the gateway's default budgets
+    it would mostly get 429s and use up the per-address login budget that later e2e
+    tests need. Point it at a gateway whose limits leave it alone (``exempt_networks``
+    for 127.0.0.0/8 and a large per-account budget, or limits off) and that keeps its
+    counters apart (its own Redis key prefix), rather than skipping 429s here.
+    """
+    config = schemathesis.Config.from_dict(
+        {
+            "seed": SEED,
+            "base-url": system.gateway_url,
+            "request-timeout": 20,
+            "suppress-health-check": ["too_slow", "filter_too_much"],  # CI load, patterns
+            "parameters": {
+                "org_id": FUZZ_ORG,
+                # mostly FUZZ_ORG, so admin writes reach the services' logic past the org check
+                "body.org_id": {"dictionary": "fuzz_org", "probability": 0.8},
+                "body.[*].org_id": {"dictionary": "fuzz_org", "probability": 0.8},
+            },
+            "dictionaries": {"fuzz_org": {"values": [FUZZ_ORG]}},
+            "generation": {
+                "max-examples": MAX_EXAMPLES,
+                "deterministic": True,  # derandomized: the same cases on every run
+                "database": "none",  # and no replay of earlier failures from .hypothesis/
+            },
+        }
+    )
+    return schemathesis.openapi.from_url(f"{system.gateway_url}/openapi.json", config=config)
+
+
+schema = schemathesis.pytest.from_fixture("merged_api")
+
+
+@schema.parametrize()
+def test_the_merged_api_answers_without_server_errors_and_as_documented(
+    case: Case[Any], fuzz_tokens: FuzzTokens
+) -> None:
+    case.call_and_validate(headers=fuzz_tokens.headers(), checks=CHECKS)
