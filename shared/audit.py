@@ -15,7 +15,7 @@ from typing import Any, Literal, cast
 from uuid import uuid4
 
 import structlog
-from pydantic import BaseModel, Field, TypeAdapter, field_validator
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, field_validator
 from pymongo import DESCENDING, IndexModel
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.collection import AsyncCollection
@@ -24,7 +24,16 @@ from pymongo.asynchronous.database import AsyncDatabase
 from shared.principal import Principal, Role
 from shared.privacy import redact_data, redact_text
 
-__all__ = ["AUDIT_COLLECTION", "AuditLog", "AuditRecord", "Outcome", "is_audited"]
+__all__ = [
+    "AUDIT_COLLECTION",
+    "MAX_QUERY_LIMIT",
+    "AuditLog",
+    "AuditPage",
+    "AuditRecord",
+    "Outcome",
+    "UnknownAuditCursor",
+    "is_audited",
+]
 
 AUDIT_COLLECTION = "audit_log"
 MAX_QUERY_LIMIT = 1000
@@ -45,6 +54,9 @@ def _current_request_id() -> str | None:
 
 class AuditRecord(BaseModel):
     """One audited access. ``reason`` and ``details`` are redacted: no full ID or phone."""
+
+    # in responses every field is present, so the OpenAPI output schema marks them required
+    model_config = ConfigDict(json_schema_serialization_defaults_required=True)
 
     id: str = Field(default_factory=lambda: str(uuid4()))
     at: datetime = Field(default_factory=_now_ms)
@@ -78,6 +90,21 @@ class AuditRecord(BaseModel):
         return cast(dict[str, Any], redact_data(_ANY.dump_python(value)))
 
 
+class AuditPage(BaseModel):
+    """One page of records, newest first; ``next_cursor`` is ``None`` on the last page."""
+
+    model_config = ConfigDict(json_schema_serialization_defaults_required=True)
+
+    items: list[AuditRecord]
+    next_cursor: str | None = Field(
+        default=None, description="Opaque: pass it as `cursor` to get the next page."
+    )
+
+
+class UnknownAuditCursor(ValueError):
+    """The cursor names no audit record (tampered with, or from another service)."""
+
+
 def is_audited(principal: Principal) -> bool:
     """Staff and service principals are audited; plain patient accounts are not."""
     return principal.is_staff or Role.SERVICE in principal.roles
@@ -100,6 +127,10 @@ class AuditLog:
                 IndexModel(
                     [("actor_id", 1), ("at", DESCENDING), ("_id", DESCENDING)],
                     name="actor_at",
+                ),
+                IndexModel(
+                    [("action", 1), ("at", DESCENDING), ("_id", DESCENDING)],
+                    name="action_at",
                 ),
                 IndexModel([("at", DESCENDING), ("_id", DESCENDING)], name="at"),
             ]
@@ -146,19 +177,52 @@ class AuditLog:
         until: datetime | None = None,
         limit: int = 100,
         after_id: str | None = None,
+        action: str | None = None,
     ) -> list[AuditRecord]:
         """Records newest first; pass the last ``id`` of a page as ``after_id`` for the next.
 
         ``since`` is inclusive, ``until`` exclusive. Raises ``ValueError`` for a limit outside
-        1..1000 or an ``after_id`` that does not exist.
+        1..1000 or an ``after_id`` that does not exist (:class:`UnknownAuditCursor`).
         """
-        if not 1 <= limit <= MAX_QUERY_LIMIT:
-            raise ValueError(f"limit must be between 1 and {MAX_QUERY_LIMIT}")
+        _check_limit(limit)
+        query = await self._filter(patient_id, actor_id, action, since, until, after_id)
+        return await self._find(query, limit)
+
+    async def page(
+        self,
+        *,
+        patient_id: str | None = None,
+        actor_id: str | None = None,
+        action: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        limit: int = 100,
+        cursor: str | None = None,
+    ) -> AuditPage:
+        """Like :meth:`query`, with a ``next_cursor`` only when more records follow."""
+        _check_limit(limit)
+        query = await self._filter(patient_id, actor_id, action, since, until, cursor)
+        found = await self._find(query, limit + 1)
+        more = len(found) > limit
+        items = found[:limit]
+        return AuditPage(items=items, next_cursor=items[-1].id if more else None)
+
+    async def _filter(
+        self,
+        patient_id: str | None,
+        actor_id: str | None,
+        action: str | None,
+        since: datetime | None,
+        until: datetime | None,
+        after_id: str | None,
+    ) -> dict[str, Any]:
         query: dict[str, Any] = {}
         if patient_id is not None:
             query["patient_id"] = patient_id
         if actor_id is not None:
             query["actor_id"] = actor_id
+        if action is not None:
+            query["action"] = action
         at_range: dict[str, datetime] = {}
         if since is not None:
             at_range["$gte"] = since
@@ -169,17 +233,25 @@ class AuditLog:
         if after_id is not None:
             anchor = await self._collection.find_one({"_id": after_id}, {"at": 1})
             if anchor is None:
-                raise ValueError("unknown audit cursor")
+                raise UnknownAuditCursor("unknown audit cursor")
             query["$or"] = [
                 {"at": {"$lt": anchor["at"]}},
                 {"at": anchor["at"], "_id": {"$lt": after_id}},
             ]
+        return query
+
+    async def _find(self, query: dict[str, Any], limit: int) -> list[AuditRecord]:
         cursor = (
             self._collection.find(query)
             .sort([("at", DESCENDING), ("_id", DESCENDING)])
             .limit(limit)
         )
         return [_from_document(doc) async for doc in cursor]
+
+
+def _check_limit(limit: int) -> None:
+    if not 1 <= limit <= MAX_QUERY_LIMIT:
+        raise ValueError(f"limit must be between 1 and {MAX_QUERY_LIMIT}")
 
 
 def _to_document(entry: AuditRecord) -> dict[str, Any]:

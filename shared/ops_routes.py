@@ -1,4 +1,4 @@
-"""Operator endpoints every service has: dead letters (list, replay) and the outbox backlog."""
+"""Operator endpoints every service has: dead letters, the outbox backlog, PII re-encryption."""
 
 from __future__ import annotations
 
@@ -7,14 +7,16 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query, Request
 
 from shared.auth import require_roles
+from shared.crypto import FieldCipher
 from shared.dead_letters import list_dead_letters, replay_dead_letter
+from shared.pii_rotation import EncryptedField, RotationReport, reencrypt_fields
 from shared.principal import Principal, Role
 from shared.problems import NotFound
 
 AdminPrincipal = Annotated[Principal, Depends(require_roles(Role.ADMIN))]
 
 
-def ops_router(service: str) -> APIRouter:
+def ops_router(service: str, encrypted_fields: list[EncryptedField] | None = None) -> APIRouter:
     router = APIRouter(prefix=f"/v1/{service}/ops", tags=["operations"])
 
     @router.get("/dead-letters", summary="Dead letters waiting for an operator")
@@ -48,5 +50,29 @@ def ops_router(service: str) -> APIRouter:
     async def outbox(request: Request, _: AdminPrincipal) -> dict[str, int]:
         runtime = request.app.state.runtime
         return {"pending": await runtime.outbox.pending_count()}
+
+    @router.post(
+        "/pii/rotate",
+        summary="Re-encrypt personal data under the active PII key (call until remaining is 0)",
+    )
+    async def rotate_pii(
+        request: Request,
+        admin: AdminPrincipal,
+        limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
+    ) -> RotationReport:
+        runtime = request.app.state.runtime
+        settings = runtime.settings
+        if not encrypted_fields:
+            return RotationReport(active_key="", fields=[], remaining=0)
+        cipher = FieldCipher.from_settings(settings.pii_encryption_keys, settings.pii_hash_key)
+        report = await reencrypt_fields(runtime.db, cipher, encrypted_fields, limit=limit)
+        await runtime.audit.record(
+            admin,
+            "pii.rotate",
+            patient_id=None,
+            resource="pii",
+            details={"remaining": report.remaining, "active_key": report.active_key},
+        )
+        return report
 
     return router

@@ -21,6 +21,7 @@ from pymongo import AsyncMongoClient
 from redis.asyncio import Redis
 
 from shared.audit import AuditLog
+from shared.audit_routes import audit_router
 from shared.auth import TokenVerifier
 from shared.auth import from_settings as verifier_from_settings
 from shared.consumer import ConsumerRunner, ConsumerSpec
@@ -44,6 +45,7 @@ from shared.mongo import (
 from shared.ops_routes import ops_router
 from shared.outbox import OUTBOX_INDEXES, Outbox
 from shared.outbox_relay import OutboxRelay
+from shared.pii_rotation import EncryptedField
 from shared.problems import ServiceUnavailable, install_problem_handlers, problem_response
 from shared.redis_client import create_redis
 from shared.settings import ServiceSettings
@@ -94,6 +96,7 @@ class ServiceDefinition:
     on_stop: Callable[[Runtime], Awaitable[None]] | None = None
     extra_topics: Sequence[str] = ()
     run_workers: bool = True  # relay, consumers and jobs; tests may run them on their own
+    encrypted_fields: Sequence[EncryptedField] = ()  # re-encrypted after a PII key rotation
 
 
 def make_replica_id(service: str) -> str:
@@ -253,7 +256,8 @@ def create_service_app(definition: ServiceDefinition) -> FastAPI:
     install_problem_handlers(app)
     app.add_exception_handler(Contended, _contended)
     app.include_router(health_router(settings.service_name, checks, metrics))
-    app.include_router(ops_router(settings.service_name))
+    app.include_router(ops_router(settings.service_name, list(definition.encrypted_fields)))
+    app.include_router(audit_router(settings.service_name))
     for router in definition.routers:
         app.include_router(router)
     return app

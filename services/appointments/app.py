@@ -18,6 +18,7 @@ from services.appointments.routes import (
 from services.appointments.settings import AppointmentsSettings
 from shared.idempotency import INDEXES as IDEMPOTENCY_INDEXES
 from shared.kafka import topic_name
+from shared.pii_rotation import EncryptedField
 from shared.service import ServiceDefinition, create_service_app
 from shared.settings import ServiceSettings
 
@@ -41,6 +42,10 @@ def definition(settings: ServiceSettings) -> ServiceDefinition:
         jobs=handlers.jobs,
         on_start=context.on_start,
         extra_topics=tuple(topic_name(settings, s) for s in handlers.CONSUMED_SERVICES),
+        encrypted_fields=[
+            EncryptedField(store.PATIENTS, "national_id_enc", "patient.national_id"),
+            EncryptedField(store.PATIENTS, "phone_enc", "patient.phone"),
+        ],
     )
 
 

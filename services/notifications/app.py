@@ -7,11 +7,14 @@ from fastapi import FastAPI
 from services.notifications import handlers
 from services.notifications.context import Notifications, build
 from services.notifications.delivery import redeliver_topic
+from services.notifications.dispatch import ADDRESS_CONTEXT
+from services.notifications.recipients import PHONE_CONTEXT
 from services.notifications.routes import inbox, login_codes, messages, preferences, providers
 from services.notifications.routes import templates as template_routes
 from services.notifications.settings import NotificationsSettings
-from services.notifications.store import INDEXES
+from services.notifications.store import INDEXES, MESSAGES, RECIPIENTS
 from shared.kafka import dlq_topic
+from shared.pii_rotation import EncryptedField
 from shared.service import Runtime, ServiceDefinition, create_service_app
 from shared.settings import ServiceSettings
 
@@ -51,6 +54,10 @@ def definition(settings: NotificationsSettings) -> ServiceDefinition:
             *handlers.consumer_topics(settings),
             dlq_topic(redeliver, "notifications.delivery"),
         ),
+        encrypted_fields=[
+            EncryptedField(RECIPIENTS, "phone_enc", PHONE_CONTEXT),
+            EncryptedField(MESSAGES, "address_enc", ADDRESS_CONTEXT),
+        ],
     )
 
 

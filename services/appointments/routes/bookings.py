@@ -7,7 +7,16 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Query, Request, Response
 
 from services.appointments.booking import BookRequest
-from services.appointments.routes.deps import PREFIX, Caller, Ctx, IdempotencyKey, idempotent
+from services.appointments.routes.deps import (
+    PREFIX,
+    Booker,
+    Caller,
+    Ctx,
+    IdempotencyKey,
+    PatientAccount,
+    idempotent,
+)
+from shared.problems import BadRequest
 
 router = APIRouter(prefix=PREFIX, tags=["appointments: bookings"])
 
@@ -20,7 +29,7 @@ router = APIRouter(prefix=PREFIX, tags=["appointments: bookings"])
 )
 async def book(
     ctx: Ctx,
-    caller: Caller,
+    caller: Booker,
     body: BookRequest,
     response: Response,
     idempotency_key: IdempotencyKey = None,
@@ -39,7 +48,7 @@ async def book(
 @router.get("/appointments", summary="My account's appointments, newest first")
 async def my_appointments(
     ctx: Ctx,
-    caller: Caller,
+    caller: PatientAccount,
     status: Annotated[str | None, Query(pattern=r"^[a-z_]{3,20}$")] = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
     before: Annotated[str | None, Query(max_length=64)] = None,
@@ -50,8 +59,15 @@ async def my_appointments(
 
 @router.get("/appointments/{appointment_id}", summary="One appointment")
 async def get_appointment(
-    ctx: Ctx, caller: Caller, appointment_id: str, request: Request
+    ctx: Ctx,
+    caller: Caller,
+    appointment_id: str,
+    request: Request,
+    reason: Annotated[str | None, Query(min_length=2, max_length=200)] = None,
 ) -> dict[str, Any]:
+    reason = reason or request.headers.get("x-access-reason")  # staff: required, audited
+    if caller.is_staff and not reason:
+        raise BadRequest("reason_required", "staff must give a reason to read an appointment")
     doc = await ctx.queries.get_document(caller, appointment_id)
     if caller.is_staff:
         await ctx.runtime.audit.record(
@@ -59,7 +75,7 @@ async def get_appointment(
             "appointment.read",
             patient_id=doc["patient_id"],
             resource=f"appointment:{appointment_id}",
-            reason=request.headers.get("x-access-reason"),
+            reason=reason,
         )
     return (await ctx.queries._views([doc]))[0]
 
@@ -67,7 +83,7 @@ async def get_appointment(
 @router.post("/appointments/{appointment_id}/cancel", summary="Cancel a booking")
 async def cancel(
     ctx: Ctx,
-    caller: Caller,
+    caller: Booker,
     appointment_id: str,
     reason: Annotated[str, Body(embed=True, min_length=1, max_length=200)],
 ) -> dict[str, Any]:

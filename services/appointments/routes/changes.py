@@ -12,7 +12,14 @@ from fastapi import APIRouter, Depends, Response
 
 from services.appointments.changes import ExtraNumberRequest, RescheduleRequest
 from services.appointments.extra_numbers import EXTRA_NUMBER_ROLES
-from services.appointments.routes.deps import PREFIX, Caller, Ctx, IdempotencyKey, idempotent
+from services.appointments.routes.deps import (
+    PREFIX,
+    Booker,
+    Caller,
+    Ctx,
+    IdempotencyKey,
+    idempotent,
+)
 from shared.auth import require_roles
 from shared.principal import Principal
 from shared.problems import problem_responses_doc
@@ -33,7 +40,7 @@ ExtraNumberStaff = Annotated[Principal, Depends(require_roles(*EXTRA_NUMBER_ROLE
 )
 async def reschedule(
     ctx: Ctx,
-    caller: Caller,
+    caller: Booker,
     appointment_id: str,
     body: RescheduleRequest,
     response: Response,

@@ -11,7 +11,14 @@ from pydantic import BaseModel, Field
 from services.appointments.clinic import REBOOKING_OFFERS
 from services.appointments.context import Appointments
 from services.appointments.routes.admin import check_org
-from services.appointments.routes.deps import PREFIX, Caller, Ctx, IdempotencyKey, idempotent
+from services.appointments.routes.deps import (
+    PREFIX,
+    Booker,
+    Ctx,
+    IdempotencyKey,
+    PatientAccount,
+    idempotent,
+)
 from shared.auth import require_roles
 from shared.mongo import Document
 from shared.principal import Principal, Role
@@ -66,7 +73,7 @@ async def cancel_session(
 
 
 @router.get("/rebooking-offers", summary="Priority rebooking offers of my account's patients")
-async def my_offers(ctx: Ctx, caller: Caller) -> dict[str, Any]:
+async def my_offers(ctx: Ctx, caller: PatientAccount) -> dict[str, Any]:
     now = datetime.now(UTC)
     await ctx.clinic.ensure_indexes()
     patient_ids = [p["_id"] for p in await ctx.patients.for_account(caller.subject)]
@@ -110,7 +117,7 @@ async def offer_view(ctx: Appointments, doc: Document, now: datetime) -> dict[st
 )
 async def accept_offer(
     ctx: Ctx,
-    caller: Caller,
+    caller: Booker,
     offer_id: str,
     body: AcceptOfferIn,
     response: Response,

@@ -20,6 +20,18 @@ Staff = Annotated[
     Depends(require_roles(Role.AGENT, Role.NURSE, Role.DOCTOR, Role.COORDINATOR, Role.ADMIN)),
 ]
 Admin = Annotated[Principal, Depends(require_roles(Role.ADMIN, Role.SERVICE))]
+# "my account" endpoints: only patient accounts own patients (tests/security/matrix.py)
+PatientAccount = Annotated[Principal, Depends(require_roles(Role.PATIENT))]
+# book, cancel, move and waitlist for a patient: their account, a hotline agent or a nurse
+Booker = Annotated[Principal, Depends(require_roles(Role.PATIENT, Role.AGENT, Role.NURSE))]
+PatientOrStaff = Annotated[
+    Principal,
+    Depends(
+        require_roles(
+            Role.PATIENT, Role.AGENT, Role.NURSE, Role.DOCTOR, Role.COORDINATOR, Role.ADMIN
+        )
+    ),
+]
 PREFIX = "/v1/appointments"
 IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key")]
 

@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Body, Query
 
 from services.appointments.patients import PatientIn, PatientOut, to_out
-from services.appointments.routes.deps import PREFIX, Caller, Ctx, Staff
+from services.appointments.routes.deps import PREFIX, Ctx, PatientAccount, Staff
 from shared.privacy import InvalidNationalId, parse_national_id
 from shared.problems import NotFound, Unprocessable
 
@@ -15,7 +15,7 @@ router = APIRouter(prefix=PREFIX, tags=["appointments: patients"])
 
 
 @router.post("/patients", status_code=201, summary="Add a real-name patient to my account")
-async def add_patient(ctx: Ctx, caller: Caller, body: PatientIn) -> PatientOut:
+async def add_patient(ctx: Ctx, caller: PatientAccount, body: PatientIn) -> PatientOut:
     org_policy = await ctx.policies.for_org(caller.org_id or "default")
     doc = await ctx.patients.register(
         caller.subject, body, max_per_account=org_policy.max_patients_per_account
@@ -24,14 +24,14 @@ async def add_patient(ctx: Ctx, caller: Caller, body: PatientIn) -> PatientOut:
 
 
 @router.get("/patients", summary="The patients my account manages")
-async def my_patients(ctx: Ctx, caller: Caller) -> list[PatientOut]:
+async def my_patients(ctx: Ctx, caller: PatientAccount) -> list[PatientOut]:
     return [to_out(d, caller.subject) for d in await ctx.patients.for_account(caller.subject)]
 
 
 @router.delete(
     "/patients/{patient_id}", status_code=204, summary="Remove a patient from my account"
 )
-async def remove_patient(ctx: Ctx, caller: Caller, patient_id: str) -> None:
+async def remove_patient(ctx: Ctx, caller: PatientAccount, patient_id: str) -> None:
     await ctx.patients.unlink(caller.subject, patient_id)
 
 

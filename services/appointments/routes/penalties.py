@@ -9,7 +9,7 @@ from pydantic import BaseModel, Field
 
 from services.appointments.catalog import CODE
 from services.appointments.routes.admin import check_org
-from services.appointments.routes.deps import PREFIX, Caller, Ctx
+from services.appointments.routes.deps import PREFIX, Caller, Ctx, PatientAccount
 from shared.auth import require_roles
 from shared.principal import Principal, Role
 from shared.problems import problem_responses_doc
@@ -58,7 +58,9 @@ async def booking_status(
     summary="Appeal a booking ban (the patient's own account)",
     responses=problem_responses_doc(403, 404, 409),
 )
-async def appeal(ctx: Ctx, caller: Caller, patient_id: str, body: AppealIn) -> dict[str, Any]:
+async def appeal(
+    ctx: Ctx, caller: PatientAccount, patient_id: str, body: AppealIn
+) -> dict[str, Any]:
     org_id = org_of(caller, body.org_id)
     return await ctx.penalties.appeal(caller, patient_id, reason=body.reason, org_id=org_id)
 

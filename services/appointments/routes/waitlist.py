@@ -7,13 +7,28 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Response
 
 from services.appointments.booking_common import Idempotency
-from services.appointments.routes.deps import PREFIX, Caller, Ctx, IdempotencyKey, idempotent
+from services.appointments.routes.deps import (
+    PREFIX,
+    Booker,
+    Caller,
+    Ctx,
+    IdempotencyKey,
+    PatientOrStaff,
+    idempotent,
+)
 from services.appointments.store import WAITLIST
 from services.appointments.waitlist_entries import JoinRequest, entry_view
-from shared.problems import problem_responses_doc
+from shared.principal import Principal
+from shared.problems import BadRequest, problem_responses_doc
 
 router = APIRouter(prefix=PREFIX, tags=["appointments: waitlist"])
 Reason = Annotated[str | None, Query(min_length=1, max_length=200)]
+
+
+def require_staff_reason(caller: Principal, reason: str | None) -> None:
+    """Staff reading a patient's waitlist give a reason: it goes into the audit record."""
+    if caller.is_staff and not reason:
+        raise BadRequest("reason_required", "staff must give a reason to read a patient's waitlist")
 
 
 @router.post(
@@ -30,7 +45,7 @@ Reason = Annotated[str | None, Query(min_length=1, max_length=200)]
 )
 async def join(
     ctx: Ctx,
-    caller: Caller,
+    caller: Booker,
     body: JoinRequest,
     response: Response,
     idempotency_key: IdempotencyKey = None,
@@ -47,18 +62,24 @@ async def join(
 @router.get("/waitlist", summary="My account's waitlist entries, newest first")
 async def my_entries(
     ctx: Ctx,
-    caller: Caller,
+    caller: PatientOrStaff,
     patient_id: Annotated[str | None, Query(max_length=64)] = None,
     status: Annotated[str | None, Query(pattern=r"^[a-z]{4,10}$")] = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 50,
+    reason: Reason = None,
 ) -> dict[str, Any]:
     """Each entry with its place in line (``position``, waiting only) and its status:
     waiting, offered (with ``offer_expires_at`` and the held ``slot``), booked, expired,
-    left or closed. Staff pass ``patient_id`` (the read is audited)."""
+    left or closed. Staff pass ``patient_id`` and a ``reason`` (the read is audited)."""
     if patient_id is not None:
+        require_staff_reason(caller, reason)
         ids = [(await ctx.patients.get_for(caller, patient_id))["_id"]]
         await ctx.runtime.audit.record(
-            caller, "waitlist.list", patient_id=patient_id, resource=f"patient:{patient_id}"
+            caller,
+            "waitlist.list",
+            patient_id=patient_id,
+            resource=f"patient:{patient_id}",
+            reason=reason,
         )
     else:
         ids = [p["_id"] for p in await ctx.patients.for_account(caller.subject)]
@@ -76,12 +97,19 @@ async def my_entries(
 @router.get(
     "/waitlist/{entry_id}",
     summary="One waitlist entry",
-    responses=problem_responses_doc(404),
+    responses=problem_responses_doc(400, 404),
 )
-async def get_entry(ctx: Ctx, caller: Caller, entry_id: str) -> dict[str, Any]:
+async def get_entry(
+    ctx: Ctx, caller: Caller, entry_id: str, reason: Reason = None
+) -> dict[str, Any]:
+    require_staff_reason(caller, reason)
     entry = await ctx.waitlist.owned(caller, entry_id)
     await ctx.runtime.audit.record(
-        caller, "waitlist.read", patient_id=entry["patient_id"], resource=f"waitlist:{entry_id}"
+        caller,
+        "waitlist.read",
+        patient_id=entry["patient_id"],
+        resource=f"waitlist:{entry_id}",
+        reason=reason,
     )
     policy = await ctx.policies.for_org(entry["org_id"])
     return entry_view(entry, await ctx.waitlist.position(entry), policy.timezone)
@@ -93,7 +121,7 @@ async def get_entry(ctx: Ctx, caller: Caller, entry_id: str) -> dict[str, Any]:
     description="An outstanding offer passes to the next in line. Returns the entry (`left`).",
     responses=problem_responses_doc(404, 409),
 )
-async def leave(ctx: Ctx, caller: Caller, entry_id: str, reason: Reason = None) -> dict[str, Any]:
+async def leave(ctx: Ctx, caller: Booker, entry_id: str, reason: Reason = None) -> dict[str, Any]:
     return await ctx.waitlist.leave(caller, entry_id, reason=reason)
 
 
@@ -109,7 +137,7 @@ async def leave(ctx: Ctx, caller: Caller, entry_id: str, reason: Reason = None) 
 )
 async def confirm(
     ctx: Ctx,
-    caller: Caller,
+    caller: Booker,
     entry_id: str,
     response: Response,
     idempotency_key: IdempotencyKey = None,

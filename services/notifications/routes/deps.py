@@ -20,4 +20,13 @@ Staff = Annotated[
 Admin = Annotated[Principal, Depends(require_roles(Role.ADMIN))]
 Operator = Annotated[Principal, Depends(require_roles(Role.ADMIN, Role.SERVICE))]
 Service = Annotated[Principal, Depends(require_roles(Role.SERVICE))]
+# changes to a patient's settings: their account or staff (audited); no service caller
+PatientOrStaff = Annotated[
+    Principal,
+    Depends(
+        require_roles(
+            Role.PATIENT, Role.AGENT, Role.NURSE, Role.DOCTOR, Role.COORDINATOR, Role.ADMIN
+        )
+    ),
+]
 PREFIX = "/v1/notifications"

@@ -52,13 +52,29 @@ async def patient_messages(
     summary="Send a failed message again on its channel (admin)",
     responses=problem_responses_doc(404, 409),
 )
-async def retry_message(ctx: Ctx, admin: Admin, message_id: str) -> dict[str, str]:
+async def retry_message(
+    ctx: Ctx,
+    admin: Admin,
+    message_id: str,
+    reason: Annotated[str | None, Query(min_length=2, max_length=200)] = None,
+) -> dict[str, str]:
     doc = await ctx.messages.get(message_id)
     if doc is None:
         raise NotFound("message_not_found", "no such message")
 
     async def work(tx: Tx) -> bool:
-        return await ctx.delivery.redeliver(tx, message_id)
+        retried = await ctx.delivery.redeliver(tx, message_id)
+        if retried:  # audited with the change, in its transaction
+            await ctx.runtime.audit.record(
+                admin,
+                "notification.message.retry",
+                patient_id=doc.get("patient_id"),
+                resource=f"message:{message_id}",
+                reason=reason or "retry a failed delivery",
+                details={"channel": doc.get("channel"), "kind": doc.get("kind")},
+                session=tx.session,
+            )
+        return retried
 
     if not await ctx.runtime.outbox.transaction(work):
         raise Conflict(

@@ -4,14 +4,21 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Body, Header, Response
+from fastapi import APIRouter, Body, Header, Query, Response
 
 from services.notifications.preferences import PreferencesIn, PreferencesOut
-from services.notifications.routes.deps import PREFIX, Caller, Ctx, PatientAccount
+from services.notifications.routes.deps import (
+    PREFIX,
+    Caller,
+    Ctx,
+    PatientAccount,
+    PatientOrStaff,
+)
 from shared.outbox import Tx
 from shared.problems import BadRequest, problem_responses_doc
 
 router = APIRouter(prefix=PREFIX, tags=["notifications: preferences"])
+Reason = Annotated[str | None, Query(min_length=2, max_length=200)]
 
 
 def _etag(version: int) -> str:
@@ -32,13 +39,26 @@ def _parse_if_match(value: str | None) -> int | None:
 @router.get(
     "/patients/{patient_id}/preferences",
     summary="A patient's notification preferences",
-    responses=problem_responses_doc(403),
+    description="Staff give a `reason`; each staff read leaves an audit record.",
+    responses=problem_responses_doc(400, 403),
 )
 async def get_preferences(
-    ctx: Ctx, caller: Caller, patient_id: str, response: Response
+    ctx: Ctx, caller: Caller, patient_id: str, response: Response, reason: Reason = None
 ) -> PreferencesOut:
+    if caller.is_staff and reason is None:
+        raise BadRequest(
+            "reason_required", "staff must give a reason to read a patient's preferences"
+        )
     await ctx.recipients.check_access(caller, patient_id)
     view = await ctx.preferences.view(patient_id)
+    if caller.is_staff:
+        await ctx.runtime.audit.record(
+            caller,
+            "notification.preferences.read",
+            patient_id=patient_id,
+            resource=f"preferences:{patient_id}",
+            reason=reason,
+        )
     response.headers["ETag"] = _etag(view.version)
     return view
 
@@ -56,11 +76,12 @@ async def get_preferences(
 )
 async def put_preferences(
     ctx: Ctx,
-    caller: Caller,
+    caller: PatientOrStaff,
     patient_id: str,
     body: PreferencesIn,
     response: Response,
     if_match: Annotated[str | None, Header(alias="If-Match", max_length=32)] = None,
+    reason: Reason = None,
 ) -> PreferencesOut:
     await ctx.recipients.check_access(caller, patient_id)
     view = await ctx.preferences.update(
@@ -72,7 +93,7 @@ async def put_preferences(
             "notification.preferences.update",
             patient_id=patient_id,
             resource=f"preferences:{patient_id}",
-            reason="patient request",
+            reason=reason or "patient request",
         )
     response.headers["ETag"] = _etag(view.version)
     return view

@@ -141,11 +141,20 @@ async def sandbox_deliveries(
     channel: Annotated[str | None, Query(max_length=16)] = None,
     kind: Annotated[str | None, Query(max_length=64)] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
+    reason: Annotated[str | None, Query(min_length=2, max_length=200)] = None,
 ) -> list[SandboxDelivery]:
     query = {
         k: v for k, v in (("patient_id", patient_id), ("channel", channel), ("kind", kind)) if v
     }
     docs = await ctx.runtime.db[SANDBOX].find(query).sort("_id", 1).limit(limit).to_list()
+    await ctx.runtime.audit.record(  # delivered texts are patients' data
+        operator,
+        "notification.sandbox.read",
+        patient_id=patient_id,
+        resource="sandbox:deliveries",
+        reason=reason,
+        details={"channel": channel, "kind": kind, "returned": len(docs)},
+    )
     return [SandboxDelivery(id=d["_id"], **{k: d.get(k) for k in _FIELDS}) for d in docs]
 
 

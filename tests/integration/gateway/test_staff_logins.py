@@ -208,3 +208,17 @@ async def test_configured_frontends_may_call_from_the_browser(gateway: Gateway) 
     )
     assert preflight.status_code == 200
     assert preflight.headers["access-control-allow-origin"] == "https://console.example"
+
+
+async def test_admins_rotate_the_pii_key_of_account_phones(gateway: Gateway) -> None:
+    await gateway.patient_login("13912345678")
+    admin = await gateway.admin_token()
+
+    report = await gateway.client.post("/v1/auth/admin/pii/rotate", headers=bearer(admin))
+
+    assert report.status_code == 200, report.text
+    fields = report.json()["fields"]
+    assert [(f["field"], f["scanned"], f["reencrypted"]) for f in fields] == [("phone_enc", 1, 0)]
+    assert report.json()["remaining"] == 0
+    patient = await gateway.client.post("/v1/auth/admin/pii/rotate", headers=bearer("x.y.z"))
+    assert patient.status_code == 401

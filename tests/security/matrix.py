@@ -1,0 +1,232 @@
+"""The declared access of every route of every service (the authorization matrix).
+
+A route an app serves that is not listed here fails the build: a new endpoint needs a
+declared rule. Least-privilege product decisions taken here (and enforced in the routes):
+
+* "My account" endpoints (my patients, my appointments, my rebooking offers, appeals, the
+  inbox, WeChat binding/consents) are for patient accounts only: a staff or service
+  account owns no patients, and registering one under a staff account would make that
+  account an "owner" that receives the patient's notifications.
+* Booking commands for a patient (book, cancel, reschedule, waitlist join/leave/confirm,
+  accept a rebooking offer) are for the patient's account, hotline agents and on-site
+  nurses (``BOOKERS``). Doctors add extra numbers (加号); coordinators and the HIS act
+  through events and session cancellation; admins manage master data and policy.
+* Reading one appointment or waitlist entry, a patient's messages and notification
+  preferences: the owner, every staff role (audited) and service callers. Changing the
+  preferences: the owner and staff (audited), not service callers (unaudited, no use).
+* Check-in: the owner, nurses, hotline agents and service callers (HIS kiosks).
+"""
+
+from __future__ import annotations
+
+from shared.principal import Role
+from tests.security.matrix_rules import (
+    ADMIN,
+    ADMIN_OR_SERVICE,
+    ALL,
+    BOOKERS,
+    PATIENT,
+    PATIENT_OR_STAFF,
+    SERVICE,
+    STAFF,
+    Public,
+    Rule,
+    health_rules,
+    ops_rules,
+)
+
+A = "/v1/appointments"
+N = "/v1/notifications"
+ORG_QUERY = {"org_id": "{org_id}"}
+REASON = {"reason": "authorization matrix"}
+
+APPOINTMENTS: list[Rule] = [
+    *health_rules(),
+    *ops_rules("appointments"),
+    # catalog: any signed-in caller (patients search, staff and the HIS too)
+    Rule("GET", f"{A}/departments", ALL, query=ORG_QUERY),
+    Rule("GET", f"{A}/doctors", ALL, query=ORG_QUERY),
+    Rule("GET", f"{A}/schedules", ALL, query=ORG_QUERY),
+    Rule("GET", f"{A}/schedules/{{schedule_id}}/slots", ALL),
+    # real-name patients of an account
+    Rule("POST", f"{A}/patients", PATIENT, why="only patient accounts own patients"),
+    Rule("GET", f"{A}/patients", PATIENT),
+    Rule(
+        "DELETE",
+        f"{A}/patients/{{patient_id}}",
+        PATIENT,
+        owned=True,
+        allowed_ids={"patient_id": "disposable_patient_id"},
+    ),
+    Rule("POST", f"{A}/staff/patients/lookup", STAFF),
+    Rule("GET", f"{A}/staff/patients/{{patient_id}}/appointments", STAFF, owned=True, query=REASON),
+    # bookings
+    Rule(
+        "POST",
+        f"{A}/appointments",
+        BOOKERS,
+        owned=True,
+        bola_body={"patient_id": "{patient_id}", "schedule_id": "{open_schedule_id}"},
+    ),
+    Rule("GET", f"{A}/appointments", PATIENT),
+    Rule("GET", f"{A}/appointments/{{appointment_id}}", ALL, owned=True, query=REASON),
+    Rule(
+        "POST",
+        f"{A}/appointments/{{appointment_id}}/cancel",
+        BOOKERS,
+        owned=True,
+        bola_body=REASON,
+    ),
+    Rule(
+        "POST",
+        f"{A}/appointments/{{appointment_id}}/reschedule",
+        BOOKERS,
+        owned=True,
+        bola_body={"schedule_id": "{open_schedule_id}"},
+    ),
+    Rule(
+        "POST",
+        f"{A}/appointments/{{appointment_id}}/check-in",
+        frozenset({Role.PATIENT, Role.NURSE, Role.AGENT, Role.SERVICE}),
+        owned=True,
+    ),
+    Rule(
+        "POST",
+        f"{A}/schedules/{{schedule_id}}/extra-numbers",
+        frozenset({Role.DOCTOR, Role.NURSE, Role.AGENT, Role.ADMIN}),
+        owned=True,
+        bola_body={"patient_id": "{patient_id}", "reason": "matrix"},
+    ),
+    # a cancelled session (停诊) and priority rebooking
+    Rule(
+        "POST",
+        f"{A}/admin/schedules/{{schedule_id}}/cancel",
+        frozenset({Role.ADMIN, Role.SERVICE, Role.COORDINATOR}),
+    ),
+    Rule("GET", f"{A}/rebooking-offers", PATIENT),
+    Rule(
+        "POST",
+        f"{A}/rebooking-offers/{{offer_id}}/accept",
+        BOOKERS,
+        owned=True,
+        bola_body={"schedule_id": "{open_schedule_id}"},
+    ),
+    # penalties
+    Rule("GET", f"{A}/patients/{{patient_id}}/booking-status", PATIENT_OR_STAFF, owned=True),
+    Rule(
+        "POST",
+        f"{A}/patients/{{patient_id}}/appeals",
+        PATIENT,
+        owned=True,
+        bola_body={"reason": "matrix appeal"},
+        why="only the patient's own account appeals",
+    ),
+    Rule("POST", f"{A}/appeals/{{appeal_id}}/decision", frozenset({Role.AGENT, Role.ADMIN})),
+    Rule(
+        "POST",
+        f"{A}/patients/{{patient_id}}/ban-override",
+        ADMIN,
+        owned=True,
+        bola_body={"reason": "matrix override"},
+    ),
+    # waitlist (候补)
+    Rule(
+        "POST",
+        f"{A}/waitlist",
+        BOOKERS,
+        owned=True,
+        bola_body={"patient_id": "{patient_id}", "schedule_id": "{full_schedule_id}"},
+    ),
+    Rule("GET", f"{A}/waitlist", PATIENT_OR_STAFF, why="staff pass ?patient_id= (audited)"),
+    Rule("GET", f"{A}/waitlist/{{entry_id}}", ALL, owned=True, query=REASON),
+    Rule(
+        "DELETE",
+        f"{A}/waitlist/{{entry_id}}",
+        BOOKERS,
+        owned=True,
+        allowed_ids={"entry_id": "spare_entry_id"},
+    ),
+    Rule("POST", f"{A}/waitlist/{{entry_id}}/confirm", BOOKERS, owned=True),
+    # master data and policy: admins and the HIS integration
+    Rule("PUT", f"{A}/admin/departments", ADMIN_OR_SERVICE),
+    Rule("PUT", f"{A}/admin/resources", ADMIN_OR_SERVICE),
+    Rule("POST", f"{A}/admin/schedules", ADMIN_OR_SERVICE),
+    Rule("GET", f"{A}/admin/policies/{{org_id}}", ADMIN_OR_SERVICE),
+    # an invalid policy: the allowed callers' call must not replace the real one
+    Rule(
+        "PUT",
+        f"{A}/admin/policies/{{org_id}}",
+        ADMIN_OR_SERVICE,
+        body={"max_patients_per_account": 0},
+    ),
+]
+
+WECHAT_BAD_SIGNATURE = {"signature": "0" * 40, "timestamp": "1", "nonce": "n", "echostr": "e"}
+
+NOTIFICATIONS: list[Rule] = [
+    *health_rules(),
+    *ops_rules("notifications"),
+    # the caller's own inbox
+    Rule("GET", f"{N}/inbox", PATIENT),
+    Rule("GET", f"{N}/inbox/unread-count", PATIENT),
+    Rule("POST", f"{N}/inbox/read", PATIENT, body={"ids": []}),
+    Rule("GET", f"{N}/inbox/stream", PATIENT, stream=True),
+    Rule("POST", f"{N}/login-codes", SERVICE, why="the gateway asks for SMS login codes"),
+    # a patient's message log and preferences: the owner, staff (audited), services
+    Rule("GET", f"{N}/patients/{{patient_id}}/messages", ALL, owned=True, query=REASON),
+    Rule("POST", f"{N}/admin/messages/{{message_id}}/retry", ADMIN),
+    Rule("GET", f"{N}/patients/{{patient_id}}/preferences", ALL, owned=True, query=REASON),
+    Rule(
+        "PUT",
+        f"{N}/patients/{{patient_id}}/preferences",
+        PATIENT_OR_STAFF,
+        owned=True,
+        query=REASON,
+        why="a write: the owner or audited staff; service callers have no use for it",
+    ),
+    Rule("PUT", f"{N}/me/wechat", PATIENT),
+    Rule("POST", f"{N}/me/wechat/consents", PATIENT),
+    Rule("GET", f"{N}/me/wechat/consents", PATIENT),
+    # provider callbacks: no JWT, a shared token or signature of their own
+    Rule(
+        "POST",
+        f"{N}/providers/aliyun/sms-receipts",
+        public=Public.SIGNED,
+        query={"token": "not-the-token"},
+    ),
+    Rule("GET", f"{N}/providers/wechat/events", public=Public.SIGNED, query=WECHAT_BAD_SIGNATURE),
+    Rule("POST", f"{N}/providers/wechat/events", public=Public.SIGNED, query=WECHAT_BAD_SIGNATURE),
+    # the local sandbox provider: operators and test harnesses
+    Rule("POST", f"{N}/sandbox/receipts", ADMIN_OR_SERVICE),
+    Rule("GET", f"{N}/sandbox/deliveries", ADMIN_OR_SERVICE, query=REASON),
+    # templates: staff read and preview, admins publish and roll back
+    Rule("GET", f"{N}/templates", STAFF),
+    Rule("GET", f"{N}/templates/{{kind}}", STAFF),
+    Rule("POST", f"{N}/templates/{{kind}}/versions", ADMIN),
+    Rule("PUT", f"{N}/templates/{{kind}}/active", ADMIN),
+    Rule("POST", f"{N}/templates/{{kind}}/preview", STAFF),
+]
+
+MATRIX: dict[str, list[Rule]] = {
+    "appointments": APPOINTMENTS,
+    "notifications": NOTIFICATIONS,
+    "referrals": [*health_rules(), *ops_rules("referrals")],
+    "followup": [*health_rules(), *ops_rules("followup")],
+}
+
+# "My" collections: B's page must never show A's items; A's page shows the named one of
+# A's (a control that the fixture data is there).
+MY_COLLECTIONS: list[tuple[str, str, str]] = [
+    ("appointments", f"{A}/patients", "patient_id"),
+    ("appointments", f"{A}/appointments", "appointment_id"),
+    ("appointments", f"{A}/waitlist", "entry_id"),
+    ("appointments", f"{A}/rebooking-offers", "offer_id"),
+    ("notifications", f"{N}/inbox", "inbox_id"),
+]
+
+# Further calls by B with A's ids, beyond each owned route's own call.
+BOLA_EXTRAS: list[tuple[str, str, str, dict[str, str]]] = [
+    ("appointments", "GET", f"{A}/waitlist", {"patient_id": "{patient_id}"}),
+    ("appointments", "GET", f"{A}/patients/{{patient_id}}/booking-status", ORG_QUERY),
+    ("notifications", "GET", f"{N}/patients/{{patient_id}}/messages", {"limit": "100"}),
+]
