@@ -68,7 +68,9 @@ class System:
         *,
         db_suffix: str = "",
         partitions: int = 6,
+        extra_env: dict[str, dict[str, str]] | None = None,
     ) -> None:
+        """Start every service and the gateway; ``extra_env`` adds variables per process."""
         logs = self.stack.state_dir / "logs"
         self.ports = ports or {name: free_port() for name in (*SERVICES, "gateway")}
         urls = {name: self.service_url(name) for name in SERVICES}
@@ -83,6 +85,7 @@ class System:
             )
             if name == "gateway":
                 env["CARELOOP_GATEWAY_SERVICE_URLS"] = json.dumps(urls)
+            env.update((extra_env or {}).get(name, {}))
             proc = ManagedProcess(
                 name=name,
                 argv=[sys.executable, "-m", f"services.{name}"],

@@ -14,6 +14,7 @@ from pydantic import BaseModel, Field
 from pymongo import ReturnDocument
 
 from services.appointments.admission import AdmissionGate, Outcome
+from services.appointments.attempt_limits import BookingAttempts
 from services.appointments.booking_common import (
     Idempotency,
     check_limits,
@@ -92,6 +93,7 @@ class Booking:
         self.policies = policies
         self.records = records
         self.audit = audit
+        self.attempts = BookingAttempts(gate.redis, gate.prefix)  # context may configure
 
     async def book(
         self,
@@ -103,6 +105,7 @@ class Booking:
     ) -> dict[str, Any]:
         now = now or datetime.now(UTC)
         patient = await self.patients.get_for(principal, request.patient_id)
+        await self.attempts.check(principal, patient)  # per national ID and account
         schedule = await self.schedules.get(request.schedule_id)
         if schedule["status"] != "published":
             raise Conflict(

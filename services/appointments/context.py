@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from fastapi import Request
 
 from services.appointments.admission import AdmissionGate
+from services.appointments.attempt_limits import BookingAttempts
 from services.appointments.booking import Booking
 from services.appointments.cancellation import Cancellation
 from services.appointments.catalog import Catalog
@@ -58,6 +59,7 @@ def build(runtime: Runtime) -> Appointments:
     booking = Booking(
         db, runtime.outbox, gate, patients, schedules, policies, records, runtime.audit
     )
+    booking.attempts = BookingAttempts.from_settings(runtime.redis, settings)
     queries = AppointmentQueries(db, policies)
     cancellation = Cancellation(db, runtime.outbox, gate, policies, records, queries, runtime.audit)
     ctx = Appointments(

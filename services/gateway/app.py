@@ -12,13 +12,14 @@ from typing import Any
 import httpx
 import structlog
 import swagger_ui_bundle
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.responses import StreamingResponse
 
+from services.gateway.audit_view import OWN_BASE, audit_view_router
 from services.gateway.docs import fetch_openapi, merge_openapi
 from services.gateway.front_door import BodyLimitMiddleware, SecurityHeadersMiddleware
 from services.gateway.guard import authenticate
@@ -29,9 +30,14 @@ from services.gateway.identity.passwords import hash_password
 from services.gateway.identity.sessions import Sessions
 from services.gateway.identity.wechat import WechatLogin
 from services.gateway.proxy import UpstreamProxy
-from services.gateway.routes import auth, staff
+from services.gateway.ratelimit import create_limiter_redis
+from services.gateway.routes import auth, ops, staff
+from services.gateway.routes.deps import get_audit
 from services.gateway.settings import GatewaySettings
+from services.gateway.throttle import rate_limit, rate_limit_anonymous
+from services.gateway.traffic import TrafficPolicy
 from shared.audit import AuditLog
+from shared.audit_routes import audit_router
 from shared.auth import TokenMinter, from_settings
 from shared.crypto import FieldCipher
 from shared.health import ReadinessChecks, health_router
@@ -146,13 +152,24 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
             limits=httpx.Limits(max_connections=500, max_keepalive_connections=100),
         )
         redis = create_redis(settings.redis_url)
+        limiter_redis = create_limiter_redis(settings.redis_url)
         mongo = create_client(settings.mongo_url, app_name=settings.service_name)
         db = mongo[settings.database_name]
         app.state.settings = settings
         app.state.http = client
+        app.state.own_http = own_http = httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url=OWN_BASE
+        )
         app.state.redis = redis
         app.state.proxy = UpstreamProxy(client, settings.service_urls, settings.idempotent_retries)
         app.state.audit = AuditLog(db)
+        app.state.traffic = TrafficPolicy(
+            limiter_redis,
+            settings.rate_limits,
+            prefix=settings.redis_key_prefix,
+            hash_key=settings.pii_hash_key.encode(),
+            registry=metrics.registry,
+        )
         app.state.logins = logins = build_logins(settings, client, redis, db)
         app.state.token_verifier = from_settings(settings, is_revoked=logins.sessions.is_revoked)
         await ensure_indexes(db, INDEXES)
@@ -165,7 +182,9 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
             yield
         finally:
             await client.aclose()
+            await own_http.aclose()
             await redis.aclose()
+            await limiter_redis.aclose()
             await mongo.close()
 
     app = FastAPI(
@@ -208,8 +227,15 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         )
 
     app.include_router(health_router(settings.service_name, checks, metrics))  # after /readyz
-    app.include_router(auth.router)
-    app.include_router(staff.router)
+    limited = [Depends(rate_limit_anonymous)]
+    app.include_router(auth.router, dependencies=limited)
+    app.include_router(staff.router, dependencies=limited)
+    app.include_router(ops.router, dependencies=limited)
+    app.include_router(
+        audit_view_router(settings.service_urls, authenticate=authenticate, own="auth"),
+        dependencies=limited,
+    )
+    app.include_router(audit_router("auth", audit_of=get_audit))  # reached by /v1/audit too
 
     @app.get("/openapi.json", include_in_schema=False)
     async def openapi(request: Request) -> dict[str, Any]:
@@ -229,7 +255,8 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
 
     @app.api_route("/v1/{service}/{path:path}", methods=PROXY_METHODS, include_in_schema=False)
     async def route(request: Request, service: str, path: str) -> StreamingResponse:
-        await authenticate(request)
+        principal = await authenticate(request)
+        await rate_limit(request, principal)
         proxy: UpstreamProxy = request.app.state.proxy
         return await proxy.forward(request, service)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
+from services.gateway.traffic import RateLimitSettings
 from shared.settings import ServiceSettings
 
 
@@ -54,3 +55,4 @@ class GatewaySettings(ServiceSettings):
     cors_origins: list[str] = Field(default_factory=list)  # e.g. the ops console's origin
     max_request_bytes: int = Field(1_048_576, ge=1024)
     trusted_proxies: list[str] = Field(default_factory=list)  # may set X-Forwarded-For
+    rate_limits: RateLimitSettings = RateLimitSettings()

@@ -73,6 +73,15 @@ def bearer(token: str) -> dict[str, str]:
     return {"authorization": f"Bearer {token}"}
 
 
+# One test address and httpx's User-Agent would meet per-address budgets and the slow lane;
+# login tests send more codes per phone than the default budget (test_front_door_limits.py
+# runs the real budgets through the gateway).
+TEST_RATE_LIMITS: dict[str, Any] = {
+    "exempt_networks": ["127.0.0.0/8"],
+    "login_code": {"per_key": {"phone": {"capacity": 100, "window_seconds": 900}}},
+}
+
+
 @pytest.fixture
 def gateway_settings(
     make_settings: Callable[..., ServiceSettings], jwt_keys: tuple[str, str]
@@ -84,6 +93,7 @@ def gateway_settings(
             "bootstrap_admin_username": "admin",
             "bootstrap_admin_password": ADMIN_PASSWORD,
             "otp_resend_seconds": 0,
+            "rate_limits": TEST_RATE_LIMITS,
             **overrides,
         }
         settings = make_settings("gateway", GatewaySettings, **values)

@@ -1,0 +1,55 @@
+"""Rate limits at the front door: the request-side glue of :class:`TrafficPolicy`.
+
+Proxied requests are counted after their token is checked (per account, per address,
+per endpoint class); the gateway's own ``/v1/auth`` routes before they run, keyed also
+by the phone or username in their body, so guessing and SMS pumping meet a 429.
+"""
+
+from __future__ import annotations
+
+import json
+
+from fastapi import Request
+
+from services.gateway.front_door import client_ip
+from services.gateway.settings import GatewaySettings
+from services.gateway.traffic import TrafficPolicy
+from shared.principal import Principal
+
+BODY_KEYS = ("phone", "username")  # request fields that are limit keys of their own
+_MAX_PARSED_BYTES = 8192  # login bodies are tiny; a bigger one is not worth parsing here
+
+
+async def rate_limit(request: Request, principal: Principal | None) -> None:
+    """Count a request against its budgets; raises a 429 (or 503) problem to refuse it."""
+    policy: TrafficPolicy = request.app.state.traffic
+    settings: GatewaySettings = request.app.state.settings
+    await policy.check(
+        method=request.method,
+        path=request.url.path,
+        client_ip=client_ip(request, settings.trusted_proxies),
+        account_id=principal.subject if principal else None,
+        user_agent=request.headers.get("user-agent"),
+        body_keys=await _body_keys(request) if principal is None else None,
+        is_staff=principal.is_staff if principal else False,
+    )
+
+
+async def rate_limit_anonymous(request: Request) -> None:
+    """Dependency of the gateway's own routes: counted by address and body keys."""
+    await rate_limit(request, None)
+
+
+async def _body_keys(request: Request) -> dict[str, str]:
+    if request.method != "POST" or "json" not in request.headers.get("content-type", ""):
+        return {}
+    body = await request.body()  # cached on the request: the route reads it again
+    if not body or len(body) > _MAX_PARSED_BYTES:
+        return {}
+    try:
+        data = json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        return {}  # the route answers the malformed body with its own 422
+    if not isinstance(data, dict):
+        return {}
+    return {k: v for k in BODY_KEYS if isinstance(v := data.get(k), str) and v}
