@@ -191,6 +191,9 @@ class Patients:
             {"national_id_hash": self.cipher.lookup_hash_national_id(national_id)}
         )
 
+    def reveal_national_id(self, doc: Document) -> str:
+        return self.cipher.decrypt(doc["national_id_enc"], context="patient.national_id")
+
     def reveal_phone(self, doc: Document) -> str:
         return self.cipher.decrypt(doc["phone_enc"], context="patient.phone")
 

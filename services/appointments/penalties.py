@@ -107,7 +107,13 @@ class Penalties:
     # --- reading ----------------------------------------------------------------------------
 
     async def status(
-        self, principal: Principal, patient_id: str, org_id: str, now: datetime | None = None
+        self,
+        principal: Principal,
+        patient_id: str,
+        org_id: str,
+        now: datetime | None = None,
+        *,
+        reason: str | None = None,
     ) -> dict[str, Any]:
         """Offences counted in the current windows, the ban if any, and the open appeal."""
         now = now or datetime.now(UTC)
@@ -120,6 +126,7 @@ class Penalties:
             "patient.booking_status.read",
             patient_id=patient_id,
             resource=f"patient:{patient_id}",
+            reason=reason,
         )
         return {
             **self._summary(record, policy, org_id, now),

@@ -142,6 +142,13 @@ async def test_staff_reads_and_changes_of_appointments_are_audited(
     assert ok(found)["id"] == pid
     assert national_id not in found.text
     await check.expect(agent, "patient.lookup", pid, "patient", "窗口查询")
+    identity = f"/v1/appointments/staff/patients/{pid}/identity"
+    revealed = ok(await post(identity, json={"reason": "核验身份证"}, headers=nurse_h))
+    assert (revealed["national_id"], revealed["phone"]) == (national_id, body["phone"])
+    await check.expect(nurse, "patient.identity.reveal", pid, f"patient:{pid}", "核验身份证")
+    denied = await post(identity, json={"reason": "核验身份证"}, headers=coord_h)
+    assert denied.status_code == 403
+    assert national_id not in denied.text
     history = f"/v1/appointments/staff/patients/{pid}/appointments"
     ok(await get(history, params={"reason": "随访"}, headers=agent_h))
     await check.expect(agent, "appointment.list", pid, f"patient:{pid}", "随访")
@@ -211,9 +218,11 @@ async def test_staff_reads_and_changes_of_appointments_are_audited(
         {"_id": pid}, {"$set": {"no_shows": no_shows}}, upsert=True
     )
     check.mark()
-    ok(await get(f"/v1/appointments/patients/{pid}/booking-status", headers=agent_h))
-    # gap: Penalties.status takes no reason (services/appointments/penalties.py)
-    await check.expect(agent, "patient.booking_status.read", pid, f"patient:{pid}", None)
+    status_url = f"/v1/appointments/patients/{pid}/booking-status"
+    refused_status = await get(status_url, headers=agent_h)
+    assert (refused_status.status_code, refused_status.json()["code"]) == (400, "reason_required")
+    ok(await get(status_url, params={"reason": "来电咨询"}, headers=agent_h))
+    await check.expect(agent, "patient.booking_status.read", pid, f"patient:{pid}", "来电咨询")
     url = f"/v1/appointments/patients/{pid}/appeals"
     appeal = ok(await post(url, headers=api.token("a1"), json={"reason": "住院"}), 201)["id"]
     check.mark()
@@ -223,7 +232,7 @@ async def test_staff_reads_and_changes_of_appointments_are_audited(
     url = f"/v1/appointments/patients/{pid}/ban-override"
     ok(await post(url, headers=api.admin, json={"reason": "院方核实后解除"}))
     await check.expect(admin, "penalty.ban.override", pid, f"patient:{pid}", "院方核实后解除")
-    assert check.checked == 20
+    assert check.checked == 21
 
 
 @pytest.fixture

@@ -59,6 +59,14 @@ APPOINTMENTS: list[Rule] = [
         allowed_ids={"patient_id": "disposable_patient_id"},
     ),
     Rule("POST", f"{A}/staff/patients/lookup", STAFF),
+    Rule(
+        "POST",
+        f"{A}/staff/patients/{{patient_id}}/identity",
+        frozenset({Role.NURSE, Role.AGENT, Role.ADMIN}),
+        owned=True,
+        body=REASON,
+        why="the full national ID and phone: ID checks at the desk, hotline call-backs",
+    ),
     Rule("GET", f"{A}/staff/patients/{{patient_id}}/appointments", STAFF, owned=True, query=REASON),
     # bookings
     Rule(
@@ -112,7 +120,13 @@ APPOINTMENTS: list[Rule] = [
         bola_body={"schedule_id": "{open_schedule_id}"},
     ),
     # penalties
-    Rule("GET", f"{A}/patients/{{patient_id}}/booking-status", PATIENT_OR_STAFF, owned=True),
+    Rule(
+        "GET",
+        f"{A}/patients/{{patient_id}}/booking-status",
+        PATIENT_OR_STAFF,
+        owned=True,
+        query=REASON,
+    ),
     Rule(
         "POST",
         f"{A}/patients/{{patient_id}}/appeals",

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Body, Query
+from fastapi import APIRouter, Body, Depends, Query
+from pydantic import BaseModel
 
 from services.appointments.patients import PatientIn, PatientOut, to_out
 from services.appointments.routes.deps import PREFIX, Ctx, PatientAccount, Staff
+from shared.auth import require_roles
+from shared.principal import Principal, Role
 from shared.privacy import InvalidNationalId, parse_national_id
-from shared.problems import NotFound, Unprocessable
+from shared.problems import NotFound, Unprocessable, problem_responses_doc
 
 router = APIRouter(prefix=PREFIX, tags=["appointments: patients"])
 
@@ -60,6 +63,47 @@ async def lookup_patient(
     if doc is None:
         raise NotFound("patient_not_found", "no patient with this national ID")
     return to_out(doc, None)
+
+
+# who may see a patient's full national ID and phone: the registration desk checks the ID
+# card (nurse), the hotline confirms a caller and calls back (agent), admins correct records
+IdentityStaff = Annotated[Principal, Depends(require_roles(Role.NURSE, Role.AGENT, Role.ADMIN))]
+
+
+class PatientIdentity(BaseModel):
+    id: str
+    name: str
+    national_id: str
+    phone: str
+
+
+@router.post(
+    "/staff/patients/{patient_id}/identity",
+    summary="A patient's full national ID and phone (nurse, agent, admin; audited)",
+    description="Everywhere else both are masked. POST keeps the values out of URLs and "
+    "caches; the `reason` goes into the audit record (`patient.identity.reveal`).",
+    responses=problem_responses_doc(403, 404),
+)
+async def reveal_identity(
+    ctx: Ctx,
+    staff: IdentityStaff,
+    patient_id: str,
+    reason: Annotated[str, Body(embed=True, min_length=2, max_length=200)],
+) -> PatientIdentity:
+    doc = await ctx.patients.get(patient_id)
+    await ctx.runtime.audit.record(
+        staff,
+        "patient.identity.reveal",
+        patient_id=patient_id,
+        resource=f"patient:{patient_id}",
+        reason=reason,
+    )
+    return PatientIdentity(
+        id=doc["_id"],
+        name=doc["name"],
+        national_id=ctx.patients.reveal_national_id(doc),
+        phone=ctx.patients.reveal_phone(doc),
+    )
 
 
 @router.get(

@@ -12,7 +12,7 @@ from services.appointments.routes.admin import check_org
 from services.appointments.routes.deps import PREFIX, Caller, Ctx, PatientAccount
 from shared.auth import require_roles
 from shared.principal import Principal, Role
-from shared.problems import problem_responses_doc
+from shared.problems import BadRequest, problem_responses_doc
 
 router = APIRouter(prefix=PREFIX, tags=["appointments: penalties"])
 
@@ -44,12 +44,19 @@ def org_of(caller: Principal, org_id: str | None) -> str:
 @router.get(
     "/patients/{patient_id}/booking-status",
     summary="Offences in the current windows, the ban if any, and an open appeal",
-    responses=problem_responses_doc(403, 404),
+    responses=problem_responses_doc(400, 403, 404),
 )
 async def booking_status(
-    ctx: Ctx, caller: Caller, patient_id: str, org_id: OrgQuery = None
+    ctx: Ctx,
+    caller: Caller,
+    patient_id: str,
+    org_id: OrgQuery = None,
+    reason: Annotated[str | None, Query(min_length=2, max_length=200)] = None,
 ) -> dict[str, Any]:
-    return await ctx.penalties.status(caller, patient_id, org_of(caller, org_id))
+    """Staff give a ``reason``: their read is audited."""
+    if caller.is_staff and not reason:
+        raise BadRequest("reason_required", "staff must give a reason to read a booking status")
+    return await ctx.penalties.status(caller, patient_id, org_of(caller, org_id), reason=reason)
 
 
 @router.post(
