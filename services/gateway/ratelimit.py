@@ -41,8 +41,10 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
-from redis.asyncio import BlockingConnectionPool, Redis
+from redis.asyncio import Redis
 from redis.exceptions import RedisError
+
+from shared.redis_client import create_redis
 
 _US = 1_000_000
 T = TypeVar("T")
@@ -79,26 +81,11 @@ return {1, 0, remaining}
 """
 
 
-def create_limiter_redis(
-    url: str, *, max_connections: int = 200, wait_seconds: float = 0.25
-) -> Redis:
-    """A Redis client for the limiter alone, whose pool queues callers for a connection.
-
-    redis-py's default pool fails at once (``MaxConnectionsError``) when all of its 100
-    connections are busy, which in a surge would turn into spurious 503s; this pool makes
-    a caller wait up to ``wait_seconds`` for one, and keeps limiter traffic from starving
-    the gateway's other Redis users (or being starved by them).
-    """
-    pool = BlockingConnectionPool.from_url(
-        url,
-        max_connections=max_connections,
-        timeout=wait_seconds,
-        decode_responses=True,
-        socket_timeout=2.0,
-        socket_connect_timeout=2.0,
-        health_check_interval=15,
-    )
-    return Redis.from_pool(pool)
+def create_limiter_redis(url: str) -> Redis:
+    """A Redis client for the limiter alone: its own pool keeps limiter traffic from
+    starving the gateway's other Redis users (or being starved by them), and a caller
+    waits at most 0.25 s for a connection before the limiter counts as unavailable."""
+    return create_redis(url, max_connections=200, wait_seconds=0.25)
 
 
 class LimiterUnavailable(Exception):

@@ -22,7 +22,6 @@ from services.gateway.ratelimit import (
     Limit,
     LimiterUnavailable,
     RateLimiter,
-    create_limiter_redis,
 )
 from services.gateway.traffic import (
     ClassLimits,
@@ -46,7 +45,7 @@ DEAD_REDIS = "redis://127.0.0.1:1/0"  # nothing listens on port 1
 @pytest.fixture
 async def redis(stack: EmbeddedStack) -> AsyncIterator[Redis]:
     """The limiter's own client; 20 connections, so 200 concurrent hits must queue."""
-    client = create_limiter_redis(stack.redis_url(), max_connections=20, wait_seconds=5)
+    client = create_redis(stack.redis_url(), max_connections=20, wait_seconds=5)
     yield client
     await client.aclose()
 
