@@ -58,7 +58,9 @@ class ConsumerRunner:
         self.db = outbox.db
         self.settings = settings
         self.metrics = metrics
-        self.group_id = group_id or f"{settings.service_name}.{spec.name}"
+        self.group_id = group_id or (
+            f"{settings.kafka_group_prefix}{settings.service_name}.{spec.name}"
+        )
         self.consumer_name = f"{settings.service_name}.{spec.name}"
         self._stopping = asyncio.Event()
         self._consumer: AIOKafkaConsumer | None = None

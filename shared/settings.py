@@ -28,6 +28,7 @@ class ServiceSettings(BaseSettings):
 
     kafka_bootstrap: str = "127.0.0.1:9092"
     kafka_topic_prefix: str = "careloop"
+    kafka_group_prefix: str = ""  # before consumer group ids; tests give each run its own
     kafka_partitions: int = 6
     kafka_replication_factor: int = 1
     kafka_idempotent_producer: bool = False  # Tansu cannot InitProducerId (DESIGN §3)

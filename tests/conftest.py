@@ -68,6 +68,7 @@ def make_settings(
             "mongo_db": f"{run_id}_{service}",
             "kafka_bootstrap": stack.kafka_bootstrap,
             "kafka_topic_prefix": run_id,
+            "kafka_group_prefix": f"{run_id}.",  # a fresh group joins at once
             "kafka_partitions": 3,
             "redis_url": stack.redis_url(),
             "redis_key_prefix": f"{run_id}:",

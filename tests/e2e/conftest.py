@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from pymongo import MongoClient
 
 from devstack.keys import DevSecrets, ensure_dev_secrets
 from devstack.stack import EmbeddedStack
@@ -22,9 +23,18 @@ def dev_secrets(state_dir: Path) -> DevSecrets:
 # the loopback network (no per-address budget, no slow lane). Per-account and per-phone
 # budgets stay as configured; tests/integration/gateway/test_front_door_limits.py covers them.
 TEST_RATE_LIMITS = {"exempt_networks": ["127.0.0.0/8"], "staff_account_multiplier": 100}
+EXTRA_ENV = {
+    "gateway": {"CARELOOP_GATEWAY_RATE_LIMITS": json.dumps(TEST_RATE_LIMITS)},
+    # no quiet hours: the journeys expect texts now, whatever the time of the run
+    # (tests/integration/notifications covers quiet hours with a fixed clock)
+    "notifications": {
+        "CARELOOP_NOTIFICATIONS_QUIET_HOURS_START": "00:00",
+        "CARELOOP_NOTIFICATIONS_QUIET_HOURS_END": "00:00",
+    },
+}
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")  # stopped when the e2e tests are done: idle services
 def system(stack: EmbeddedStack, dev_secrets: DevSecrets) -> Iterator[System]:
     running = System(stack)
     try:
@@ -32,10 +42,22 @@ def system(stack: EmbeddedStack, dev_secrets: DevSecrets) -> Iterator[System]:
             dev_secrets,
             db_suffix="_e2e",
             partitions=3,
-            extra_env={"gateway": {"CARELOOP_GATEWAY_RATE_LIMITS": json.dumps(TEST_RATE_LIMITS)}},
+            extra_env=EXTRA_ENV,
         )
         running.wait_ready(timeout=120)
         yield running
     finally:
         for proc in running.processes.values():
             proc.stop()
+        drop_databases(stack.mongo_url, suffix="_e2e")
+
+
+def drop_databases(mongo_url: str, *, suffix: str) -> None:
+    """Free the embedded MongoDB of the e2e data: the tests after these need no part of it."""
+    client: MongoClient[dict[str, object]] = MongoClient(mongo_url)
+    try:
+        for name in client.list_database_names():
+            if name.endswith(suffix):
+                client.drop_database(name)
+    finally:
+        client.close()
