@@ -2,7 +2,8 @@
 
 * outbox write (state + event in one transaction) vs a bare ``insert_one``;
 * relay publish throughput vs bare producer sends of the same records;
-* notifications: dispatch and delivery vs a bare outbox write (``benchmarks/notifications``).
+* notifications: dispatch and delivery vs a bare outbox write (``benchmarks/notifications``);
+* gateway: a rate-limit decision vs a bare Redis round trip (``benchmarks/gateway``).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from pathlib import Path
 
 from aiokafka import AIOKafkaProducer
 
+from benchmarks.gateway import bench_gateway
 from benchmarks.notifications import bench_notifications
 from devstack.stack import EmbeddedStack
 from shared.events import EventPayload, event_type, make_event
@@ -99,6 +101,7 @@ def main() -> None:
         try:
             rows = asyncio.run(bench(stack))
             rows += asyncio.run(bench_notifications(stack))
+            rows += asyncio.run(bench_gateway(stack))
         finally:
             stack.stop()
     print(f"{'measure':<70} {'ops/s':>9} {'baseline':>9} {'ratio':>6}")
