@@ -23,6 +23,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from shared.principal import Principal, Role
 from shared.privacy import redact_data, redact_text
+from shared.problems import BadRequest
 
 __all__ = [
     "AUDIT_COLLECTION",
@@ -108,6 +109,16 @@ class UnknownAuditCursor(ValueError):
 def is_audited(principal: Principal) -> bool:
     """Staff and service principals are audited; plain patient accounts are not."""
     return principal.is_staff or Role.SERVICE in principal.roles
+
+
+def require_reason(principal: Principal, reason: str | None, what: str) -> None:
+    """Staff say why they read ``what`` (the reason goes into the audit record): 400 if not."""
+    if principal.is_staff and not reason:
+        raise BadRequest(
+            "reason_required",
+            f"staff must give a reason to read {what}",
+            detail_zh="请填写查阅原因",
+        )
 
 
 class AuditLog:

@@ -16,7 +16,7 @@ from services.appointments.routes.deps import (
     PatientAccount,
     idempotent,
 )
-from shared.problems import BadRequest
+from shared.audit import require_reason
 
 router = APIRouter(prefix=PREFIX, tags=["appointments: bookings"])
 
@@ -66,8 +66,7 @@ async def get_appointment(
     reason: Annotated[str | None, Query(min_length=2, max_length=200)] = None,
 ) -> dict[str, Any]:
     reason = reason or request.headers.get("x-access-reason")  # staff: required, audited
-    if caller.is_staff and not reason:
-        raise BadRequest("reason_required", "staff must give a reason to read an appointment")
+    require_reason(caller, reason, "an appointment")
     doc = await ctx.queries.get_document(caller, appointment_id)
     if caller.is_staff:
         await ctx.runtime.audit.record(

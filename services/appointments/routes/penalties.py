@@ -10,9 +10,10 @@ from pydantic import BaseModel, Field
 from services.appointments.catalog import CODE
 from services.appointments.routes.admin import check_org
 from services.appointments.routes.deps import PREFIX, Caller, Ctx, PatientAccount
+from shared.audit import require_reason
 from shared.auth import require_roles
 from shared.principal import Principal, Role
-from shared.problems import BadRequest, problem_responses_doc
+from shared.problems import problem_responses_doc
 
 router = APIRouter(prefix=PREFIX, tags=["appointments: penalties"])
 
@@ -54,8 +55,7 @@ async def booking_status(
     reason: Annotated[str | None, Query(min_length=2, max_length=200)] = None,
 ) -> dict[str, Any]:
     """Staff give a ``reason``: their read is audited."""
-    if caller.is_staff and not reason:
-        raise BadRequest("reason_required", "staff must give a reason to read a booking status")
+    require_reason(caller, reason, "a booking status")
     return await ctx.penalties.status(caller, patient_id, org_of(caller, org_id), reason=reason)
 
 

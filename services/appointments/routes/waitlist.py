@@ -18,17 +18,11 @@ from services.appointments.routes.deps import (
 )
 from services.appointments.store import WAITLIST
 from services.appointments.waitlist_entries import JoinRequest, entry_view
-from shared.principal import Principal
-from shared.problems import BadRequest, problem_responses_doc
+from shared.audit import require_reason
+from shared.problems import problem_responses_doc
 
 router = APIRouter(prefix=PREFIX, tags=["appointments: waitlist"])
 Reason = Annotated[str | None, Query(min_length=1, max_length=200)]
-
-
-def require_staff_reason(caller: Principal, reason: str | None) -> None:
-    """Staff reading a patient's waitlist give a reason: it goes into the audit record."""
-    if caller.is_staff and not reason:
-        raise BadRequest("reason_required", "staff must give a reason to read a patient's waitlist")
 
 
 @router.post(
@@ -72,7 +66,7 @@ async def my_entries(
     waiting, offered (with ``offer_expires_at`` and the held ``slot``), booked, expired,
     left or closed. Staff pass ``patient_id`` and a ``reason`` (the read is audited)."""
     if patient_id is not None:
-        require_staff_reason(caller, reason)
+        require_reason(caller, reason, "a patient's waitlist")
         ids = [(await ctx.patients.get_for(caller, patient_id))["_id"]]
         await ctx.runtime.audit.record(
             caller,
@@ -102,7 +96,7 @@ async def my_entries(
 async def get_entry(
     ctx: Ctx, caller: Caller, entry_id: str, reason: Reason = None
 ) -> dict[str, Any]:
-    require_staff_reason(caller, reason)
+    require_reason(caller, reason, "a waitlist entry")
     entry = await ctx.waitlist.owned(caller, entry_id)
     await ctx.runtime.audit.record(
         caller,

@@ -8,8 +8,9 @@ from fastapi import APIRouter, Query
 
 from services.notifications.messages import MessageView, Status
 from services.notifications.routes.deps import PREFIX, Admin, Caller, Ctx
+from shared.audit import require_reason
 from shared.outbox import Tx
-from shared.problems import BadRequest, Conflict, NotFound, problem_responses_doc
+from shared.problems import Conflict, NotFound, problem_responses_doc
 
 router = APIRouter(prefix=PREFIX, tags=["notifications: messages"])
 
@@ -32,11 +33,8 @@ async def patient_messages(
     reason: Annotated[str | None, Query(min_length=2, max_length=200)] = None,
 ) -> list[MessageView]:
     await ctx.recipients.check_access(caller, patient_id)
+    require_reason(caller, reason, "a patient's messages")
     if caller.is_staff:
-        if reason is None:
-            raise BadRequest(
-                "reason_required", "staff must give a reason to read a patient's messages"
-            )
         await ctx.runtime.audit.record(
             caller,
             "notification.messages.read",

@@ -14,6 +14,7 @@ from services.notifications.routes.deps import (
     PatientAccount,
     PatientOrStaff,
 )
+from shared.audit import require_reason
 from shared.outbox import Tx
 from shared.problems import BadRequest, problem_responses_doc
 
@@ -45,10 +46,7 @@ def _parse_if_match(value: str | None) -> int | None:
 async def get_preferences(
     ctx: Ctx, caller: Caller, patient_id: str, response: Response, reason: Reason = None
 ) -> PreferencesOut:
-    if caller.is_staff and reason is None:
-        raise BadRequest(
-            "reason_required", "staff must give a reason to read a patient's preferences"
-        )
+    require_reason(caller, reason, "a patient's preferences")
     await ctx.recipients.check_access(caller, patient_id)
     view = await ctx.preferences.view(patient_id)
     if caller.is_staff:
