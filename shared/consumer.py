@@ -102,8 +102,8 @@ class ConsumerRunner:
             auto_offset_reset="earliest",
             max_poll_records=200,
             metadata_max_age_ms=5000,
-            session_timeout_ms=10_000,
-            heartbeat_interval_ms=1000,
+            session_timeout_ms=self.settings.kafka_session_timeout_ms,
+            heartbeat_interval_ms=self.settings.kafka_heartbeat_interval_ms,
             rebalance_timeout_ms=10_000,
         )
         self._consumer = consumer

@@ -29,6 +29,10 @@ class ServiceSettings(BaseSettings):
     kafka_bootstrap: str = "127.0.0.1:9092"
     kafka_topic_prefix: str = "careloop"
     kafka_group_prefix: str = ""  # before consumer group ids; tests give each run its own
+    # a consumer that stops heartbeating this long leaves its group; a new member's first
+    # join takes about half of it on Tansu (tests shorten it)
+    kafka_session_timeout_ms: int = Field(10_000, ge=1000, le=300_000)
+    kafka_heartbeat_interval_ms: int = Field(1000, ge=100, le=60_000)
     kafka_partitions: int = 6
     kafka_replication_factor: int = 1
     kafka_idempotent_producer: bool = False  # Tansu cannot InitProducerId (DESIGN §3)

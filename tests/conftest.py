@@ -68,7 +68,9 @@ def make_settings(
             "mongo_db": f"{run_id}_{service}",
             "kafka_bootstrap": stack.kafka_bootstrap,
             "kafka_topic_prefix": run_id,
-            "kafka_group_prefix": f"{run_id}.",  # a fresh group joins at once
+            "kafka_group_prefix": f"{run_id}.",  # groups of their own per test
+            "kafka_session_timeout_ms": 3000,  # first join ~1.5 s instead of ~5 s
+            "kafka_heartbeat_interval_ms": 300,
             "kafka_partitions": 3,
             "redis_url": stack.redis_url(),
             "redis_key_prefix": f"{run_id}:",
