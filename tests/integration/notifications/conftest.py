@@ -121,7 +121,17 @@ class NotificationsApi:
             return len(await self.sandbox(**query)) >= count
 
         await wait_until(enough, timeout=timeout, what=f"{count} sandbox deliveries {query}")
-        return await self.sandbox(**query)
+        found = await self.sandbox(**query)
+        # the sandbox has the text before the send is recorded on its message (the next
+        # transaction): wait for that too, so callers may read the messages at once
+        ids = {d["message_id"] for d in found}
+
+        async def recorded() -> bool:
+            sent = await self.messages(_id={"$in": sorted(ids)}, sent_at={"$ne": None})
+            return len(sent) == len(ids)
+
+        await wait_until(recorded, timeout=timeout, what=f"the sends of {query} recorded")
+        return found
 
 
 def facts(

@@ -98,7 +98,10 @@ async def test_wechat_send_and_its_receipt(
     assert send.touser == openid
     assert send.template_id == "tpl-booked-1"
     assert send.data["thing1"] == {"value": "心内科 王医生"}
-    [msg] = await api.messages(patient_id=patient_id, channel="wechat")
+    # the send is recorded on the message in the transaction after the provider's answer
+    [msg] = await api.wait_for_messages(
+        1, patient_id=patient_id, channel="wechat", sent_at={"$ne": None}
+    )
     assert msg["status"] == "sent"
     assert msg["provider"] == "wechat"
 
@@ -138,7 +141,10 @@ async def test_aliyun_sms_send_signed_and_its_delivery_report(
     assert send.template_code == "SMS_100002"
     assert send.sign_name == ALIYUN_SIGN_NAME
     assert "王医生" in send.params["content"]
-    [msg] = await api.messages(patient_id=patient_id, channel="sms")
+    # the send is recorded on the message in the transaction after the provider's answer
+    [msg] = await api.wait_for_messages(
+        1, patient_id=patient_id, channel="sms", sent_at={"$ne": None}
+    )
     assert msg["status"] == "sent"
     assert msg["provider_message_id"] == send.biz_id
 
