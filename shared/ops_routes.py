@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from shared.auth import require_roles
 from shared.crypto import FieldCipher
 from shared.dead_letters import list_dead_letters, replay_dead_letter
-from shared.pii_rotation import EncryptedField, RotationReport, reencrypt_fields
+from shared.pii_rotation import EncryptedField, RotationReport, rotate_audited
 from shared.principal import Principal, Role
 from shared.problems import NotFound
 
@@ -65,14 +65,8 @@ def ops_router(service: str, encrypted_fields: list[EncryptedField] | None = Non
         if not encrypted_fields:
             return RotationReport(active_key="", fields=[], remaining=0)
         cipher = FieldCipher.from_settings(settings.pii_encryption_keys, settings.pii_hash_key)
-        report = await reencrypt_fields(runtime.db, cipher, encrypted_fields, limit=limit)
-        await runtime.audit.record(
-            admin,
-            "pii.rotate",
-            patient_id=None,
-            resource="pii",
-            details={"remaining": report.remaining, "active_key": report.active_key},
+        return await rotate_audited(
+            runtime.db, cipher, encrypted_fields, audit=runtime.audit, admin=admin, limit=limit
         )
-        return report
 
     return router

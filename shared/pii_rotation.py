@@ -13,8 +13,10 @@ from dataclasses import dataclass
 import structlog
 from pydantic import BaseModel
 
+from shared.audit import AuditLog
 from shared.crypto import DecryptionError, FieldCipher
 from shared.mongo import Database
+from shared.principal import Principal
 
 log = structlog.get_logger(__name__)
 
@@ -85,3 +87,24 @@ async def reencrypt_fields(
             unreadable=unreadable,
         )
     return RotationReport(active_key=cipher.active_kid, fields=results, remaining=remaining)
+
+
+async def rotate_audited(
+    db: Database,
+    cipher: FieldCipher,
+    fields: list[EncryptedField],
+    *,
+    audit: AuditLog,
+    admin: Principal,
+    limit: int,
+) -> RotationReport:
+    """One batch of :func:`reencrypt_fields` as an operator's action, with its audit record."""
+    report = await reencrypt_fields(db, cipher, fields, limit=limit)
+    await audit.record(
+        admin,
+        "pii.rotate",
+        patient_id=None,
+        resource="pii",
+        details={"remaining": report.remaining, "active_key": report.active_key},
+    )
+    return report

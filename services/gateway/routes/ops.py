@@ -8,7 +8,7 @@ from fastapi import APIRouter, Query, Request
 
 from services.gateway.identity.accounts import PATIENT_ACCOUNTS, PHONE_CONTEXT
 from services.gateway.routes.deps import Admin, AuditDep
-from shared.pii_rotation import EncryptedField, RotationReport, reencrypt_fields
+from shared.pii_rotation import EncryptedField, RotationReport, rotate_audited
 from shared.problems import problem_responses_doc
 
 router = APIRouter(prefix="/v1/auth/admin", tags=["auth: operations"])
@@ -29,14 +29,11 @@ async def rotate_pii(
 ) -> RotationReport:
     logins = request.app.state.logins
     accounts = logins.patients
-    report = await reencrypt_fields(
-        accounts.collection.database, accounts.cipher, ENCRYPTED_FIELDS, limit=limit
+    return await rotate_audited(
+        accounts.collection.database,
+        accounts.cipher,
+        ENCRYPTED_FIELDS,
+        audit=audit,
+        admin=admin,
+        limit=limit,
     )
-    await audit.record(
-        admin,
-        "pii.rotate",
-        patient_id=None,
-        resource="pii",
-        details={"remaining": report.remaining},
-    )
-    return report
