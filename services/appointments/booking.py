@@ -84,6 +84,7 @@ class Booking:
         policies: Policies,
         records: PatientRecords,
         audit: AuditLog,
+        attempts: BookingAttempts,
     ) -> None:
         self.db = db
         self.outbox = outbox
@@ -93,7 +94,7 @@ class Booking:
         self.policies = policies
         self.records = records
         self.audit = audit
-        self.attempts = BookingAttempts(gate.redis, gate.prefix)  # context may configure
+        self.attempts = attempts
 
     async def book(
         self,

@@ -57,9 +57,16 @@ def build(runtime: Runtime) -> Appointments:
     schedules = Schedules(db, runtime.outbox, catalog, policies, gate)
     records = PatientRecords(db)
     booking = Booking(
-        db, runtime.outbox, gate, patients, schedules, policies, records, runtime.audit
+        db,
+        runtime.outbox,
+        gate,
+        patients,
+        schedules,
+        policies,
+        records,
+        runtime.audit,
+        BookingAttempts.from_settings(runtime.redis, settings),
     )
-    booking.attempts = BookingAttempts.from_settings(runtime.redis, settings)
     queries = AppointmentQueries(db, policies)
     cancellation = Cancellation(db, runtime.outbox, gate, policies, records, queries, runtime.audit)
     ctx = Appointments(
