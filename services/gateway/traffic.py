@@ -1,9 +1,10 @@
 """Rate-limit policy of the gateway: endpoint classes, budgets, and a slow lane for bots.
 
-Each request falls into an :class:`EndpointClass` and is counted atomically, all or
-nothing (:mod:`services.gateway.ratelimit`), per client address, per account (token
-subject), per class and per request field (the phone of a login-code request). Booking
-has budgets of its own: a release-time surge gets fast 429s with ``Retry-After``.
+Each request falls into an :class:`EndpointClass` (:mod:`services.gateway.endpoints`) and
+is counted atomically, all or nothing (:mod:`services.gateway.ratelimit`), per client
+address, per account (token subject), per class and per request field (the phone of a
+login-code request). Booking has budgets of its own: a release-time surge gets fast 429s
+with ``Retry-After``; cancelling and checking in spend the ``appointment`` budgets.
 
 Slow lane (OWASP API6): inside a release window a booking client that acts like a bot
 (missing or scripted User-Agent, or attempts faster than ``bot_account_burst`` /
@@ -22,7 +23,6 @@ import re
 import time as monotonic
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, time, timedelta
-from enum import StrEnum
 from typing import Self
 from zoneinfo import ZoneInfo
 
@@ -31,6 +31,7 @@ from prometheus_client import CollectorRegistry, Counter
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from redis.asyncio import Redis
 
+from services.gateway.endpoints import EndpointClass, classify
 from services.gateway.ratelimit import (
     Budget,
     Decision,
@@ -42,48 +43,9 @@ from services.gateway.ratelimit import (
 )
 from shared.problems import ServiceUnavailable, TooManyRequests
 
+__all__ = ["ClassLimits", "EndpointClass", "RateLimitSettings", "TrafficPolicy", "classify"]
+
 log = structlog.get_logger(__name__)
-
-
-class EndpointClass(StrEnum):
-    LOGIN_CODE = "login_code"  # POST /v1/auth/otp: sends an SMS
-    LOGIN = "login"  # POST /v1/auth/login/*, /v1/auth/refresh
-    BOOKING = "booking"  # book, cancel, reschedule, check in, waitlist, claim an offer
-    WRITE = "write"  # any other change
-    READ = "read"  # GET, HEAD, OPTIONS
-    STREAM = "stream"  # opening the inbox's server-sent event stream
-
-
-_LOGIN_CODE = re.compile(r"^/v1/auth/otp(/.*)?$")
-_LOGIN = re.compile(r"^/v1/auth/(login(/.*)?|refresh)$")
-_STREAM = re.compile(r"^/v1/notifications/(me/)?inbox/stream$")
-_BOOKING = re.compile(
-    r"^/v1/appointments/("
-    r"(appointments|waitlist)(/.*)?"  # book; cancel/reschedule/check-in; join/leave/confirm
-    r"|rebooking-offers/[^/]+/accept"  # claim a priority rebooking offer
-    r"|schedules/[^/]+/extra-numbers"  # 加号 (staff)
-    r")$"
-)
-_READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
-_SLASHES = re.compile(r"/{2,}")
-
-
-def classify(method: str, path: str) -> EndpointClass:
-    """The endpoint class of a request (``//`` and a trailing ``/`` do not change it)."""
-    method = method.upper()
-    path = _SLASHES.sub("/", path)
-    path = path.rstrip("/") or "/"
-    if method == "GET" and _STREAM.match(path):
-        return EndpointClass.STREAM
-    if method in _READ_METHODS:
-        return EndpointClass.READ
-    if method == "POST" and _LOGIN_CODE.match(path):
-        return EndpointClass.LOGIN_CODE
-    if method == "POST" and _LOGIN.match(path):
-        return EndpointClass.LOGIN
-    if _BOOKING.match(path):
-        return EndpointClass.BOOKING
-    return EndpointClass.WRITE
 
 
 def _b(capacity: int, window_seconds: float) -> Budget:
@@ -124,6 +86,7 @@ class RateLimitSettings(BaseModel):
     booking: ClassLimits = ClassLimits(
         per_ip=_b(120, 60), per_account=_b(10, 60), per_class=_b(2000, 1)
     )
+    appointment: ClassLimits = ClassLimits(per_ip=_b(300, 60), per_account=_b(30, 60))
     write: ClassLimits = ClassLimits(per_ip=_b(300, 60), per_account=_b(60, 60))
     read: ClassLimits = ClassLimits(per_ip=_b(1200, 60), per_account=_b(300, 60))
     stream: ClassLimits = ClassLimits(per_ip=_b(60, 60), per_account=_b(10, 60))
@@ -224,6 +187,7 @@ _MESSAGES = {
     EndpointClass.LOGIN_CODE: ("Too many login code requests", "验证码请求过于频繁"),
     EndpointClass.LOGIN: ("Too many sign-in attempts", "登录尝试过于频繁"),
     EndpointClass.BOOKING: ("Too many booking requests right now", "当前预约请求过多"),
+    EndpointClass.APPOINTMENT: ("Too many appointment changes", "预约操作过于频繁"),
 }
 _DEFAULT_MESSAGE = ("Too many requests", "请求过于频繁")
 _SLOW_LANE_MESSAGE = (
@@ -242,7 +206,7 @@ def refusal(
         code, (en, zh) = "slow_lane", _SLOW_LANE_MESSAGE
     return TooManyRequests(
         code,
-        f"{en}; retry in {seconds} seconds.",
+        f"{en}; retry in {seconds} {'second' if seconds == 1 else 'seconds'}.",
         detail_zh=f"{zh}，请 {seconds} 秒后再试。",
         retry_after=seconds,
         extra={"limit": decision.limit.name if decision.limit else endpoint_class.value},

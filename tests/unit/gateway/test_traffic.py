@@ -30,6 +30,7 @@ pytestmark = pytest.mark.unit
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 B = EndpointClass.BOOKING
+A = EndpointClass.APPOINTMENT
 
 
 @pytest.mark.parametrize(
@@ -45,14 +46,17 @@ B = EndpointClass.BOOKING
         ("POST", "/v1/appointments/appointments", B),
         ("post", "/v1/appointments/appointments/", B),
         ("POST", "/v1/appointments//appointments", B),
-        ("POST", "/v1/appointments/appointments/a1/cancel", B),
+        ("POST", "/v1/appointments/appointments/a1/cancel", A),
         ("POST", "/v1/appointments/appointments/a1/reschedule", B),
-        ("POST", "/v1/appointments/appointments/a1/check-in", B),
+        ("POST", "/v1/appointments/appointments/a1/check-in", A),
+        ("POST", "/v1/appointments/appointments/a1/check-in/", A),
         ("POST", "/v1/appointments/waitlist", B),
-        ("DELETE", "/v1/appointments/waitlist/w1", B),
+        ("DELETE", "/v1/appointments/waitlist/w1", A),
         ("POST", "/v1/appointments/waitlist/w1/confirm", B),
         ("POST", "/v1/appointments/rebooking-offers/o1/accept", B),
-        ("POST", "/v1/appointments/schedules/s1/extra-numbers", B),
+        ("POST", "/v1/appointments/rebooking-offers/o1/decline", A),
+        ("POST", "/v1/appointments/schedules/s1/extra-numbers", A),
+        ("PUT", "/v1/appointments/appointments", A),  # not a booking: the service refuses
         ("POST", "/v1/appointments/appointmentsx", EndpointClass.WRITE),
         ("POST", "/v1/appointments/patients", EndpointClass.WRITE),
         ("PUT", "/v1/appointments/admin/policies/h1", EndpointClass.WRITE),
@@ -80,11 +84,24 @@ def _changes_of(*routers: APIRouter) -> list[tuple[str, str]]:
     return out
 
 
-def test_every_booking_route_of_the_appointments_service_is_in_the_booking_class() -> None:
-    booking_routes = _changes_of(bookings.router, waitlist.router, changes.router)
-    booking_routes += [r for r in _changes_of(clinic.router) if r[1].endswith("/accept")]
-    assert len(booking_routes) >= 8
-    assert {classify(m, p) for m, p in booking_routes} == {B}
+BOOKING_ROUTES = {  # the calls that take a bookable number: the booking budget
+    ("POST", "/v1/appointments/appointments"),
+    ("POST", "/v1/appointments/appointments/x1/reschedule"),
+    ("POST", "/v1/appointments/waitlist"),
+    ("POST", "/v1/appointments/waitlist/x1/confirm"),
+    ("POST", "/v1/appointments/rebooking-offers/x1/accept"),
+}
+
+
+def test_only_calls_that_take_a_number_spend_the_booking_budget() -> None:
+    routes = _changes_of(bookings.router, waitlist.router, changes.router)
+    routes += [r for r in _changes_of(clinic.router) if r[1].endswith("/accept")]
+    assert len(routes) >= 8
+    assert set(routes) >= BOOKING_ROUTES
+    for method, path in routes:
+        expected = B if (method, path) in BOOKING_ROUTES else A
+        assert classify(method, path) is expected, (method, path)
+    assert classify("POST", "/v1/appointments/appointments/x1/check-in") is A
     assert {classify(m, p) for m, p in _changes_of(admin.router)} == {EndpointClass.WRITE}
 
 
@@ -285,3 +302,44 @@ def test_refusal_problems() -> None:
     read = refusal(EndpointClass.READ, Decision(False, 0, None, 0), slow_lane=False)
     assert read.headers == {"Retry-After": "1"}
     assert read.extra == {"limit": "read"}
+
+
+@pytest.mark.parametrize(
+    ("seconds", "english", "chinese"),
+    [
+        (
+            1,
+            "Too many booking requests right now; retry in 1 second.",
+            "当前预约请求过多，请 1 秒后再试。",
+        ),
+        (
+            2,
+            "Too many booking requests right now; retry in 2 seconds.",
+            "当前预约请求过多，请 2 秒后再试。",
+        ),
+        (
+            0,
+            "Too many booking requests right now; retry in 1 second.",
+            "当前预约请求过多，请 1 秒后再试。",
+        ),
+        (
+            61,
+            "Too many booking requests right now; retry in 61 seconds.",
+            "当前预约请求过多，请 61 秒后再试。",
+        ),
+    ],
+)
+def test_the_wait_reads_naturally(seconds: int, english: str, chinese: str) -> None:
+    limit = Limit("booking.account", "acct-1", 10, 60)
+    problem = refusal(B, Decision(False, seconds, limit, 0), slow_lane=False)
+    assert (problem.detail, problem.detail_zh) == (english, chinese)
+    assert problem.headers == {"Retry-After": str(max(1, seconds))}
+
+
+def test_appointment_changes_have_their_own_budget() -> None:
+    s = RateLimitSettings()
+    limits = limits_for(s, endpoint_class=A, client_ip="198.51.100.1", account_id="acct-1")
+    assert {x.name for x in limits} == {"appointment.ip", "appointment.account"}
+    assert A not in s.fail_closed  # checking in at the hospital works while Redis is away
+    problem = refusal(A, Decision(False, 3, limits[0], 0), slow_lane=False)
+    assert problem.detail_zh == "预约操作过于频繁，请 3 秒后再试。"
