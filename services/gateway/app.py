@@ -17,7 +17,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
-from starlette.responses import StreamingResponse
+from starlette.responses import Response
 
 from services.gateway.audit_view import OWN_BASE, audit_view_router
 from services.gateway.docs import fetch_openapi, merge_openapi
@@ -161,7 +161,15 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
             transport=httpx.ASGITransport(app=app), base_url=OWN_BASE
         )
         app.state.redis = redis
-        app.state.proxy = UpstreamProxy(client, settings.service_urls, settings.idempotent_retries)
+        app.state.proxy = UpstreamProxy(
+            client,
+            settings.service_urls,
+            settings.idempotent_retries,
+            timeout=settings.upstream_timeout_seconds,
+            connect_timeout=settings.upstream_connect_timeout_seconds,
+            stream_idle_timeout=settings.stream_idle_timeout_seconds,
+            max_response_bytes=settings.max_upstream_response_bytes,
+        )
         app.state.audit = AuditLog(db)
         app.state.traffic = TrafficPolicy(
             limiter_redis,
@@ -254,7 +262,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         )
 
     @app.api_route("/v1/{service}/{path:path}", methods=PROXY_METHODS, include_in_schema=False)
-    async def route(request: Request, service: str, path: str) -> StreamingResponse:
+    async def route(request: Request, service: str, path: str) -> Response:
         principal = await authenticate(request)
         await rate_limit(request, principal)
         proxy: UpstreamProxy = request.app.state.proxy

@@ -20,8 +20,12 @@ class GatewaySettings(ServiceSettings):
     service_name: str = "gateway"
     http_port: int = 8080
     service_urls: dict[str, str] = Field(default_factory=_default_urls)
-    upstream_timeout_seconds: float = 10.0
-    upstream_connect_timeout_seconds: float = 1.0
+    upstream_timeout_seconds: float = Field(10.0, gt=0)  # for an answer, and to read it whole
+    upstream_connect_timeout_seconds: float = Field(1.0, gt=0)
+    # an event stream (the inbox) may be silent this long between chunks; null: no limit.
+    # Keep it well above the services' heartbeats (notifications: 15 s).
+    stream_idle_timeout_seconds: float | None = Field(60.0, gt=0)
+    max_upstream_response_bytes: int = Field(32 * 1024 * 1024, ge=1024)  # other than streams
     idempotent_retries: int = 2
 
     # signing: the private half of the key pair every service verifies with
