@@ -2,7 +2,8 @@
 
 For every documented operation a bounded, seeded set of cases (schema examples, the
 coverage phase's boundary and negative values, ``MAX_EXAMPLES`` random ones) goes through
-the gateway with a freshly minted admin token. A case fails on a 5xx, or on an answer
+the gateway with a freshly minted token: once as an admin, once as a patient and once as
+a hotline agent. A case fails on a 5xx, or on an answer
 that breaks what is documented for its status (body schema or media type).
 
 Namespace: the admin token belongs to the org ``FUZZ_ORG``; ``org_id`` in paths and
@@ -67,7 +68,12 @@ if not hasattr(Node, "_nodeid"):
 
 
 class FuzzTokens:
-    """A fresh admin token per request, so a fuzzed logout revokes only its own."""
+    """A fresh token per request, so a fuzzed logout revokes only its own.
+
+    Admins reach every operation's logic; patients and agents (a subject of their own per
+    request, so per-account budgets stay out of the way) reach the ownership and role
+    checks and whatever those let through.
+    """
 
     def __init__(self, secrets: DevSecrets) -> None:
         self._minter = TokenMinter(
@@ -75,9 +81,12 @@ class FuzzTokens:
             issuer="careloop-gateway",
             audience="careloop",
         )
+        self._count = 0
 
-    def headers(self) -> dict[str, str]:
-        token = self._minter.mint(FUZZ_SUBJECT, ["admin"], org_id=FUZZ_ORG, ttl_seconds=600)
+    def headers(self, role: str = "admin") -> dict[str, str]:
+        self._count += 1
+        subject = FUZZ_SUBJECT if role == "admin" else f"fuzz-{role}-{self._count}"
+        token = self._minter.mint(subject, [role], org_id=FUZZ_ORG, ttl_seconds=600)
         return {"authorization": f"Bearer {token}"}
 
 
@@ -128,3 +137,17 @@ def test_the_merged_api_answers_without_server_errors_and_as_documented(
     case: Case[Any], fuzz_tokens: FuzzTokens
 ) -> None:
     case.call_and_validate(headers=fuzz_tokens.headers(), checks=CHECKS)
+
+
+@schema.parametrize()
+def test_the_merged_api_answers_a_patient_without_server_errors(
+    case: Case[Any], fuzz_tokens: FuzzTokens
+) -> None:
+    case.call_and_validate(headers=fuzz_tokens.headers("patient"), checks=CHECKS)
+
+
+@schema.parametrize()
+def test_the_merged_api_answers_an_agent_without_server_errors(
+    case: Case[Any], fuzz_tokens: FuzzTokens
+) -> None:
+    case.call_and_validate(headers=fuzz_tokens.headers("agent"), checks=CHECKS)
