@@ -41,7 +41,7 @@ from shared.audit_routes import (
     UntilQuery,
     check_range,
 )
-from shared.auth import TokenVerifier
+from shared.auth import TokenVerifier, bearer_scheme
 from shared.principal import Principal, Role
 from shared.problems import (
     BadRequest,
@@ -343,7 +343,7 @@ def audit_view_router(
             "503 `audit_source_unavailable` names it in `services`: never a partial list."
         ),
         response_model=MergedAuditPage,
-        dependencies=[Depends(_admin_check(authenticate))],
+        dependencies=[Depends(bearer_scheme), Depends(_admin_check(authenticate))],
         responses=problem_responses_doc(400, 401, 403, 422, 503),
     )
     async def merged_audit(

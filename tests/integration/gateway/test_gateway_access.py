@@ -64,3 +64,25 @@ async def test_every_gateway_route_is_declared_and_guarded(gateway: Gateway) -> 
             assert as_patient.status_code == 403, (method, path, as_patient.text)
         else:
             assert as_patient.status_code not in (401, 403), (method, path, as_patient.text)
+
+
+async def test_every_route_that_needs_a_token_declares_it_in_the_merged_openapi(
+    gateway: Gateway,
+) -> None:
+    """The docs page sends the token only to operations that declare a security scheme."""
+    document = (await gateway.client.get("/openapi.json")).json()
+    schemes = document["components"]["securitySchemes"]
+    assert schemes, "no security scheme in the merged document"
+    for (method, path), who in GATEWAY_ROUTES.items():
+        operation = document["paths"][path][method.lower()]
+        declared = operation.get("security")
+        if who == PUBLIC:
+            continue
+        assert declared, f"{method} {path} needs a token but declares no security"
+        assert all(set(item) <= set(schemes) for item in declared), (method, path, declared)
+    # the services' operations behind the gateway too (provider callbacks sign their own)
+    for path, item in document["paths"].items():
+        if not path.startswith("/v1/notifications/") or "/providers/" in path:
+            continue
+        for method, operation in item.items():
+            assert operation.get("security"), f"{method.upper()} {path} declares no security"
