@@ -112,11 +112,14 @@ def is_audited(principal: Principal) -> bool:
 
 
 def require_reason(principal: Principal, reason: str | None, what: str) -> None:
-    """Staff say why they read ``what`` (the reason goes into the audit record): 400 if not."""
+    """Staff say why they read or act on ``what`` (the reason goes into the audit record):
+    400 ``reason_required`` if not. Routes take ``reason`` as
+    :data:`shared.access_reason.AccessReason` (query ``reason`` or ``X-Access-Reason``)."""
     if principal.is_staff and not reason:
         raise BadRequest(
             "reason_required",
-            f"staff must give a reason to read {what}",
+            f"staff must give a reason for {what}: the query parameter `reason` "
+            "or the X-Access-Reason header",
             detail_zh="请填写查阅原因",
         )
 

@@ -14,6 +14,7 @@ import structlog
 from fastapi import APIRouter, Depends, Query, Request
 from pydantic import AwareDatetime
 
+from shared.access_reason import AccessReason
 from shared.audit import MAX_QUERY_LIMIT, AuditLog, AuditPage, UnknownAuditCursor
 from shared.auth import require_roles
 from shared.principal import Principal, Role
@@ -63,10 +64,8 @@ CursorQuery = Annotated[
     str | None,
     Query(min_length=1, max_length=64, description="Opaque: `next_cursor` of the last page."),
 ]
-ReasonQuery = Annotated[
-    str | None,
-    Query(min_length=2, max_length=200, description="Why the log is read (kept in the log)."),
-]
+# why the log is read (kept in the log): the shared staff access reason (query or header)
+ReasonQuery = AccessReason
 AuditAdmin = Annotated[Principal, Depends(require_roles(Role.ADMIN))]
 
 
