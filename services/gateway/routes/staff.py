@@ -17,6 +17,7 @@ from shared.problems import (
     Conflict,
     NotFound,
     PreconditionFailed,
+    PreconditionRequired,
     Unprocessable,
     problem_responses_doc,
 )
@@ -82,7 +83,14 @@ def _check_roles(roles: list[Role]) -> None:
 
 
 def _version(if_match: str | None) -> int | None:
+    """The version ``If-Match`` names (``*``: whatever is current); 428 without one."""
     if if_match is None:
+        raise PreconditionRequired(
+            "precondition_required",
+            "send If-Match with the account's ETag (from GET), so no change is lost",
+            detail_zh="请携带 If-Match（账号的 ETag）后再修改",
+        )
+    if if_match.strip() == "*":
         return None
     try:
         return int(if_match.strip().strip('W/"').strip('"'))
@@ -155,7 +163,11 @@ async def get_staff(_: Admin, logins: LoginsDep, staff_id: str, response: Respon
 @router.patch(
     "/{staff_id}",
     summary="Change roles, organisation, name, or disable (If-Match: the ETag)",
-    responses=problem_responses_doc(401, 403, 404, 412, 422),
+    description=(
+        "`If-Match` is required: the `ETag` of the account as last read (GET). Without it "
+        "428 `precondition_required`; a stale one 412 `version_mismatch`."
+    ),
+    responses=problem_responses_doc(401, 403, 404, 412, 422, 428),
 )
 async def update_staff(
     admin: Admin,
@@ -166,6 +178,7 @@ async def update_staff(
     response: Response,
     if_match: Annotated[str | None, Header(max_length=64)] = None,
 ) -> StaffOut:
+    expected = _version(if_match)
     changes = body.model_dump(exclude_unset=True)
     if body.roles is not None:
         _check_roles(body.roles)
@@ -173,7 +186,7 @@ async def update_staff(
     if staff_id == admin.subject and (changes.get("disabled") or "roles" in changes):
         raise Conflict("own_account", "admins may not disable themselves or change their own roles")
     try:
-        doc = await logins.staff.update(staff_id, _version(if_match), changes)
+        doc = await logins.staff.update(staff_id, expected, changes)
     except LookupError as exc:
         raise NotFound("staff_not_found", "no such staff account") from exc
     except ValueError as exc:

@@ -129,7 +129,15 @@ async def test_disabling_or_resetting_ends_every_login_of_the_account(gateway: G
         json={"disabled": True},
         headers={**bearer(admin), "if-match": '"0"'},
     )
-    assert outdated.status_code == 412
+    assert (outdated.status_code, outdated.json()["code"]) == (412, "version_mismatch")
+    unconditional = await gateway.client.patch(
+        f"{STAFF}/{agent['id']}", json={"disabled": True}, headers=bearer(admin)
+    )
+    assert unconditional.status_code == 428, unconditional.text
+    assert unconditional.headers["content-type"].startswith("application/problem+json")
+    assert unconditional.json()["code"] == "precondition_required"
+    unchanged = await gateway.client.get(f"{STAFF}/{agent['id']}", headers=bearer(admin))
+    assert (unchanged.headers["etag"], unchanged.json()["disabled"]) == (etag, False)
     disabled = await gateway.client.patch(
         f"{STAFF}/{agent['id']}",
         json={"disabled": True},
