@@ -199,6 +199,7 @@ NOTIFICATIONS: list[Rule] = [
         why="a write: the owner or audited staff; service callers have no use for it",
     ),
     Rule("PUT", f"{N}/me/wechat", PATIENT),
+    Rule("GET", f"{N}/me/wechat", PATIENT),
     Rule("POST", f"{N}/me/wechat/consents", PATIENT),
     Rule("GET", f"{N}/me/wechat/consents", PATIENT),
     # provider callbacks: no JWT, a shared token or signature of their own

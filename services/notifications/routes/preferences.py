@@ -107,6 +107,11 @@ async def bind_wechat(
     return {"bound": True}
 
 
+@router.get("/me/wechat", summary="Whether WeChat messages can reach my account (bound openid)")
+async def wechat_binding(ctx: Ctx, caller: PatientAccount) -> dict[str, bool]:
+    return {"bound": bool(await ctx.recipients.wechat_openid(caller.subject))}
+
+
 @router.post(
     "/me/wechat/consents",
     summary="Report the result of wx.requestSubscribeMessage",
