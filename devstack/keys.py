@@ -1,12 +1,16 @@
 """Development secrets for ``make up``: JWT key pair, PII keys, first admin; made once.
 
 They live under the git-ignored state folder. Production takes its own from secrets.
+They only fill in what the operator has not set: a ``CARELOOP_<SERVICE>_PII_ENCRYPTION_KEYS``
+(or any other secret variable below) in the environment of ``make up`` wins over the file, so
+key rotation as the README describes it takes effect (:func:`secret_env`).
 """
 
 from __future__ import annotations
 
 import json
 import secrets
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,6 +26,24 @@ class DevSecrets:
     pii_hash_key: str
     admin_username: str = "admin"
     admin_password: str = ""
+
+
+def secret_env(
+    prefix: str, secrets: DevSecrets, *, gateway: bool, environ: Mapping[str, str]
+) -> dict[str, str]:
+    """The secret variables (``prefix`` + name) of one process, from the dev files, for
+    those that ``environ`` (the operator's environment) does not set already."""
+    values = {
+        "JWT_PUBLIC_KEY_FILE": str(secrets.jwt_public_key_file),
+        "PII_ENCRYPTION_KEYS": secrets.pii_encryption_keys,
+        "PII_HASH_KEY": secrets.pii_hash_key,
+    }
+    if gateway:
+        values["JWT_PRIVATE_KEY_FILE"] = str(secrets.jwt_private_key_file)
+        values["BOOTSTRAP_ADMIN_USERNAME"] = secrets.admin_username
+        values["BOOTSTRAP_ADMIN_PASSWORD"] = secrets.admin_password
+    named = {prefix + key: value for key, value in values.items()}
+    return {key: value for key, value in named.items() if not environ.get(key)}
 
 
 def ensure_dev_secrets(state_dir: Path) -> DevSecrets:

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
 
-from devstack.keys import DevSecrets
+from devstack.keys import DevSecrets, secret_env
 from devstack.processes import ManagedProcess, free_port
 from devstack.stack import EmbeddedStack
 
@@ -26,7 +28,10 @@ def service_env(
     *,
     db_suffix: str = "",
     partitions: int = 6,
+    environ: Mapping[str, str] | None = None,
 ) -> dict[str, str]:
+    """The environment of one process (added to the operator's own, which it overrides
+    except for secrets: those the operator sets win over ``.data/keys``)."""
     prefix = f"CARELOOP_{name.upper()}_"
     plain = {"PYTHONUNBUFFERED": "1"}
     values = {
@@ -37,15 +42,15 @@ def service_env(
         "KAFKA_BOOTSTRAP": stack.kafka_bootstrap,
         "KAFKA_PARTITIONS": str(partitions),
         "REDIS_URL": stack.redis_url(REDIS_DBS[name]),
-        "JWT_PUBLIC_KEY_FILE": str(secrets.jwt_public_key_file),
-        "PII_ENCRYPTION_KEYS": secrets.pii_encryption_keys,
-        "PII_HASH_KEY": secrets.pii_hash_key,
     }
-    if name == "gateway":
-        values["JWT_PRIVATE_KEY_FILE"] = str(secrets.jwt_private_key_file)
-        values["BOOTSTRAP_ADMIN_USERNAME"] = secrets.admin_username
-        values["BOOTSTRAP_ADMIN_PASSWORD"] = secrets.admin_password
-    return {**plain, **{prefix + key: value for key, value in values.items()}}
+    # secrets from the dev files only where the operator's environment sets none
+    dev_secrets = secret_env(
+        prefix,
+        secrets,
+        gateway=name == "gateway",
+        environ=os.environ if environ is None else environ,
+    )
+    return {**plain, **{prefix + key: value for key, value in values.items()}, **dev_secrets}
 
 
 @dataclass
