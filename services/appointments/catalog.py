@@ -16,7 +16,7 @@ from pydantic import BaseModel, Field
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from services.appointments.domain.models import ClinicType, ResourceKind
+from services.appointments.domain.models import ORG_ID, ClinicType, ResourceKind
 from services.appointments.store import DEPARTMENTS, RESOURCES
 from shared.mongo import Database, Document
 from shared.problems import NotFound, Unprocessable
@@ -26,7 +26,7 @@ CACHE_TTL_SECONDS = 300
 
 
 class DepartmentIn(BaseModel):
-    org_id: str = Field(pattern=CODE)
+    org_id: str = Field(pattern=ORG_ID)
     code: str = Field(pattern=CODE)
     name: str = Field(min_length=1, max_length=60)
     kind: str = Field("outpatient", pattern=r"^(outpatient|exam)$")
@@ -35,7 +35,7 @@ class DepartmentIn(BaseModel):
 class ResourceIn(BaseModel):
     """A doctor, or an exam resource (CT, MRI, ultrasound, endoscopy) with preparation."""
 
-    org_id: str = Field(pattern=CODE)
+    org_id: str = Field(pattern=ORG_ID)
     code: str = Field(pattern=CODE)
     department_code: str = Field(pattern=CODE)
     kind: ResourceKind = ResourceKind.DOCTOR

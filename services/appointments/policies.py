@@ -6,11 +6,27 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
-from services.appointments.domain.policy import DEFAULT_POLICY, BookingPolicy
+import structlog
+from pydantic import ValidationError
+
+from services.appointments.domain.policy import DEFAULT_POLICY, BookingPolicy, inconsistencies
 from services.appointments.store import POLICIES
 from shared.mongo import Database
+from shared.problems import FieldError, Unprocessable
 
 CACHE_SECONDS = 10.0
+log = structlog.get_logger(__name__)
+
+
+def check_applicable(policy: BookingPolicy, org_id: str) -> None:
+    """Refuse (422 ``policy_invalid``, naming the fields) a policy that cannot be applied."""
+    problems = inconsistencies(policy, org_id)
+    if problems:
+        raise Unprocessable(
+            "policy_invalid",
+            "the policy cannot be applied; see errors for the fields to fix",
+            errors=[FieldError(field=f"body.{f}", message=m) for f, m in problems],
+        )
 
 
 class Policies:
@@ -23,11 +39,18 @@ class Policies:
         if hit and time.monotonic() - hit[0] < CACHE_SECONDS:
             return hit[1]
         doc = await self.db[POLICIES].find_one({"_id": org_id})
-        policy = BookingPolicy.model_validate(doc["policy"]) if doc else DEFAULT_POLICY
+        policy = DEFAULT_POLICY
+        if doc is not None:
+            try:
+                policy = BookingPolicy.model_validate(doc["policy"])
+            except ValidationError as exc:  # stored before policies were checked on write
+                fields = [".".join(map(str, e["loc"])) for e in exc.errors()]
+                log.error("appointments.policy_unusable", org_id=org_id, fields=fields)
         self._cache[org_id] = (time.monotonic(), policy)
         return policy
 
     async def save(self, org_id: str, policy: BookingPolicy, actor: str) -> None:
+        check_applicable(policy, org_id)
         body: dict[str, Any] = policy.model_dump(mode="json")
         await self.db[POLICIES].update_one(
             {"_id": org_id},

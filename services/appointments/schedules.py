@@ -12,7 +12,14 @@ from redis.exceptions import RedisError
 from services.appointments.admission import AdmissionGate
 from services.appointments.catalog import CODE, Catalog
 from services.appointments.domain import rules
-from services.appointments.domain.models import ClinicType, LocalTime, Pool, Session, SlotStatus
+from services.appointments.domain.models import (
+    ORG_ID,
+    ClinicType,
+    LocalTime,
+    Pool,
+    Session,
+    SlotStatus,
+)
 from services.appointments.events import SchedulePublished
 from services.appointments.policies import Policies
 from services.appointments.store import APPOINTMENTS, SCHEDULES, SLOTS
@@ -20,7 +27,7 @@ from shared.events import make_event
 from shared.jobs import schedule_job
 from shared.mongo import Database, Document
 from shared.outbox import Outbox, Tx
-from shared.problems import Conflict, NotFound
+from shared.problems import Conflict, FieldError, NotFound, Unprocessable
 
 ALL_POOLS = [p.value for p in Pool]
 POOL_RETURN_JOB = "schedule.pool_return"
@@ -28,7 +35,7 @@ NO_SHOW_JOB = "schedule.no_show_sweep"
 
 
 class ScheduleIn(BaseModel):
-    org_id: str = Field(pattern=CODE)
+    org_id: str = Field(pattern=ORG_ID)
     resource_code: str = Field(pattern=CODE)
     clinic_date: date
     session: Session
@@ -63,36 +70,59 @@ class Schedules:
         self.policies = policies
         self.gate = gate
 
-    async def publish(self, items: list[ScheduleIn]) -> list[dict[str, Any]]:
-        """Create schedules with their slots and pools; an identical re-publish is a no-op."""
+    async def publish(
+        self, items: list[ScheduleIn], now: datetime | None = None
+    ) -> list[dict[str, Any]]:
+        """Create schedules with their slots and pools; an identical re-publish is a no-op.
+
+        The batch is checked before anything is written: a new session that has already
+        ended refuses the whole batch (422 ``session_in_past``, naming its items).
+        """
+        now = now or datetime.now(UTC)
         resources = {
             i.resource_code: await self.catalog.resource(f"{i.org_id}.{i.resource_code}")
             for i in items
         }
-        groups: dict[tuple[str, str, date], list[ScheduleIn]] = {}
-        for item in items:
-            dep = resources[item.resource_code]["department_id"]
-            groups.setdefault((item.org_id, dep, item.clinic_date), []).append(item)
+        await self._check_not_past(items, resources, now)
         results = []
-        for (org_id, _dep, _day), group in groups.items():
-            policy = await self.policies.for_org(org_id)
-            # key by position: one doctor may have several sessions that day
-            kinds = [
-                ClinicType(i.clinic_type or resources[i.resource_code]["clinic_type"])
-                for i in group
-            ]
-            referral = rules.allocate_referral_slots(
-                [(str(n), kinds[n], i.slot_count) for n, i in enumerate(group)],
+        for item in items:
+            resource = resources[item.resource_code]
+            kind = ClinicType(item.clinic_type or resource["clinic_type"])
+            policy = await self.policies.for_org(item.org_id)
+            referral = rules.referral_slots(
+                kind,
+                item.slot_count,
                 policy.pool_shares.referral,
                 policy.referral_expert_min_fraction,
             )
-            for n, item in enumerate(group):
-                results.append(
-                    await self._publish_one(
-                        item, resources[item.resource_code], kinds[n], referral[str(n)]
-                    )
-                )
+            results.append(await self._publish_one(item, resource, kind, referral))
         return results
+
+    async def _check_not_past(
+        self, items: list[ScheduleIn], resources: dict[str, Document], now: datetime
+    ) -> None:
+        errors: list[FieldError] = []
+        for n, item in enumerate(items):
+            policy = await self.policies.for_org(item.org_id)
+            ends = rules.local_to_utc(item.clinic_date, item.ends, policy.timezone)
+            if ends > now:
+                continue
+            sid = schedule_id(resources[item.resource_code]["_id"], item.clinic_date, item.session)
+            if await self.db[SCHEDULES].count_documents({"_id": sid}, limit=1):
+                continue  # re-posting a published session: handled (and idempotent) below
+            errors.append(
+                FieldError(
+                    field=f"body.{n}.ends",
+                    message=f"the session {sid} ended at {ends.isoformat()}",
+                    type="session_in_past",
+                )
+            )
+        if errors:
+            raise Unprocessable(
+                "session_in_past",
+                "sessions that have already ended cannot be published; nothing was published",
+                errors=errors,
+            )
 
     async def _publish_one(
         self, item: ScheduleIn, resource: Document, kind: ClinicType, referral: int

@@ -30,6 +30,12 @@ LocalTime = Annotated[
 ]
 
 
+# An organization id, everywhere one comes in (bodies, paths, query parameters): lower-case
+# letters, digits, "_" and "-", starting with a letter or digit. It becomes part of ids
+# ("h1.CARD") and of Mongo field paths, so nothing else may pass.
+ORG_ID = r"^[a-z0-9][a-z0-9_-]{0,63}$"
+
+
 class Session(StrEnum):
     MORNING = "morning"
     AFTERNOON = "afternoon"

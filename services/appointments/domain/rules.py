@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from datetime import UTC, date, datetime, time, timedelta
+from decimal import ROUND_HALF_UP, Decimal
 from zoneinfo import ZoneInfo
 
 from services.appointments.domain.models import CHANNEL_POOLS, Channel, ClinicType, Pool
@@ -40,6 +41,29 @@ def slot_windows(
     ]
 
 
+def round_half_up(count: int, share: float) -> int:
+    """``share`` of ``count`` to the nearest whole number, halves up, in decimal arithmetic.
+
+    ``Decimal(repr(share))`` is the share as written (0.35, not 0.34999…), so 0.35 × 10 is
+    exactly 3.5 and becomes 4; Python's ``round`` would round halves to even instead.
+    """
+    exact = Decimal(repr(share)) * count
+    return int(exact.to_integral_value(rounding=ROUND_HALF_UP))
+
+
+def referral_slots(kind: ClinicType, count: int, share: float, expert_min_fraction: float) -> int:
+    """The referral pool of one session: ``round_half_up(share × count)`` numbers.
+
+    Rounded per session, so identical sessions always get identical pools whatever else
+    is published with them. The expert rule (at least ``expert_min_fraction`` of the
+    referral numbers on expert sessions) applied to one session is
+    :func:`allocate_referral_slots` of that session alone: it never changes the count.
+    """
+    return allocate_referral_slots([("session", kind, count)], share, expert_min_fraction)[
+        "session"
+    ]
+
+
 def allocate_referral_slots(
     schedules: Sequence[tuple[str, ClinicType, int]], share: float, expert_min_fraction: float
 ) -> dict[str, int]:
@@ -49,7 +73,7 @@ def allocate_referral_slots(
     where there are any (capped by their capacity).
     """
     total_slots = sum(count for _, _, count in schedules)
-    wanted = round(total_slots * share)
+    wanted = round_half_up(total_slots, share)
     experts = [(key, count) for key, kind, count in schedules if kind == ClinicType.EXPERT]
     expert_capacity = sum(count for _, count in experts)
     expert_wanted = min(math.ceil(wanted * expert_min_fraction), expert_capacity)

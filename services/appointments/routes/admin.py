@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body
+from fastapi import APIRouter, Body, Path
 
 from services.appointments.catalog import DepartmentIn, ResourceIn
+from services.appointments.domain.models import ORG_ID
 from services.appointments.domain.policy import BookingPolicy
 from services.appointments.routes.deps import PREFIX, Admin, Ctx
 from services.appointments.schedules import ScheduleIn
@@ -14,6 +15,7 @@ from shared.principal import Principal, Role
 from shared.problems import Forbidden
 
 router = APIRouter(prefix=f"{PREFIX}/admin", tags=["appointments: admin"])
+OrgPath = Annotated[str, Path(pattern=ORG_ID)]
 
 
 def check_org(principal: Principal, org_ids: set[str]) -> None:
@@ -49,14 +51,20 @@ async def publish_schedules(
 
 
 @router.get("/policies/{org_id}", summary="The organization's booking policy")
-async def get_policy(ctx: Ctx, principal: Admin, org_id: str) -> BookingPolicy:
+async def get_policy(ctx: Ctx, principal: Admin, org_id: OrgPath) -> BookingPolicy:
     check_org(principal, {org_id})
     return await ctx.policies.for_org(org_id)
 
 
-@router.put("/policies/{org_id}", summary="Replace the organization's booking policy")
+@router.put(
+    "/policies/{org_id}",
+    summary="Replace the organization's booking policy",
+    description="A policy that cannot be applied is refused (422 `validation_error` for a "
+    "field, `policy_invalid` for fields that contradict each other) and the previous one "
+    "stays in force.",
+)
 async def put_policy(
-    ctx: Ctx, principal: Admin, org_id: str, policy: BookingPolicy
+    ctx: Ctx, principal: Admin, org_id: OrgPath, policy: BookingPolicy
 ) -> BookingPolicy:
     check_org(principal, {org_id})
     await ctx.policies.save(org_id, policy, principal.subject)

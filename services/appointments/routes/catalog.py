@@ -7,13 +7,13 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 
-from services.appointments.domain.models import ResourceKind
+from services.appointments.domain.models import ORG_ID, ResourceKind
 from services.appointments.routes.deps import PREFIX, Caller, Ctx
 from services.appointments.store import SLOTS
 from shared.problems import Unprocessable
 
 router = APIRouter(prefix=PREFIX, tags=["appointments: catalog"])
-OrgId = Annotated[str, Query(pattern=r"^[A-Za-z0-9_-]{1,40}$")]
+OrgId = Annotated[str, Query(pattern=ORG_ID)]
 
 
 @router.get("/departments", summary="Departments of an organization")

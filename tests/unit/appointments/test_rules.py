@@ -158,7 +158,7 @@ def assert_sound_allocation(
     schedules: Schedules, share: float, expert_min_fraction: float, result: dict[str, int]
 ) -> None:
     counts = {key: count for key, _, count in schedules}
-    wanted = round(sum(counts.values()) * share)
+    wanted = rules.round_half_up(sum(counts.values()), share)
     assert set(result) == set(counts)
     assert sum(result.values()) == wanted
     for key, given in result.items():
