@@ -8,13 +8,13 @@ name matches too.
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field
 from pymongo.errors import DuplicateKeyError
 
 from services.appointments.events import PatientRegistered, PatientUnlinked
-from services.appointments.store import PATIENTS
+from services.appointments.store import APPOINTMENTS, PATIENTS
 from shared.crypto import FieldCipher
 from shared.events import make_event
 from shared.ids import new_id
@@ -34,21 +34,32 @@ from shared.privacy import (
 from shared.problems import Conflict, Forbidden, NotFound, Unprocessable
 
 PHONE_PATTERN = r"^1[3-9]\d{9}$"
+SELF = "self"
+# a national ID is checked by the domain (422 national_id_invalid), never by the model's
+# validation (validation_error): the same mistake gets the same code everywhere
+NationalIdInput = Annotated[
+    str, Field(max_length=64, description="18-character resident identity number")
+]
+
+
+def checked_national_id(value: str) -> str:
+    """The normalized ID, or 422 ``national_id_invalid`` (the value is never echoed)."""
+    try:
+        return parse_national_id(value)
+    except InvalidNationalId as exc:
+        raise Unprocessable(
+            "national_id_invalid",
+            "not a valid national ID (GB 11643 checksum or birth date)",
+            detail_zh="身份证号码无效",
+        ) from exc
 
 
 class PatientIn(BaseModel):
     name: str = Field(min_length=1, max_length=40)
-    national_id: str = Field(min_length=18, max_length=18)
+    national_id: NationalIdInput
     phone: str = Field(pattern=PHONE_PATTERN)
-    relation: str = Field("self", pattern=r"^(self|spouse|child|parent|other)$")
-
-    @field_validator("national_id")
-    @classmethod
-    def _checksum(cls, value: str) -> str:
-        try:
-            return parse_national_id(value)
-        except InvalidNationalId as exc:
-            raise ValueError("not a valid national ID (GB 11643 checksum or birth date)") from exc
+    # omitted: "self" for the account's first such patient, "other" once one is "self"
+    relation: str | None = Field(None, pattern=r"^(self|spouse|child|parent|other)$")
 
 
 class PatientOut(BaseModel):
@@ -87,9 +98,11 @@ class Patients:
                 f"an account manages at most {max_per_account} patients",
                 detail_zh=f"每个账号最多添加 {max_per_account} 位就诊人",
             )
-        national_id = normalize_national_id(data.national_id)
+        national_id = normalize_national_id(checked_national_id(data.national_id))
         lookup = self.cipher.lookup_hash_national_id(national_id)
         existing = await self.collection.find_one({"national_id_hash": lookup})
+        relation = await self._relation(account_id, data.relation, existing)
+        data = data.model_copy(update={"relation": relation})
         if existing is not None:
             return await self._link(existing, account_id, data)
         now = datetime.now(UTC)
@@ -104,13 +117,13 @@ class Patients:
             "sex": sex_of(national_id),
             "birth_date": birth_date_of(national_id).isoformat(),
             "account_ids": [account_id],
-            "relations": {account_id: data.relation},
+            "relations": {account_id: relation},
             "created_at": now,
         }
 
         async def work(tx: Tx) -> None:
             await self.collection.insert_one(doc, session=tx.session)
-            self._registered(tx, doc, account_id, data.relation)
+            self._registered(tx, doc, account_id, relation)
 
         try:
             await self.outbox.transaction(work)
@@ -119,6 +132,24 @@ class Patients:
             assert existing is not None
             return await self._link(existing, account_id, data)
         return doc
+
+    async def _relation(
+        self, account_id: str, wanted: str | None, existing: Document | None
+    ) -> str:
+        """One ``self`` per account: a second one is a 409 ``self_already_registered``."""
+        query: dict[str, Any] = {"account_ids": account_id, f"relations.{account_id}": SELF}
+        if existing is not None:  # registering the same person again is not a second self
+            query["_id"] = {"$ne": existing["_id"]}
+        has_self = await self.collection.count_documents(query, limit=1) > 0
+        if wanted is None:
+            return "other" if has_self else SELF
+        if wanted == SELF and has_self:
+            raise Conflict(
+                "self_already_registered",
+                "this account already has a patient who is the account holder (relation self)",
+                detail_zh="该账号已添加本人，其他就诊人请选择与本人的关系",
+            )
+        return wanted
 
     async def _link(self, existing: Document, account_id: str, data: PatientIn) -> Document:
         if existing["name"] != data.name:
@@ -137,7 +168,7 @@ class Patients:
                 },
                 session=tx.session,
             )
-            self._registered(tx, existing, account_id, data.relation)
+            self._registered(tx, existing, account_id, str(data.relation))
 
         await self.outbox.transaction(work)
         existing.setdefault("relations", {})[account_id] = data.relation
@@ -173,7 +204,21 @@ class Patients:
         )
 
     async def unlink(self, account_id: str, patient_id: str) -> None:
+        """Remove a patient from an account; refused (409) while the account's bookings for
+        them are active: cancel those first."""
+
         async def work(tx: Tx) -> None:
+            active = await self.collection.database[APPOINTMENTS].count_documents(
+                {"patient_id": patient_id, "account_id": account_id, "active": True},
+                session=tx.session,
+            )
+            if active:
+                raise Conflict(
+                    "patient_has_active_bookings",
+                    f"the patient has {active} active booking(s) on this account: cancel first",
+                    detail_zh=f"该就诊人还有 {active} 个未完成的预约，请先取消后再删除",
+                    extra={"active_bookings": active},
+                )
             result = await self.collection.update_one(
                 {"_id": patient_id, "account_ids": account_id},
                 {"$pull": {"account_ids": account_id}, "$unset": {f"relations.{account_id}": ""}},
