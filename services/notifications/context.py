@@ -11,7 +11,7 @@ from services.notifications.catalog import Catalog
 from services.notifications.consents import Consents
 from services.notifications.delivery import Delivery
 from services.notifications.dispatch import Dispatcher
-from services.notifications.domain.rules import Preferences, QuietHours
+from services.notifications.domain.rules import Preferences
 from services.notifications.inbox import Inbox
 from services.notifications.limits import PatientRateLimit
 from services.notifications.messages import Messages
@@ -79,7 +79,7 @@ def build(runtime: Runtime) -> Notifications:
     catalog = Catalog.load()
     default = Preferences(
         language=settings.default_language,
-        quiet_hours=QuietHours.parse(settings.quiet_hours_start, settings.quiet_hours_end),
+        quiet_hours=settings.default_quiet_hours,
     )
     templates = TemplateStore(db, runtime.outbox, catalog, render_failures)
     preferences = PreferenceStore(db, default)

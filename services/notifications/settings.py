@@ -6,10 +6,13 @@ every channel to the local sandbox, which records deliveries in Mongo.
 
 from __future__ import annotations
 
-from pydantic import Field
+from pydantic import Field, model_validator
 from pydantic_settings import SettingsConfigDict
 
+from services.notifications.domain.rules import QuietHours
 from shared.settings import ServiceSettings
+
+QUIET_CLOCK = r"^(([01]\d|2[0-3]):[0-5]\d)?$"  # HH:MM, or empty
 
 
 class NotificationsSettings(ServiceSettings):
@@ -51,8 +54,25 @@ class NotificationsSettings(ServiceSettings):
     delivery_retry_base_seconds: float = 30.0
     delivery_retry_max_seconds: float = 900.0
     default_language: str = "zh-CN"
-    quiet_hours_start: str = "22:00"
-    quiet_hours_end: str = "07:00"
+    # the default quiet hours (hospital time) of a patient who set none; both empty: none.
+    # (An equal start and end, the old spelling of "none", still means none here; the
+    # preferences API refuses it.)
+    quiet_hours_start: str = Field("22:00", pattern=QUIET_CLOCK)
+    quiet_hours_end: str = Field("07:00", pattern=QUIET_CLOCK)
     reminder_offsets_minutes: list[int] = Field(default_factory=lambda: [24 * 60, 120])
     patient_rate_limit_per_hour: int = 10  # push messages per patient and channel
     inbox_stream_heartbeat_seconds: float = 15.0
+
+    @model_validator(mode="after")
+    def _quiet_hours_both_or_neither(self) -> NotificationsSettings:
+        if bool(self.quiet_hours_start) != bool(self.quiet_hours_end):
+            raise ValueError("quiet_hours_start and quiet_hours_end: both HH:MM or both empty")
+        return self
+
+    @property
+    def default_quiet_hours(self) -> QuietHours | None:
+        """The default quiet hours, or ``None`` for none (empty, or start equal to end)."""
+        start, end = self.quiet_hours_start, self.quiet_hours_end
+        if not start or start == end:
+            return None
+        return QuietHours.parse(start, end)

@@ -28,8 +28,8 @@ EXTRA_ENV = {
     # no quiet hours: the journeys expect texts now, whatever the time of the run
     # (tests/integration/notifications covers quiet hours with a fixed clock)
     "notifications": {
-        "CARELOOP_NOTIFICATIONS_QUIET_HOURS_START": "00:00",
-        "CARELOOP_NOTIFICATIONS_QUIET_HOURS_END": "00:00",
+        "CARELOOP_NOTIFICATIONS_QUIET_HOURS_START": "",
+        "CARELOOP_NOTIFICATIONS_QUIET_HOURS_END": "",
     },
 }
 

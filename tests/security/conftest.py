@@ -198,8 +198,8 @@ async def world(
     notifications = settings(
         NotificationsSettings,
         "notifications",
-        quiet_hours_start="00:00",
-        quiet_hours_end="00:00",
+        quiet_hours_start="",
+        quiet_hours_end="",
         aliyun_receipt_token=ALIYUN_TOKEN,
         wechat_callback_token=WECHAT_TOKEN,
     )

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Query
 
 from services.notifications.messages import MessageView, Status
 from services.notifications.routes.deps import PREFIX, Admin, Caller, Ctx
+from shared.access_reason import AccessReason
 from shared.audit import require_reason
 from shared.outbox import Tx
 from shared.problems import Conflict, NotFound, problem_responses_doc
@@ -30,7 +31,7 @@ async def patient_messages(
     patient_id: str,
     limit: Annotated[int, Query(ge=1, le=100)] = 50,
     before: Annotated[str | None, Query(max_length=64)] = None,
-    reason: Annotated[str | None, Query(min_length=2, max_length=200)] = None,
+    reason: AccessReason = None,
 ) -> list[MessageView]:
     await ctx.recipients.check_access(caller, patient_id)
     require_reason(caller, reason, "a patient's messages")
@@ -54,7 +55,7 @@ async def retry_message(
     ctx: Ctx,
     admin: Admin,
     message_id: str,
-    reason: Annotated[str | None, Query(min_length=2, max_length=200)] = None,
+    reason: AccessReason = None,
 ) -> dict[str, str]:
     doc = await ctx.messages.get(message_id)
     if doc is None:

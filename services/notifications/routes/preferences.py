@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Body, Header, Query, Response
+from fastapi import APIRouter, Header, Response
+from pydantic import BaseModel, Field
 
-from services.notifications.preferences import PreferencesIn, PreferencesOut
+from services.notifications.preferences import PreferencesIn, PreferencesOut, PreferencesPatch
 from services.notifications.routes.deps import (
     PREFIX,
     Caller,
@@ -14,12 +15,13 @@ from services.notifications.routes.deps import (
     PatientAccount,
     PatientOrStaff,
 )
+from shared.access_reason import AccessReason
 from shared.audit import require_reason
 from shared.outbox import Tx
 from shared.problems import BadRequest, problem_responses_doc
 
 router = APIRouter(prefix=PREFIX, tags=["notifications: preferences"])
-Reason = Annotated[str | None, Query(min_length=2, max_length=200)]
+IfMatch = Annotated[str | None, Header(alias="If-Match", max_length=32)]
 
 
 def _etag(version: int) -> str:
@@ -40,11 +42,14 @@ def _parse_if_match(value: str | None) -> int | None:
 @router.get(
     "/patients/{patient_id}/preferences",
     summary="A patient's notification preferences",
-    description="Staff give a `reason`; each staff read leaves an audit record.",
+    description=(
+        "Every push channel with its state, the language and the quiet hours (null: none). "
+        "Staff give a `reason` (query or `X-Access-Reason`); each staff read is audited."
+    ),
     responses=problem_responses_doc(400, 403),
 )
 async def get_preferences(
-    ctx: Ctx, caller: Caller, patient_id: str, response: Response, reason: Reason = None
+    ctx: Ctx, caller: Caller, patient_id: str, response: Response, reason: AccessReason = None
 ) -> PreferencesOut:
     require_reason(caller, reason, "a patient's preferences")
     await ctx.recipients.check_access(caller, patient_id)
@@ -63,12 +68,15 @@ async def get_preferences(
 
 @router.put(
     "/patients/{patient_id}/preferences",
-    summary="Change a patient's notification preferences",
+    summary="Replace a patient's notification preferences",
     description=(
-        "Channels on/off (WeChat, SMS, voice; the inbox stays on), language (zh-CN, en) and "
-        "quiet hours (null turns them off). Mandatory messages — clinic cancellations, login "
-        "codes — are sent whatever the settings. Send `If-Match` with the ETag you read: a "
-        "stale one gets 409 `version_mismatch`. Staff changes are audited."
+        "Replaces them all: a channel left out of `channels` is on, quiet hours left out "
+        "are off (to change one field, use PATCH). Channels on/off (WeChat, SMS, voice; the "
+        "inbox stays on), language (zh-CN, en) and quiet hours (null: none; a start equal "
+        "to the end is refused). Mandatory messages — clinic cancellations, login codes — "
+        "are sent whatever the settings. Send `If-Match` with the ETag you read: a stale "
+        "one gets 409 `version_mismatch`. Answers with the full effective preferences. "
+        "Staff give a `reason` (query or `X-Access-Reason`); their changes are audited."
     ),
     responses=problem_responses_doc(400, 403, 409, 422),
 )
@@ -78,32 +86,85 @@ async def put_preferences(
     patient_id: str,
     body: PreferencesIn,
     response: Response,
-    if_match: Annotated[str | None, Header(alias="If-Match", max_length=32)] = None,
-    reason: Reason = None,
+    if_match: IfMatch = None,
+    reason: AccessReason = None,
 ) -> PreferencesOut:
+    require_reason(caller, reason, "changing a patient's preferences")
     await ctx.recipients.check_access(caller, patient_id)
     view = await ctx.preferences.update(
         patient_id, body, expected_version=_parse_if_match(if_match), by=caller.subject
     )
+    return await _changed(ctx, caller, patient_id, view, response, reason)
+
+
+@router.patch(
+    "/patients/{patient_id}/preferences",
+    summary="Change some of a patient's notification preferences",
+    description=(
+        "Only the fields sent change, and in `channels` only the channels sent "
+        '(`{"channels": {"sms": false}}` leaves WeChat and voice as they are); '
+        "`quiet_hours: null` turns quiet hours off, leaving it out keeps them. `If-Match` "
+        "as for PUT (without it, the change is merged into the latest version). Answers "
+        "with the full effective preferences. Staff give a `reason`; audited."
+    ),
+    responses=problem_responses_doc(400, 403, 409, 422),
+)
+async def patch_preferences(
+    ctx: Ctx,
+    caller: PatientOrStaff,
+    patient_id: str,
+    body: PreferencesPatch,
+    response: Response,
+    if_match: IfMatch = None,
+    reason: AccessReason = None,
+) -> PreferencesOut:
+    require_reason(caller, reason, "changing a patient's preferences")
+    await ctx.recipients.check_access(caller, patient_id)
+    view = await ctx.preferences.patch(
+        patient_id, body, expected_version=_parse_if_match(if_match), by=caller.subject
+    )
+    return await _changed(ctx, caller, patient_id, view, response, reason)
+
+
+async def _changed(
+    ctx: Ctx,
+    caller: PatientOrStaff,
+    patient_id: str,
+    view: PreferencesOut,
+    response: Response,
+    reason: str | None,
+) -> PreferencesOut:
     if caller.is_staff:
         await ctx.runtime.audit.record(
             caller,
             "notification.preferences.update",
             patient_id=patient_id,
             resource=f"preferences:{patient_id}",
-            reason=reason or "patient request",
+            reason=reason,
         )
     response.headers["ETag"] = _etag(view.version)
     return view
+
+
+class WechatBinding(BaseModel):
+    """The mini-program's openid of this account (from its wx.login)."""
+
+    openid: str = Field(min_length=6, max_length=64, pattern=r"^[\w-]+$")
+
+
+class SubscribeResults(BaseModel):
+    """`wx.requestSubscribeMessage` results: template id (or message kind) -> answer."""
+
+    results: dict[str, Literal["accept", "reject", "ban", "filter"]] = Field(max_length=20)
 
 
 @router.put("/me/wechat", summary="Bind my account's WeChat openid (from the mini-program login)")
 async def bind_wechat(
     ctx: Ctx,
     caller: PatientAccount,
-    openid: Annotated[str, Body(embed=True, min_length=6, max_length=64, pattern=r"^[\w-]+$")],
+    body: WechatBinding,
 ) -> dict[str, bool]:
-    await ctx.recipients.bind_wechat(caller.subject, openid)
+    await ctx.recipients.bind_wechat(caller.subject, body.openid)
     return {"bound": True}
 
 
@@ -125,10 +186,9 @@ async def wechat_binding(ctx: Ctx, caller: PatientAccount) -> dict[str, bool]:
 async def report_consents(
     ctx: Ctx,
     caller: PatientAccount,
-    results: Annotated[
-        dict[str, Literal["accept", "reject", "ban", "filter"]], Body(embed=True, max_length=20)
-    ],
+    body: SubscribeResults,
 ) -> dict[str, object]:
+    results = body.results
     kinds = frozenset(ctx.catalog.kinds)
     unknown = [t for t in results if ctx.consents.kind_for(t, kinds) is None]
     if unknown:

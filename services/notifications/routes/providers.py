@@ -21,6 +21,7 @@ from services.notifications.providers import aliyun_sms, wechat
 from services.notifications.providers.base import Receipt
 from services.notifications.routes.deps import PREFIX, Ctx, Operator
 from services.notifications.store import SANDBOX
+from shared.access_reason import AccessReason
 from shared.problems import BadRequest, NotFound, Unauthorized, problem_responses_doc
 
 router = APIRouter(prefix=PREFIX, tags=["notifications: providers"])
@@ -141,7 +142,7 @@ async def sandbox_deliveries(
     channel: Annotated[str | None, Query(max_length=16)] = None,
     kind: Annotated[str | None, Query(max_length=64)] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
-    reason: Annotated[str | None, Query(min_length=2, max_length=200)] = None,
+    reason: AccessReason = None,
 ) -> list[SandboxDelivery]:
     query = {
         k: v for k, v in (("patient_id", patient_id), ("channel", channel), ("kind", kind)) if v

@@ -209,8 +209,8 @@ def notifications_settings(make_settings: Callable[..., ServiceSettings]) -> Cal
         values = {
             "delivery_retry_base_seconds": 0.1,
             "delivery_retry_max_seconds": 0.5,
-            "quiet_hours_start": "00:00",  # no quiet hours unless a test sets them
-            "quiet_hours_end": "00:00",
+            "quiet_hours_start": "",  # no quiet hours unless a test sets them
+            "quiet_hours_end": "",
             **overrides,
         }
         settings = make_settings("notifications", NotificationsSettings, **values)
