@@ -181,7 +181,7 @@ class Dispatcher:
         """Queue the next channel of the failed message's plan, if there is one."""
         channel = fallback_after([Channel(c) for c in failed["chain"]], Channel(failed["channel"]))
         if channel is None:
-            log.warning("notification.all_channels_failed", kind=kind.kind)
+            await self._log_undelivered(tx, kind, failed)
             return None
         source = Source(
             id=failed["source_id"],
@@ -212,6 +212,18 @@ class Dispatcher:
             masked,
             failed.get("address_enc"),
         )
+
+    async def _log_undelivered(self, tx: Tx, kind: MessageKind, last: Document) -> None:
+        """The plan is used up: a warning when a channel failed, else (every channel
+        suppressed: turned off, no address, no WeChat consent) an info with the reasons."""
+        outcomes = await self.messages.push_outcomes(last["source_id"], kind.kind, tx.session)
+        reasons = {channel: reason for channel, (_, reason) in outcomes.items()}
+        failed = [c for c, (status, _) in outcomes.items() if status == Status.FAILED.value]
+        facts = {"kind": kind.kind, "message_id": last["_id"], "reasons": reasons}
+        if failed:
+            log.warning("notification.all_channels_failed", failed=sorted(failed), **facts)
+        else:
+            log.info("notification.no_channel_delivered", **facts)
 
     async def _to_inbox(
         self,

@@ -158,6 +158,15 @@ class Messages:
             is not None
         )
 
+    async def push_outcomes(
+        self, source_id: str, kind: str, session: Session
+    ) -> dict[str, tuple[str, str | None]]:
+        """Status and reason of each push channel's message of one kind for one source."""
+        query = {"source_id": source_id, "kind": kind, "channel": {"$ne": "inbox"}}
+        fields = {"channel": 1, "status": 1, "reason": 1}
+        docs = await self.collection.find(query, fields, session=session).to_list()
+        return {d["channel"]: (d["status"], d.get("reason")) for d in docs}
+
     async def get(self, message_id: str, session: Session | None = None) -> Document | None:
         return await self.collection.find_one({"_id": message_id}, session=session)
 
