@@ -4,7 +4,9 @@
     .venv/bin/python -m devstack.token his-sync service
     .venv/bin/python -m devstack.token agent-7 agent --org h1
 
-Real logins arrive with the gateway's identity work; this is for trying the API locally.
+For scripts and trying the API locally; people log in through ``/v1/auth/login/*``. A
+minted token creates no account: ``GET /v1/auth/me`` describes it (id, kind, roles, org_id,
+``"stored": false``) and every service accepts it as it would a login's token.
 """
 
 from __future__ import annotations

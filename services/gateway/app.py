@@ -118,6 +118,7 @@ def build_logins(
         notifications_url=notifications,
         max_failed_logins=settings.staff_max_failed_logins,
         lockout=timedelta(minutes=settings.staff_lockout_minutes),
+        lookup_timeout=settings.account_lookup_timeout_seconds,
     )
 
 

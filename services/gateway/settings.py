@@ -26,6 +26,8 @@ class GatewaySettings(ServiceSettings):
     # Keep it well above the services' heartbeats (notifications: 15 s).
     stream_idle_timeout_seconds: float | None = Field(60.0, gt=0)
     max_upstream_response_bytes: int = Field(32 * 1024 * 1024, ge=1024)  # other than streams
+    # /v1/auth/me asks notifications whether WeChat messages reach the account
+    account_lookup_timeout_seconds: float = Field(1.0, gt=0, le=10)
     idempotent_retries: int = 2
 
     # signing: the private half of the key pair every service verifies with

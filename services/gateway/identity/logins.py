@@ -29,13 +29,17 @@ class Login:
     account: dict[str, Any]
 
 
-def patient_view(doc: Document) -> dict[str, Any]:
+def patient_view(doc: Document, *, wechat_bound: bool | None) -> dict[str, Any]:
+    """A patient account. ``wechat_login``: the account signs in with WeChat (the gateway
+    holds that binding). ``wechat_bound``: WeChat messages reach it (notifications holds
+    that binding); ``None`` when notifications could not be asked."""
     return {
         "id": doc["_id"],
         "kind": "patient",
         "roles": [Role.PATIENT.value],
         "phone": doc.get("phone_masked"),
-        "wechat_bound": bool(doc.get("wechat_openid")),
+        "wechat_login": bool(doc.get("wechat_openid")),
+        "wechat_bound": wechat_bound,
     }
 
 
@@ -117,6 +121,7 @@ class Logins:
         notifications_url: str,
         max_failed_logins: int,
         lockout: timedelta,
+        lookup_timeout: float = 1.0,
     ) -> None:
         self.codes = codes
         self.sender = sender
@@ -127,6 +132,7 @@ class Logins:
         self.notifications_url = notifications_url.rstrip("/")
         self.max_failed_logins = max_failed_logins
         self.lockout = lockout
+        self.lookup_timeout = lookup_timeout
 
     async def send_code(self, phone: str, request_id: str) -> Issued:
         issued = await self.codes.issue(phone)
@@ -140,18 +146,19 @@ class Logins:
         self._refuse_disabled(account)
         tokens = await self.sessions.open(Identity(account["_id"], (Role.PATIENT,)))
         log.info("login.patient", method="code", account_id=account["_id"])
-        return Login(tokens, patient_view(account))
+        bound = await self.wechat_bound(f"Bearer {tokens.access_token}")
+        return Login(tokens, patient_view(account, wechat_bound=bound))
 
     async def with_wechat(self, code: str) -> Login:
         user = await self.wechat.code_to_user(code)
         account, _new = await self.patients.for_openid(user.openid, user.unionid)
         self._refuse_disabled(account)
         tokens = await self.sessions.open(Identity(account["_id"], (Role.PATIENT,)))
-        await self._bind_openid(tokens.access_token, user.openid)
+        bound = await self._bind_openid(tokens.access_token, user.openid)
         log.info("login.patient", method="wechat", account_id=account["_id"])
-        return Login(tokens, patient_view(account))
+        return Login(tokens, patient_view(account, wechat_bound=bound or None))
 
-    async def _bind_openid(self, access_token: str, openid: str) -> None:
+    async def _bind_openid(self, access_token: str, openid: str) -> bool:
         """Notifications learns where to send WeChat messages; a failure waits for next login."""
         try:
             response = await self.sender.client.put(
@@ -161,8 +168,29 @@ class Logins:
             )
             if response.status_code >= 300:
                 log.warning("wechat.bind_refused", status=response.status_code)
+            return response.status_code < 300
         except httpx.HTTPError as exc:
             log.warning("wechat.bind_failed", error=type(exc).__name__)
+            return False
+
+    async def wechat_bound(self, authorization: str) -> bool | None:
+        """Whether notifications can send the caller WeChat messages (it holds the binding,
+        ``PUT /v1/notifications/me/wechat``), asked with the caller's own ``authorization``;
+        ``None`` (unknown) when it does not answer in time or at all."""
+        try:
+            response = await self.sender.client.get(
+                f"{self.notifications_url}/v1/notifications/me/wechat",
+                headers={"authorization": authorization},
+                timeout=self.lookup_timeout,
+            )
+            bound = response.json().get("bound") if response.status_code == 200 else None
+        except (httpx.HTTPError, ValueError, AttributeError) as exc:
+            log.warning("wechat.binding_unknown", error=type(exc).__name__)
+            return None
+        if not isinstance(bound, bool):
+            log.warning("wechat.binding_unknown", status=response.status_code)
+            return None
+        return bound
 
     async def with_password(self, username: str, password: str) -> Login:
         doc = await self.staff.by_username(username)

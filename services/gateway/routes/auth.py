@@ -12,6 +12,7 @@ from services.gateway.identity.logins import patient_view, staff_view
 from services.gateway.identity.passwords import check_strength, hash_password, verify_password
 from services.gateway.identity.sessions import TokenPair
 from services.gateway.routes.deps import Caller, LoginsDep, PatientsDep, SettingsDep, StaffDep
+from shared.principal import Principal, Role
 from shared.problems import NotFound, Unauthorized, problem_responses_doc
 
 router = APIRouter(prefix="/v1/auth", tags=["auth"])
@@ -134,15 +135,40 @@ async def logout(
     return Response(status_code=204)
 
 
-@router.get("/me", summary="Who I am", responses=problem_responses_doc(401, 404))
-async def me(caller: Caller, patients: PatientsDep, staff: StaffDep) -> dict[str, Any]:
-    if caller.subject.startswith("st-"):
-        doc = await staff.get(caller.subject)
-        if doc is not None:
-            return staff_view(doc)
-    elif (doc := await patients.get(caller.subject)) is not None:
-        return patient_view(doc)
-    raise NotFound("account_not_found", "this token's account does not exist")
+def token_view(caller: Principal) -> dict[str, Any]:
+    """What a token says of a subject with no account here (a service, a dev token)."""
+    kind = "patient"
+    if Role.SERVICE in caller.roles:
+        kind = "service"
+    elif caller.is_staff:
+        kind = "staff"
+    roles = sorted(r.value for r in caller.roles)
+    return {"id": caller.subject, "kind": kind, "roles": roles, "org_id": caller.org_id}
+
+
+@router.get(
+    "/me",
+    summary="Who I am",
+    description=(
+        "The account (`stored: true`), or for a valid token whose subject has no account "
+        "here — a service, a token minted with `devstack.token` — what the token says "
+        "(`stored: false`). For patients `wechat_bound` says whether WeChat messages reach "
+        "the account (`null`: unknown right now) and `wechat_login` whether it signs in "
+        "with WeChat."
+    ),
+    responses=problem_responses_doc(401),
+)
+async def me(
+    request: Request, caller: Caller, logins: LoginsDep, patients: PatientsDep, staff: StaffDep
+) -> dict[str, Any]:
+    if caller.subject.startswith("st-") and (doc := await staff.get(caller.subject)):
+        return {**staff_view(doc), "stored": True}
+    if Role.PATIENT not in caller.roles:
+        return {**token_view(caller), "stored": False}
+    bound = await logins.wechat_bound(request.headers["authorization"])
+    if (doc := await patients.get(caller.subject)) is not None:
+        return {**patient_view(doc, wechat_bound=bound), "stored": True}
+    return {**token_view(caller), "wechat_bound": bound, "stored": False}
 
 
 @router.post(
