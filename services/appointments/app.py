@@ -7,6 +7,7 @@ from fastapi import FastAPI
 from services.appointments import context, handlers, store
 from services.appointments.routes import (
     admin,
+    appeals,
     bookings,
     catalog,
     changes,
@@ -35,6 +36,7 @@ def definition(settings: ServiceSettings) -> ServiceDefinition:
             changes.router,
             clinic.router,
             penalties.router,
+            appeals.router,
             admin.router,
         ],
         indexes=[*store.INDEXES, IDEMPOTENCY_INDEXES],

@@ -206,7 +206,8 @@ class Booking:
         """Inside ``tx``: check bans and limits, claim the open slot, create the booking."""
         session = tx.session
         record = await self.records.lock(patient["_id"], session)
-        rules.check_not_banned(self.records.banned_until(record, policy, now), now, policy.timezone)
+        banned_until = self.records.banned_until(record, policy, now, schedule["org_id"])
+        rules.check_not_banned(banned_until, now, policy.timezone)
         await check_limits(self.db, patient["_id"], schedule, policy, now, session)
         appointment_id = new_id()
         claimed = await self.db[SLOTS].find_one_and_update(

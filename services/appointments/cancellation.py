@@ -97,7 +97,9 @@ class Cancellation:
             # a slot offered to the waitlist stays out of Redis; otherwise it is bookable again
             pool = slot["pool"] if slot and not slot.get("extra") and not offered else None
             if late:
-                await self.records.add_offence(doc["patient_id"], "late_cancels", now, tx.session)
+                await self.records.add_offence(
+                    doc["patient_id"], "late_cancels", now, tx.session, org_id=doc["org_id"]
+                )
             tx.emit(
                 make_event(
                     AppointmentCancelled(

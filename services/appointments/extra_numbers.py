@@ -106,7 +106,8 @@ class ExtraNumbers:
     ) -> dict[str, Any]:
         ctx, db, session = self.ctx, self.ctx.runtime.db, tx.session
         record = await ctx.records.lock(patient["_id"], session)
-        rules.check_not_banned(ctx.records.banned_until(record, policy, now), now, policy.timezone)
+        banned_until = ctx.records.banned_until(record, policy, now, schedule["org_id"])
+        rules.check_not_banned(banned_until, now, policy.timezone)
         await check_limits(db, patient["_id"], schedule, policy, now, session)
         # two extra numbers for one session at once conflict here, and one is retried
         await db[COUNTERS].update_one(

@@ -51,8 +51,9 @@ async def sweep_no_shows(
             },
             session=tx.session,
         )
+        org_id = doc["org_id"]
         record = await records.add_offence(
-            doc["patient_id"], "no_shows", doc["ends_at"], tx.session
+            doc["patient_id"], "no_shows", doc["ends_at"], tx.session, org_id=org_id
         )
         rule = policy.no_show_penalty
         tx.emit(
@@ -60,9 +61,9 @@ async def sweep_no_shows(
                 AppointmentNoShow(
                     **appointment_facts(doc),
                     no_shows_in_window=records.offences_in_window(
-                        record, "no_shows", rule.window_days, now
+                        record, "no_shows", rule.window_days, now, org_id
                     ),
-                    banned_until=records.banned_until(record, policy, now),
+                    banned_until=records.banned_until(record, policy, now, org_id),
                 ),
                 source="appointments",
                 subject=doc["patient_id"],

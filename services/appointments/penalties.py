@@ -4,26 +4,31 @@ A ban is never stored: it is computed from the offences in the policy's sliding 
 (``records.py``) and lifts by itself. An approved appeal or an admin's override clears the
 offences up to that moment (``PatientRecords.clear``), which lifts the ban at once. Appeals
 and overrides are kept in the ``penalties`` collection; every staff decision is audited.
+
+All of it is per organization: a ban is one organization's, an appeal or an override is
+for the organization of the ban (given, or the only one the patient is banned at).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from pymongo import ASCENDING, IndexModel
+from pymongo.errors import OperationFailure
 
 from services.appointments.domain import rules
-from services.appointments.domain.policy import BookingPolicy
+from services.appointments.domain.policy import DEFAULT_POLICY, BookingPolicy
 from services.appointments.store import PENALTIES
 from shared.ids import new_id
 from shared.jobs import Job
 from shared.mongo import CollectionIndexes, Document, ensure_indexes
 from shared.outbox import Tx
-from shared.principal import Principal
-from shared.problems import Forbidden, NotFound
+from shared.principal import Principal, Role
+from shared.problems import Forbidden, NotFound, Unprocessable
 
 if TYPE_CHECKING:
     from services.appointments.context import Appointments
@@ -34,20 +39,42 @@ JOBS: dict[str, Callable[[Appointments, Job, Tx], Awaitable[None]]] = {}
 APPEAL = "appeal"
 OVERRIDE = "override"
 PENDING = "pending"
-# one open appeal per patient, even when two requests race
+# one open appeal per patient and organization, even when two requests race
 PENALTY_INDEXES = CollectionIndexes(
     PENALTIES,
     [
         IndexModel(
-            [("patient_id", ASCENDING)],
+            [("patient_id", ASCENDING), ("org_id", ASCENDING)],
             unique=True,
             partialFilterExpression={"open": True},
-            name="one_open_appeal",
+            name="one_open_appeal_per_org",
+        ),
+        IndexModel(
+            [("kind", ASCENDING), ("status", ASCENDING), ("org_id", ASCENDING), ("_id", ASCENDING)],
+            name="appeal_queue",
         ),
     ],
 )
+OLD_INDEX = "one_open_appeal"  # one per patient, before bans were per organization
 APPEAL_SHOWS = ("patient_id", "org_id", "status", "reason", "at", "banned_until")
 DECISION_SHOWS = ("decided_at", "decided_by", "note")
+
+
+def _limited(summary: dict[str, Any]) -> bool:
+    return bool(
+        summary["banned"] or summary["no_shows"]["count"] or summary["late_cancels"]["count"]
+    )
+
+
+def _primary(organizations: list[dict[str, Any]], principal: Principal) -> dict[str, Any]:
+    """The organization the top-level (pre-per-organization) fields describe."""
+    banned = [o for o in organizations if o["banned"]]
+    if banned:
+        return max(banned, key=lambda o: o["banned_until"])
+    for org in organizations:
+        if org["org_id"] == principal.org_id:
+            return org
+    return organizations[0]
 
 
 def appeal_view(doc: Document) -> dict[str, Any]:
@@ -71,26 +98,30 @@ class Penalties:
             return
         async with self._index_lock:
             if not self._indexed:
+                with contextlib.suppress(OperationFailure):  # never created, or gone
+                    await self.collection.drop_index(OLD_INDEX)
                 await ensure_indexes(self.ctx.runtime.db, [PENALTY_INDEXES])
                 self._indexed = True
 
-    async def _open_appeal(self, patient_id: str, session: Any = None) -> Document | None:
-        return await self.collection.find_one(
-            {"patient_id": patient_id, "kind": APPEAL, "open": True}, session=session
-        )
+    async def _open_appeal(
+        self, patient_id: str, org_id: str | None, session: Any = None
+    ) -> Document | None:
+        query = {"patient_id": patient_id, "org_id": org_id, "kind": APPEAL, "open": True}
+        return await self.collection.find_one(query, session=session)
 
     def _summary(
-        self, record: Document, policy: BookingPolicy, org_id: str, now: datetime
+        self, record: Document, policy: BookingPolicy, org_id: str | None, now: datetime
     ) -> dict[str, Any]:
         records = self.ctx.records
-        banned_until = records.banned_until(record, policy, now)
+        org = org_id or ""  # no organization: only offences stored without one count
+        banned_until = records.banned_until(record, policy, now, org)
         counts = {}
         for field, rule in (
             ("no_shows", policy.no_show_penalty),
             ("late_cancels", policy.late_cancel_penalty),
         ):
             counts[field] = {
-                "count": records.offences_in_window(record, field, rule.window_days, now),
+                "count": records.offences_in_window(record, field, rule.window_days, now, org),
                 "window_days": rule.window_days,
                 "threshold": rule.threshold,
                 "ban_days": rule.ban_days,
@@ -101,8 +132,43 @@ class Penalties:
             **counts,
             "banned": rules.is_banned(banned_until, now),
             "banned_until": banned_until,
-            "cleared_at": record.get("cleared_at"),
+            "cleared_at": record.get("cleared", {}).get(org) or record.get("cleared_at"),
         }
+
+    # --- which organizations ------------------------------------------------------------------
+
+    @staticmethod
+    def scope_of(principal: Principal) -> str | None:
+        """The one organization staff of an organization see and act for (None: any)."""
+        if principal.is_staff and Role.SERVICE not in principal.roles:
+            return principal.org_id
+        return None
+
+    def _orgs_on_record(self, principal: Principal, record: Document) -> set[str]:
+        orgs = self.ctx.records.org_ids(record)
+        if principal.org_id and (self.ctx.records.has_untagged(record) or not orgs):
+            orgs.add(principal.org_id)  # offences stored without one count at the caller's
+        scope = self.scope_of(principal)
+        return orgs & {scope} if scope else orgs
+
+    async def banned_org(self, principal: Principal, record: Document, now: datetime) -> str:
+        """The organization of the patient's ban when none is named: the only one, else
+        409 ``not_banned`` (none) or 422 ``org_id_required`` (several)."""
+        banned = []
+        for org_id in sorted(self._orgs_on_record(principal, record)):
+            policy = await self.ctx.policies.for_org(org_id)
+            if rules.is_banned(self.ctx.records.banned_until(record, policy, now, org_id), now):
+                banned.append(org_id)
+        if not banned:
+            rules.check_appeal_allowed(None, now, pending=False)  # raises not_banned
+        if len(banned) > 1:
+            raise Unprocessable(
+                "org_id_required",
+                "the patient is banned at several organizations: name one in org_id",
+                detail_zh="该就诊人在多家医院被暂停预约，请选择要申诉的医院",
+                extra={"org_ids": banned},
+            )
+        return banned[0]
 
     # --- reading ----------------------------------------------------------------------------
 
@@ -110,17 +176,28 @@ class Penalties:
         self,
         principal: Principal,
         patient_id: str,
-        org_id: str,
+        org_id: str | None,
         now: datetime | None = None,
         *,
         reason: str | None = None,
     ) -> dict[str, Any]:
-        """Offences counted in the current windows, the ban if any, and the open appeal."""
+        """The patient's standing at every organization where offences count against them
+        (or only at ``org_id``): offences in the windows, the ban, the open appeal.
+
+        The top-level fields are one organization's: ``org_id`` if given, else where the
+        ban runs longest, else the caller's, else the first with offences.
+        """
         now = now or datetime.now(UTC)
         await self.ctx.patients.get_for(principal, patient_id)
-        policy = await self.ctx.policies.for_org(org_id)
         record = await self.ctx.records.get(patient_id)
-        appeal = await self._open_appeal(patient_id)
+        orgs = {org_id} if org_id else self._orgs_on_record(principal, record)
+        organizations = []
+        for org in sorted(orgs):
+            policy = await self.ctx.policies.for_org(org)
+            summary = self._summary(record, policy, org, now)
+            if org == org_id or org == principal.org_id or _limited(summary):
+                appeal = await self._open_appeal(patient_id, org)
+                organizations.append({**summary, "appeal": appeal_view(appeal) if appeal else None})
         await self.ctx.runtime.audit.record(
             principal,
             "patient.booking_status.read",
@@ -128,10 +205,11 @@ class Penalties:
             resource=f"patient:{patient_id}",
             reason=reason,
         )
-        return {
-            **self._summary(record, policy, org_id, now),
-            "appeal": appeal_view(appeal) if appeal else None,
-        }
+        if not organizations:  # nothing anywhere: the defaults, at no organization
+            primary = {**self._summary(record, DEFAULT_POLICY, None, now), "appeal": None}
+        else:
+            primary = _primary(organizations, principal)
+        return {**primary, "organizations": organizations}
 
     async def get_appeal(self, appeal_id: str) -> Document:
         doc = await self.collection.find_one({"_id": appeal_id, "kind": APPEAL})
@@ -147,9 +225,10 @@ class Penalties:
         patient_id: str,
         *,
         reason: str,
-        org_id: str,
+        org_id: str | None,
         now: datetime | None = None,
     ) -> dict[str, Any]:
+        """Appeal the ban at ``org_id``, or (None) at the only organization banning them."""
         now = now or datetime.now(UTC)
         patient = await self.ctx.patients.get(patient_id)
         if principal.subject not in patient.get("account_ids", []):
@@ -158,14 +237,16 @@ class Penalties:
                 "only the patient's own account may appeal",
                 detail_zh="仅本人账号可提交申诉",
             )
+        if org_id is None:
+            org_id = await self.banned_org(principal, await self.ctx.records.get(patient_id), now)
         policy = await self.ctx.policies.for_org(org_id)
         await self.ensure_indexes()
 
         async def work(tx: Tx) -> dict[str, Any]:
             # touching the record serializes this patient's appeals and bookings
             record = await self.ctx.records.lock(patient_id, tx.session)
-            banned_until = self.ctx.records.banned_until(record, policy, now)
-            pending = await self._open_appeal(patient_id, tx.session) is not None
+            banned_until = self.ctx.records.banned_until(record, policy, now, org_id)
+            pending = await self._open_appeal(patient_id, org_id, tx.session) is not None
             rules.check_appeal_allowed(banned_until, now, pending=pending)
             doc = {
                 "_id": new_id(),
@@ -223,6 +304,7 @@ class Penalties:
             if approve:
                 await self.ctx.records.clear(
                     patient_id,
+                    org_id=appeal["org_id"],
                     by=principal.subject,
                     reason=f"appeal {appeal['_id']} approved: {note}",
                     session=tx.session,
@@ -245,25 +327,35 @@ class Penalties:
         patient_id: str,
         *,
         reason: str,
-        org_id: str,
+        org_id: str | None,
         now: datetime | None = None,
     ) -> dict[str, Any]:
-        """An admin lifts a running ban with a reason; an open appeal is closed with it."""
+        """An admin lifts a running ban with a reason; an open appeal is closed with it.
+
+        The ban at ``org_id``, or (None) at the only organization banning the patient
+        that the admin manages.
+        """
         now = now or datetime.now(UTC)
         await self.ctx.patients.get(patient_id)
+        if org_id is None:
+            org_id = await self.banned_org(principal, await self.ctx.records.get(patient_id), now)
         policy = await self.ctx.policies.for_org(org_id)
         await self.ensure_indexes()
         by = {"id": principal.subject, "role": principal.primary_role}
 
         async def work(tx: Tx) -> dict[str, Any]:
             record = await self.ctx.records.lock(patient_id, tx.session)
-            banned_until = self.ctx.records.banned_until(record, policy, now)
+            banned_until = self.ctx.records.banned_until(record, policy, now, org_id)
             rules.check_appeal_allowed(banned_until, now, pending=False)  # 409 not_banned
             await self.ctx.records.clear(
-                patient_id, by=principal.subject, reason=f"override: {reason}", session=tx.session
+                patient_id,
+                org_id=org_id,
+                by=principal.subject,
+                reason=f"override: {reason}",
+                session=tx.session,
             )
             await self.collection.update_many(
-                {"patient_id": patient_id, "kind": APPEAL, "open": True},
+                {"patient_id": patient_id, "org_id": org_id, "kind": APPEAL, "open": True},
                 {
                     "$set": {
                         "status": "overridden",

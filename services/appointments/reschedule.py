@@ -209,7 +209,8 @@ class Reschedule:
         ctx, db, session = self.ctx, self.ctx.runtime.db, tx.session
         policy, schedule = target.policy, target.schedule
         record = await ctx.records.lock(patient["_id"], session)
-        rules.check_not_banned(ctx.records.banned_until(record, policy, now), now, policy.timezone)
+        banned_until = ctx.records.banned_until(record, policy, now, schedule["org_id"])
+        rules.check_not_banned(banned_until, now, policy.timezone)
         await check_limits(db, patient["_id"], schedule, policy, now, session, excluding=old["_id"])
         appointment_id = new_id()
         claimed = await db[SLOTS].find_one_and_update(

@@ -119,7 +119,7 @@ class Waitlist:
         }
 
         async def work(tx: Tx) -> dict[str, Any]:
-            await self._check_patient(patient["_id"], schedule["_id"], policy, now, tx.session)
+            await self._check_patient(patient["_id"], schedule, policy, now, tx.session)
             try:
                 await self.db[WAITLIST].insert_one(entry, session=tx.session)
             except DuplicateKeyError:  # the same patient joined at the same moment
@@ -145,10 +145,11 @@ class Waitlist:
         return view
 
     async def _check_patient(
-        self, patient_id: str, schedule_id: str, policy: BookingPolicy, now: datetime, s: Session
+        self, patient_id: str, schedule: Document, policy: BookingPolicy, now: datetime, s: Session
     ) -> None:
+        schedule_id = schedule["_id"]
         record = await self.ctx.records.lock(patient_id, s)  # one patient's requests serialize
-        banned = self.ctx.records.banned_until(record, policy, now)
+        banned = self.ctx.records.banned_until(record, policy, now, schedule["org_id"])
         rules.check_not_banned(banned, now, policy.timezone)
         mine = {"patient_id": patient_id, "active": True}
         here = {**mine, "schedule_id": schedule_id}
@@ -250,7 +251,7 @@ class Waitlist:
         async def work(tx: Tx) -> dict[str, Any]:
             session = tx.session
             record = await ctx.records.lock(patient["_id"], session)
-            banned = ctx.records.banned_until(record, policy, now)
+            banned = ctx.records.banned_until(record, policy, now, schedule["org_id"])
             rules.check_not_banned(banned, now, policy.timezone)
             await check_limits(ctx.runtime.db, patient["_id"], schedule, policy, now, session)
             appointment_id = new_id()

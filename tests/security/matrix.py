@@ -140,6 +140,13 @@ APPOINTMENTS: list[Rule] = [
     ),
     Rule("POST", f"{A}/appeals/{{appeal_id}}/decision", frozenset({Role.AGENT, Role.ADMIN})),
     Rule(
+        "GET",
+        f"{A}/staff/appeals",
+        frozenset({Role.AGENT, Role.ADMIN}),
+        query=REASON,
+        why="the staff who decide appeals; staff of an organization see its appeals only",
+    ),
+    Rule(
         "POST",
         f"{A}/patients/{{patient_id}}/ban-override",
         ADMIN,

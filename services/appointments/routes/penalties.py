@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, Field
 
-from services.appointments.catalog import CODE
+from services.appointments.domain.models import ORG_ID
 from services.appointments.routes.admin import check_org
 from services.appointments.routes.deps import PREFIX, Caller, Ctx, PatientAccount
 from shared.audit import require_reason
@@ -19,12 +19,15 @@ router = APIRouter(prefix=PREFIX, tags=["appointments: penalties"])
 
 Deciders = Annotated[Principal, Depends(require_roles(Role.AGENT, Role.ADMIN))]
 AdminOnly = Annotated[Principal, Depends(require_roles(Role.ADMIN))]
-OrgQuery = Annotated[str | None, Query(pattern=CODE, description="defaults to the caller's org")]
+OrgQuery = Annotated[
+    str | None, Query(pattern=ORG_ID, description="only this organization (default: every one)")
+]
 
 
 class AppealIn(BaseModel):
     reason: str = Field(min_length=2, max_length=500)
-    org_id: str | None = Field(None, pattern=CODE)
+    # the organization of the ban; needed only when the patient is banned at several
+    org_id: str | None = Field(None, pattern=ORG_ID)
 
 
 class DecisionIn(BaseModel):
@@ -34,12 +37,7 @@ class DecisionIn(BaseModel):
 
 class OverrideIn(BaseModel):
     reason: str = Field(min_length=5, max_length=500)
-    org_id: str | None = Field(None, pattern=CODE)
-
-
-def org_of(caller: Principal, org_id: str | None) -> str:
-    """Whose booking policy counts the offences: asked for, else the caller's organization."""
-    return org_id or caller.org_id or "default"
+    org_id: str | None = Field(None, pattern=ORG_ID)  # as for an appeal
 
 
 @router.get(
@@ -56,7 +54,9 @@ async def booking_status(
 ) -> dict[str, Any]:
     """Staff give a ``reason``: their read is audited."""
     require_reason(caller, reason, "a booking status")
-    return await ctx.penalties.status(caller, patient_id, org_of(caller, org_id), reason=reason)
+    if org_id is not None and caller.is_staff:
+        check_org(caller, {org_id})
+    return await ctx.penalties.status(caller, patient_id, org_id, reason=reason)
 
 
 @router.post(
@@ -68,8 +68,7 @@ async def booking_status(
 async def appeal(
     ctx: Ctx, caller: PatientAccount, patient_id: str, body: AppealIn
 ) -> dict[str, Any]:
-    org_id = org_of(caller, body.org_id)
-    return await ctx.penalties.appeal(caller, patient_id, reason=body.reason, org_id=org_id)
+    return await ctx.penalties.appeal(caller, patient_id, reason=body.reason, org_id=body.org_id)
 
 
 @router.post(
@@ -91,6 +90,6 @@ async def decide(ctx: Ctx, staff: Deciders, appeal_id: str, body: DecisionIn) ->
 async def ban_override(
     ctx: Ctx, admin: AdminOnly, patient_id: str, body: OverrideIn
 ) -> dict[str, Any]:
-    org_id = org_of(admin, body.org_id)
-    check_org(admin, {org_id})
-    return await ctx.penalties.override(admin, patient_id, reason=body.reason, org_id=org_id)
+    if body.org_id is not None:
+        check_org(admin, {body.org_id})
+    return await ctx.penalties.override(admin, patient_id, reason=body.reason, org_id=body.org_id)
