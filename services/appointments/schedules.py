@@ -51,6 +51,11 @@ class ScheduleIn(BaseModel):
         return self
 
 
+def resource_key(item: ScheduleIn) -> str:
+    """The resource's id: a code is unique within its organization only."""
+    return f"{item.org_id}.{item.resource_code}"
+
+
 def schedule_id(resource_id: str, clinic_date: date, session: Session | str) -> str:
     return f"{resource_id}.{clinic_date.isoformat()}.{Session(session).value}"
 
@@ -79,14 +84,11 @@ class Schedules:
         ended refuses the whole batch (422 ``session_in_past``, naming its items).
         """
         now = now or datetime.now(UTC)
-        resources = {
-            i.resource_code: await self.catalog.resource(f"{i.org_id}.{i.resource_code}")
-            for i in items
-        }
+        resources = {resource_key(i): await self.catalog.resource(resource_key(i)) for i in items}
         await self._check_not_past(items, resources, now)
         results = []
         for item in items:
-            resource = resources[item.resource_code]
+            resource = resources[resource_key(item)]
             kind = ClinicType(item.clinic_type or resource["clinic_type"])
             policy = await self.policies.for_org(item.org_id)
             referral = rules.referral_slots(
@@ -107,7 +109,7 @@ class Schedules:
             ends = rules.local_to_utc(item.clinic_date, item.ends, policy.timezone)
             if ends > now:
                 continue
-            sid = schedule_id(resources[item.resource_code]["_id"], item.clinic_date, item.session)
+            sid = schedule_id(resources[resource_key(item)]["_id"], item.clinic_date, item.session)
             if await self.db[SCHEDULES].count_documents({"_id": sid}, limit=1):
                 continue  # re-posting a published session: handled (and idempotent) below
             errors.append(
