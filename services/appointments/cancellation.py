@@ -51,8 +51,16 @@ class Cancellation:
         self.on_slot_freed: SlotFreedHook = _nobody_waiting
 
     async def cancel(
-        self, principal: Principal, appointment_id: str, *, reason: str, now: datetime | None = None
+        self,
+        principal: Principal,
+        appointment_id: str,
+        *,
+        reason: str,
+        access_reason: str | None = None,
+        now: datetime | None = None,
     ) -> dict[str, Any]:
+        """Cancel a booking; ``reason`` says why it is cancelled (in the event), and
+        ``access_reason`` why staff act for the patient (in the audit record)."""
         now = now or datetime.now(UTC)
         doc = await self.queries.get_document(principal, appointment_id)
         if doc["status"] != AppointmentStatus.BOOKED.value:
@@ -118,7 +126,8 @@ class Cancellation:
                     "appointment.cancel",
                     patient_id=doc["patient_id"],
                     resource=f"appointment:{appointment_id}",
-                    reason=reason,
+                    reason=access_reason or reason,
+                    details={"cancel_reason": reason},
                     session=tx.session,
                 )
             tx.after_commit.append(

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 import pytest
@@ -97,6 +98,20 @@ def staff(api: Api | NotificationsApi, subject: str, role: Role) -> tuple[Princi
     return principal, api.token(subject, role)
 
 
+def reason_h(headers: dict[str, str], reason: str) -> dict[str, str]:
+    """``headers`` with the staff reason as percent-encoded UTF-8 in X-Access-Reason."""
+    return {**headers, "X-Access-Reason": quote(reason)}
+
+
+def rfc8187_h(headers: dict[str, str], reason: str) -> dict[str, str]:
+    return {**headers, "X-Access-Reason*": f"UTF-8''{quote(reason)}"}
+
+
+def raw(reason: str) -> bytes:
+    """The reason as raw UTF-8 bytes in the header (what many clients send)."""
+    return reason.encode()
+
+
 @pytest.fixture
 async def appointments(
     make_settings: Callable[..., ServiceSettings], minter: TokenMinter
@@ -130,41 +145,60 @@ async def test_staff_reads_and_changes_of_appointments_are_audited(
     alternative = await api.publish(days_ahead=10, doctor="D2", slot_count=2)
 
     check.mark()
-    book = {"patient_id": pid, "schedule_id": s1, "reason": "来电预约"}
-    first = ok(await post(APPTS, headers=agent_h, json=book), 201)["id"]
+    book = {"patient_id": pid, "schedule_id": s1}
+    refused_booking = await post(APPTS, headers=agent_h, json={**book, "reason": "正文不算"})
+    assert (refused_booking.status_code, refused_booking.json()["code"]) == (
+        400,
+        "reason_required",
+    )
+    # the reason in every form: percent-encoded, RFC 8187, raw UTF-8 bytes, query
+    first = ok(await post(APPTS, headers=reason_h(agent_h, "来电预约"), json=book), 201)["id"]
     await check.expect(agent, "appointment.book", pid, f"appointment:{first}", "来电预约")
     no_reason = await get(f"{APPTS}/{first}", headers=agent_h)
     assert (no_reason.status_code, no_reason.json()["code"]) == (400, "reason_required")
-    ok(await get(f"{APPTS}/{first}", params={"reason": "核对"}, headers=agent_h))
+    ok(await get(f"{APPTS}/{first}", headers=rfc8187_h(agent_h, "核对")))
     await check.expect(agent, "appointment.read", pid, f"appointment:{first}", "核对")
-    lookup = {"national_id": national_id, "reason": "窗口查询"}
-    found = await post("/v1/appointments/staff/patients/lookup", json=lookup, headers=agent_h)
+    lookup = {"national_id": national_id}
+    url = "/v1/appointments/staff/patients/lookup"
+    found = await post(url, json=lookup, headers={**agent_h, "X-Access-Reason": raw("窗口查询")})
     assert ok(found)["id"] == pid
     assert national_id not in found.text
     await check.expect(agent, "patient.lookup", pid, "patient", "窗口查询")
     identity = f"/v1/appointments/staff/patients/{pid}/identity"
-    revealed = ok(await post(identity, json={"reason": "核验身份证"}, headers=nurse_h))
+    unsaid = await post(identity, headers=nurse_h)
+    assert (unsaid.status_code, unsaid.json()["code"]) == (400, "reason_required")
+    assert national_id not in unsaid.text
+    revealed = ok(await post(identity, headers=reason_h(nurse_h, "核验身份证")))
     assert (revealed["national_id"], revealed["phone"]) == (national_id, body["phone"])
     await check.expect(nurse, "patient.identity.reveal", pid, f"patient:{pid}", "核验身份证")
-    denied = await post(identity, json={"reason": "核验身份证"}, headers=coord_h)
+    denied = await post(identity, params={"reason": "核验身份证"}, headers=coord_h)
     assert denied.status_code == 403
     assert national_id not in denied.text
     history = f"/v1/appointments/staff/patients/{pid}/appointments"
-    ok(await get(history, params={"reason": "随访"}, headers=agent_h))
+    ok(await get(history, headers=reason_h(agent_h, "随访")))
     await check.expect(agent, "appointment.list", pid, f"patient:{pid}", "随访")
-    move = {"schedule_id": s2, "reason": "改期"}
-    second = ok(await post(f"{APPTS}/{first}/reschedule", headers=agent_h, json=move))["id"]
+    move = {"schedule_id": s2}
+    moved = await post(f"{APPTS}/{first}/reschedule", headers=agent_h, json=move)
+    assert (moved.status_code, moved.json()["code"]) == (400, "reason_required")
+    moved = await post(f"{APPTS}/{first}/reschedule", headers=reason_h(agent_h, "改期"), json=move)
+    second = ok(moved)["id"]
     await check.expect(agent, "appointment.reschedule", pid, f"appointment:{first}", "改期")
-    ok(await post(f"{APPTS}/{second}/cancel", headers=agent_h, json={"reason": "来电取消"}))
-    await check.expect(agent, "appointment.cancel", pid, f"appointment:{second}", "来电取消")
+    cancel_url, why = f"{APPTS}/{second}/cancel", {"reason": "来电取消"}
+    unsaid = await post(cancel_url, headers=agent_h, json=why)
+    assert (unsaid.status_code, unsaid.json()["code"]) == (400, "reason_required")
+    ok(await post(cancel_url, headers=agent_h, json=why, params={"reason": "患者来电"}))
+    record = await check.expect(
+        agent, "appointment.cancel", pid, f"appointment:{second}", "患者来电"
+    )
+    assert record["details"] == {"cancel_reason": "来电取消"}
 
     # the waitlist of a full session: join, list, read, leave, join again, confirm the offer
     booker = (await api.add_patient("booker"))["id"]
     taken = {"patient_id": booker, "schedule_id": s3}
     taken_id = ok(await post(APPTS, headers=api.token("booker"), json=taken), 201)["id"]
     check.mark()
-    join = {"patient_id": pid, "schedule_id": s3, "reason": "候补"}
-    entry = ok(await post(WAITLIST, headers=agent_h, json=join), 201)["id"]
+    join = {"patient_id": pid, "schedule_id": s3}
+    entry = ok(await post(WAITLIST, headers=reason_h(agent_h, "候补"), json=join), 201)["id"]
     await check.expect(agent, "waitlist.join", pid, f"waitlist:{entry}", "候补")
     refused = await get(WAITLIST, params={"patient_id": pid}, headers=agent_h)
     assert (refused.status_code, refused.json()["code"]) == (400, "reason_required")
@@ -176,7 +210,7 @@ async def test_staff_reads_and_changes_of_appointments_are_audited(
     leave = api.client.delete(f"{WAITLIST}/{entry}", params={"reason": "不等了"}, headers=agent_h)
     ok(await leave)
     await check.expect(agent, "waitlist.leave", pid, f"waitlist:{entry}", "不等了")
-    entry = ok(await post(WAITLIST, headers=agent_h, json=join), 201)["id"]
+    entry = ok(await post(WAITLIST, headers=reason_h(agent_h, "候补"), json=join), 201)["id"]
     await check.expect(agent, "waitlist.join", pid, f"waitlist:{entry}", "候补")
     ok(await post(f"{APPTS}/{taken_id}/cancel", headers=api.token("booker"), json={"reason": "x"}))
     check.mark()
@@ -240,7 +274,7 @@ async def notifications(
     make_settings: Callable[..., ServiceSettings], minter: TokenMinter
 ) -> AsyncIterator[NotificationsApi]:
     settings = make_settings(
-        "notifications", NotificationsSettings, quiet_hours_start="00:00", quiet_hours_end="00:00"
+        "notifications", NotificationsSettings, quiet_hours_start="", quiet_hours_end=""
     )
     assert isinstance(settings, NotificationsSettings)
     async with running_notifications(settings, minter) as api:

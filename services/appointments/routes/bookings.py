@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Query, Request, Response
+from fastapi import APIRouter, Query, Response
+from pydantic import BaseModel, Field
 
 from services.appointments.booking import BookRequest
 from services.appointments.routes.deps import (
@@ -16,6 +17,7 @@ from services.appointments.routes.deps import (
     PatientAccount,
     idempotent,
 )
+from shared.access_reason import AccessReason
 from shared.audit import require_reason
 
 router = APIRouter(prefix=PREFIX, tags=["appointments: bookings"])
@@ -25,7 +27,10 @@ router = APIRouter(prefix=PREFIX, tags=["appointments: bookings"])
     "/appointments",
     status_code=201,
     summary="Book a slot",
-    description="Send an `Idempotency-Key`: a retry returns the first result.",
+    description=(
+        "Send an `Idempotency-Key`: a retry returns the first result. Staff booking on a "
+        "patient's behalf give a `reason` (query or `X-Access-Reason`; audited)."
+    ),
 )
 async def book(
     ctx: Ctx,
@@ -33,7 +38,10 @@ async def book(
     body: BookRequest,
     response: Response,
     idempotency_key: IdempotencyKey = None,
+    reason: AccessReason = None,
 ) -> dict[str, Any]:
+    require_reason(caller, reason, "booking on a patient's behalf")
+    body = body.model_copy(update={"reason": reason})
     return await idempotent(
         ctx,
         caller,
@@ -62,10 +70,8 @@ async def get_appointment(
     ctx: Ctx,
     caller: Caller,
     appointment_id: str,
-    request: Request,
-    reason: Annotated[str | None, Query(min_length=2, max_length=200)] = None,
+    reason: AccessReason = None,
 ) -> dict[str, Any]:
-    reason = reason or request.headers.get("x-access-reason")  # staff: required, audited
     require_reason(caller, reason, "an appointment")
     doc = await ctx.queries.get_document(caller, appointment_id)
     if caller.is_staff:
@@ -79,11 +85,22 @@ async def get_appointment(
     return (await ctx.queries._views([doc]))[0]
 
 
+class CancelRequest(BaseModel):
+    """Why the booking is cancelled (in the cancellation event). Staff cancelling for a
+    patient also give their access `reason` (query or `X-Access-Reason`; audited)."""
+
+    reason: str = Field(min_length=1, max_length=200, examples=["feeling better"])
+
+
 @router.post("/appointments/{appointment_id}/cancel", summary="Cancel a booking")
 async def cancel(
     ctx: Ctx,
     caller: Booker,
     appointment_id: str,
-    reason: Annotated[str, Body(embed=True, min_length=1, max_length=200)],
+    body: CancelRequest,
+    access_reason: AccessReason = None,
 ) -> dict[str, Any]:
-    return await ctx.cancellation.cancel(caller, appointment_id, reason=reason)
+    require_reason(caller, access_reason, "cancelling on a patient's behalf")
+    return await ctx.cancellation.cancel(
+        caller, appointment_id, reason=body.reason, access_reason=access_reason
+    )

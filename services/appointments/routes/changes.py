@@ -20,6 +20,8 @@ from services.appointments.routes.deps import (
     IdempotencyKey,
     idempotent,
 )
+from shared.access_reason import AccessReason
+from shared.audit import require_reason
 from shared.auth import require_roles
 from shared.principal import Principal
 from shared.problems import problem_responses_doc
@@ -34,9 +36,10 @@ ExtraNumberStaff = Annotated[Principal, Depends(require_roles(*EXTRA_NUMBER_ROLE
     summary="Move a booking to another slot (改约)",
     description=(
         "The new slot is secured before the old one is released. Same cut-off as "
-        "cancelling (staff may override) and same rules as booking the new slot."
+        "cancelling (staff may override) and same rules as booking the new slot. Staff "
+        "give a `reason` (query or `X-Access-Reason`; audited)."
     ),
-    responses=problem_responses_doc(403, 404, 409),
+    responses=problem_responses_doc(400, 403, 404, 409),
 )
 async def reschedule(
     ctx: Ctx,
@@ -45,7 +48,10 @@ async def reschedule(
     body: RescheduleRequest,
     response: Response,
     idempotency_key: IdempotencyKey = None,
+    reason: AccessReason = None,
 ) -> dict[str, Any]:
+    require_reason(caller, reason, "rescheduling on a patient's behalf")
+    body = body.model_copy(update={"reason": reason})
     return await idempotent(
         ctx,
         caller,

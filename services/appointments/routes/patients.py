@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Body, Depends, Query
+from fastapi import APIRouter, Depends
 from pydantic import BaseModel
 
 from services.appointments.domain.policy import DEFAULT_POLICY
-from services.appointments.patients import PatientIn, PatientOut, to_out
+from services.appointments.patients import NationalIdInput, PatientIn, PatientOut, to_out
 from services.appointments.routes.deps import PREFIX, Ctx, PatientAccount, Staff
+from shared.access_reason import AccessReason
+from shared.audit import require_reason
 from shared.auth import require_roles
 from shared.principal import Principal, Role
 from shared.privacy import InvalidNationalId, parse_national_id
@@ -41,15 +43,24 @@ async def remove_patient(ctx: Ctx, caller: PatientAccount, patient_id: str) -> N
     await ctx.patients.unlink(caller.subject, patient_id)
 
 
-@router.post("/staff/patients/lookup", summary="Find a patient by national ID (staff, audited)")
+class PatientLookup(BaseModel):
+    """A national ID to look up (in the body: it stays out of URLs and logs)."""
+
+    national_id: NationalIdInput
+
+
+@router.post(
+    "/staff/patients/lookup",
+    summary="Find a patient by national ID (staff, audited)",
+    description="Give a `reason` (query or `X-Access-Reason`): it goes into the audit record.",
+    responses=problem_responses_doc(400, 404, 422),
+)
 async def lookup_patient(
-    ctx: Ctx,
-    staff: Staff,
-    national_id: Annotated[str, Body(embed=True, max_length=64)],
-    reason: Annotated[str, Body(embed=True, min_length=2, max_length=200)],
+    ctx: Ctx, staff: Staff, body: PatientLookup, reason: AccessReason = None
 ) -> PatientOut:
+    require_reason(staff, reason, "a patient look-up")
     try:
-        normalized = parse_national_id(national_id)
+        normalized = parse_national_id(body.national_id)
     except InvalidNationalId as exc:
         raise Unprocessable(
             "national_id_invalid", "not a valid national ID", detail_zh="身份证号码无效"
@@ -84,15 +95,14 @@ class PatientIdentity(BaseModel):
     "/staff/patients/{patient_id}/identity",
     summary="A patient's full national ID and phone (nurse, agent, admin; audited)",
     description="Everywhere else both are masked. POST keeps the values out of URLs and "
-    "caches; the `reason` goes into the audit record (`patient.identity.reveal`).",
-    responses=problem_responses_doc(403, 404),
+    "caches; the `reason` (query or `X-Access-Reason`) goes into the audit record "
+    "(`patient.identity.reveal`).",
+    responses=problem_responses_doc(400, 403, 404),
 )
 async def reveal_identity(
-    ctx: Ctx,
-    staff: IdentityStaff,
-    patient_id: str,
-    reason: Annotated[str, Body(embed=True, min_length=2, max_length=200)],
+    ctx: Ctx, staff: IdentityStaff, patient_id: str, reason: AccessReason = None
 ) -> PatientIdentity:
+    require_reason(staff, reason, "a patient's identity")
     doc = await ctx.patients.get(patient_id)
     await ctx.runtime.audit.record(
         staff,
@@ -110,14 +120,14 @@ async def reveal_identity(
 
 
 @router.get(
-    "/staff/patients/{patient_id}/appointments", summary="A patient's appointments (staff, audited)"
+    "/staff/patients/{patient_id}/appointments",
+    summary="A patient's appointments (staff, audited)",
+    responses=problem_responses_doc(400, 404),
 )
 async def patient_appointments(
-    ctx: Ctx,
-    staff: Staff,
-    patient_id: str,
-    reason: Annotated[str, Query(min_length=2, max_length=200)],
+    ctx: Ctx, staff: Staff, patient_id: str, reason: AccessReason = None
 ) -> list[dict[str, object]]:
+    require_reason(staff, reason, "a patient's appointments")
     await ctx.patients.get(patient_id)
     await ctx.runtime.audit.record(
         staff,

@@ -10,6 +10,7 @@ from pydantic import BaseModel, Field
 from services.appointments.domain.models import ORG_ID
 from services.appointments.routes.admin import check_org
 from services.appointments.routes.deps import PREFIX, Caller, Ctx, PatientAccount
+from shared.access_reason import AccessReason
 from shared.audit import require_reason
 from shared.auth import require_roles
 from shared.principal import Principal, Role
@@ -50,9 +51,9 @@ async def booking_status(
     caller: Caller,
     patient_id: str,
     org_id: OrgQuery = None,
-    reason: Annotated[str | None, Query(min_length=2, max_length=200)] = None,
+    reason: AccessReason = None,
 ) -> dict[str, Any]:
-    """Staff give a ``reason``: their read is audited."""
+    """Staff give a ``reason`` (query or ``X-Access-Reason``): their read is audited."""
     require_reason(caller, reason, "a booking status")
     if org_id is not None and caller.is_staff:
         check_org(caller, {org_id})

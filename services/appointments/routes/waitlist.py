@@ -18,11 +18,11 @@ from services.appointments.routes.deps import (
 )
 from services.appointments.store import WAITLIST
 from services.appointments.waitlist_entries import JoinRequest, entry_view
+from shared.access_reason import AccessReason
 from shared.audit import require_reason
 from shared.problems import problem_responses_doc
 
 router = APIRouter(prefix=PREFIX, tags=["appointments: waitlist"])
-Reason = Annotated[str | None, Query(min_length=1, max_length=200)]
 
 
 @router.post(
@@ -43,7 +43,11 @@ async def join(
     body: JoinRequest,
     response: Response,
     idempotency_key: IdempotencyKey = None,
+    reason: AccessReason = None,
 ) -> dict[str, Any]:
+    require_reason(caller, reason, "joining a waitlist on a patient's behalf")
+    body = body.model_copy(update={"reason": reason})
+
     async def run(idempotency: Idempotency | None) -> dict[str, Any]:
         return await ctx.waitlist.join(caller, body, idempotency=idempotency)
 
@@ -60,7 +64,7 @@ async def my_entries(
     patient_id: Annotated[str | None, Query(max_length=64)] = None,
     status: Annotated[str | None, Query(pattern=r"^[a-z]{4,10}$")] = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 50,
-    reason: Reason = None,
+    reason: AccessReason = None,
 ) -> dict[str, Any]:
     """Each entry with its place in line (``position``, waiting only) and its status:
     waiting, offered (with ``offer_expires_at`` and the held ``slot``), booked, expired,
@@ -94,7 +98,7 @@ async def my_entries(
     responses=problem_responses_doc(400, 404),
 )
 async def get_entry(
-    ctx: Ctx, caller: Caller, entry_id: str, reason: Reason = None
+    ctx: Ctx, caller: Caller, entry_id: str, reason: AccessReason = None
 ) -> dict[str, Any]:
     require_reason(caller, reason, "a waitlist entry")
     entry = await ctx.waitlist.owned(caller, entry_id)
@@ -115,7 +119,10 @@ async def get_entry(
     description="An outstanding offer passes to the next in line. Returns the entry (`left`).",
     responses=problem_responses_doc(404, 409),
 )
-async def leave(ctx: Ctx, caller: Booker, entry_id: str, reason: Reason = None) -> dict[str, Any]:
+async def leave(
+    ctx: Ctx, caller: Booker, entry_id: str, reason: AccessReason = None
+) -> dict[str, Any]:
+    require_reason(caller, reason, "leaving a waitlist on a patient's behalf")
     return await ctx.waitlist.leave(caller, entry_id, reason=reason)
 
 

@@ -77,8 +77,9 @@ async def test_accounts_sharing_a_national_id_share_its_attempts(appointments_ap
     # someone else's patient, and hotline staff booking for this one, are not held back
     other = await register(api, "family-c", make_national_id(), name="李四")
     assert (await book(api, api.token("family-c"), other, schedule)).status_code == 201
-    agent = await book(api, api.token("agent-1", Role.AGENT), patient, schedule)
-    assert agent.status_code != 429, agent.text
+    agent_headers = {**api.token("agent-1", Role.AGENT), "X-Access-Reason": "hotline call"}
+    agent = await book(api, agent_headers, patient, schedule)
+    assert agent.status_code not in (400, 429), agent.text
 
     # Redis holds neither the national ID nor its lookup hash
     cipher = FieldCipher.from_settings(api.settings.pii_encryption_keys, api.settings.pii_hash_key)

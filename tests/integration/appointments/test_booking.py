@@ -128,10 +128,12 @@ async def test_staff_book_on_behalf_through_their_pool_and_are_audited(
     patient = await api.add_patient("acct-1")
     schedule = await api.publish(days_ahead=2)
     agent = api.token("agent-7", Role.AGENT)
+    booking = {"patient_id": patient["id"], "schedule_id": schedule}
+    url = "/v1/appointments/appointments"
+    refused = await api.client.post(url, headers=agent, json=booking)
+    assert (refused.status_code, refused.json()["code"]) == (400, "reason_required")
     booked = await api.client.post(
-        "/v1/appointments/appointments",
-        headers=agent,
-        json={"patient_id": patient["id"], "schedule_id": schedule, "reason": "hotline call"},
+        url, headers={**agent, "X-Access-Reason": "hotline call"}, json=booking
     )
     assert booked.status_code == 201, booked.text
     assert booked.json()["channel"] == "hotline"

@@ -105,10 +105,15 @@ async def booked(api: Api, account: str, patient_id: str, schedule: str) -> dict
 
 
 async def reschedule(
-    api: Api, headers: dict[str, str], appointment_id: str, **body: Any
+    api: Api,
+    headers: dict[str, str],
+    appointment_id: str,
+    access_reason: str | None = None,  # staff moving a booking on a patient's behalf
+    **body: Any,
 ) -> httpx.Response:
+    params = {"reason": access_reason} if access_reason else None
     return await api.client.post(
-        f"{APPOINTMENTS}/{appointment_id}/reschedule", headers=headers, json=body
+        f"{APPOINTMENTS}/{appointment_id}/reschedule", headers=headers, json=body, params=params
     )
 
 
@@ -275,7 +280,11 @@ async def test_only_staff_move_a_booking_inside_the_cutoff_and_are_audited(
     assert late.status_code == 409
     assert late.json()["code"] == "cancel_cutoff_passed"
     agent = api.token("agent-7", Role.AGENT)
-    moved = await reschedule(api, agent, old["id"], schedule_id=later, reason="patient called")
+    no_reason = await reschedule(api, agent, old["id"], schedule_id=later)
+    assert (no_reason.status_code, no_reason.json()["code"]) == (400, "reason_required")
+    moved = await reschedule(
+        api, agent, old["id"], schedule_id=later, access_reason="patient called"
+    )
 
     assert moved.status_code == 200, moved.text
     assert moved.json()["channel"] == "hotline"
@@ -285,9 +294,14 @@ async def test_only_staff_move_a_booking_inside_the_cutoff_and_are_audited(
     ]
     cancelled = await booked(api, "acct-1", patient["id"], soon)
     await api.client.post(
-        f"{APPOINTMENTS}/{cancelled['id']}/cancel", headers=agent, json={"reason": "ill"}
+        f"{APPOINTMENTS}/{cancelled['id']}/cancel",
+        headers=agent,
+        json={"reason": "ill"},
+        params={"reason": "patient called"},
     )
-    refused = await reschedule(api, agent, cancelled["id"], schedule_id=later)
+    refused = await reschedule(
+        api, agent, cancelled["id"], schedule_id=later, access_reason="patient called"
+    )
     assert refused.status_code == 409
     assert refused.json()["code"] == "appointment_not_reschedulable"
     assert refused.json()["current_status"] == "cancelled"
@@ -327,7 +341,8 @@ async def test_check_in_hands_out_queue_numbers_in_arrival_order(
     assert again.status_code == 409
     assert again.json()["code"] == "already_checked_in"
     assert again.json()["detail_zh"]
-    moved = await reschedule(api, api.token("nurse-3", Role.NURSE), a["id"], schedule_id=later)
+    nurse = api.token("nurse-3", Role.NURSE)
+    moved = await reschedule(api, nurse, a["id"], schedule_id=later, access_reason="at the desk")
     assert moved.status_code == 409
     assert moved.json()["code"] == "appointment_not_reschedulable"
     doctor = await check_in(api, api.token("doc-1", Role.DOCTOR), b["id"])
@@ -416,7 +431,10 @@ async def test_a_nurse_adds_an_extra_number_beyond_a_full_session(
     [remaining] = [s["remaining"] for s in listed.json() if s["id"] == schedule]
     assert sum(remaining.values()) == 0
     cancelled = await api.client.post(
-        f"{APPOINTMENTS}/{body['id']}/cancel", headers=nurse, json={"reason": "no longer needed"}
+        f"{APPOINTMENTS}/{body['id']}/cancel",
+        headers=nurse,
+        json={"reason": "no longer needed"},
+        params={"reason": "patient at the desk"},
     )
     assert cancelled.status_code == 200, cancelled.text
     third = await api.add_patient("acct-3", name="王五")

@@ -204,14 +204,18 @@ async def test_limits_bans_and_staff_joining_on_behalf(appointments_api: Api, db
 
     agent = api.token("agent-7", Role.AGENT)
     walk_in = await Person.new(api, "acct-w3")
-    body = {"patient_id": walk_in.id, "schedule_id": morning, "reason": "hotline call"}
-    joined = await api.client.post(WAITLIST, headers=agent, json=body)
+    body = {"patient_id": walk_in.id, "schedule_id": morning}
+    joined = await api.client.post(
+        WAITLIST, headers=agent, json=body, params={"reason": "来电候补"}
+    )
     assert joined.status_code == 201, joined.text
     assert joined.json()["channel"] == "hotline"
     assert joined.json()["position"] == 2
     assert [e["id"] for e in await walk_in.entries()] == [joined.json()["id"]]
     audit = await db.audit_log.find({"action": "waitlist.join"}).to_list()
-    assert [(a["actor_id"], a["patient_id"]) for a in audit] == [("agent-7", walk_in.id)]
+    assert [(a["actor_id"], a["patient_id"], a["reason"]) for a in audit] == [
+        ("agent-7", walk_in.id, "来电候补")
+    ]
 
 
 async def test_a_freed_slot_is_held_for_the_first_in_line_until_confirmed(
