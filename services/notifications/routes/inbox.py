@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Body, Header, Query
+from fastapi import APIRouter, Header, Query
 from fastapi.responses import StreamingResponse
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from services.notifications.inbox import InboxItem
 from services.notifications.routes.deps import PREFIX, Ctx, PatientAccount
@@ -44,13 +44,19 @@ async def unread_count(ctx: Ctx, caller: PatientAccount) -> dict[str, int]:
     return {"unread": await ctx.inbox.unread(caller.subject)}
 
 
+class InboxReadRequest(BaseModel):
+    """Which inbox items to mark read: ``null`` (or no body) marks them all."""
+
+    ids: list[str] | None = Field(None, max_length=200)
+
+
 @router.post("/inbox/read", summary="Mark inbox items read (all of them when ids is null)")
 async def mark_read(
     ctx: Ctx,
     caller: PatientAccount,
-    ids: Annotated[list[str] | None, Body(embed=True, max_length=200)] = None,
+    body: InboxReadRequest | None = None,
 ) -> dict[str, int]:
-    marked = await ctx.inbox.mark_read(caller.subject, ids)
+    marked = await ctx.inbox.mark_read(caller.subject, body.ids if body else None)
     return {"marked": marked, "unread": await ctx.inbox.unread(caller.subject)}
 
 

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Body
+from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
 from services.notifications.catalog import LANGUAGES, ChannelTemplate
@@ -25,6 +25,12 @@ class KindSummary(BaseModel):
     inbox: bool
     push: list[str]
     active_version: int
+
+
+class ActiveVersion(BaseModel):
+    """The template version to make active (0: the built-in one from the catalog)."""
+
+    version: int = Field(ge=0, le=2**31 - 1)
 
 
 class TemplateBody(BaseModel):
@@ -105,11 +111,9 @@ async def publish(ctx: Ctx, admin: Admin, kind: str, body: PublishRequest) -> di
     summary="Make a version active (0 = the built-in templates): a rollback",
     responses=problem_responses_doc(404),
 )
-async def activate(
-    ctx: Ctx, admin: Admin, kind: str, version: Annotated[int, Body(embed=True, ge=0, le=2**31 - 1)]
-) -> dict[str, Any]:
-    await ctx.templates.activate(kind, version)
-    return {"kind": kind, "active_version": version}
+async def activate(ctx: Ctx, admin: Admin, kind: str, body: ActiveVersion) -> dict[str, Any]:
+    await ctx.templates.activate(kind, body.version)
+    return {"kind": kind, "active_version": body.version}
 
 
 @router.post(
