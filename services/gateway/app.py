@@ -51,7 +51,14 @@ from shared.redis_client import create_redis
 
 log = structlog.get_logger(__name__)
 PROXY_METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
-CORS_HEADERS = ["authorization", "content-type", "idempotency-key", "if-match", "last-event-id"]
+CORS_HEADERS = [
+    "authorization",
+    "content-type",
+    "idempotency-key",
+    "if-match",
+    "last-event-id",
+    *("x-access-reason", "x-access-reason*"),  # CORS: staff reasons (shared.access_reason)
+]
 CORS_EXPOSED = ["etag", "location", "retry-after", "x-request-id"]
 
 
