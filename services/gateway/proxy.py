@@ -19,6 +19,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import AsyncIterator
 from urllib.parse import quote_from_bytes
 
@@ -55,6 +56,8 @@ EVENT_STREAM = b"text/event-stream"
 _PATH_SAFE = "/%:@!$&'()*+,;=-._~"  # RFC 3986 pchar and "/"; "%" keeps escapes as they came
 _QUERY_SAFE = _PATH_SAFE + "?"
 RawHeaders = list[tuple[bytes, bytes]]
+# RFC 9110 field-value as h11 sends it: visible bytes or obs-text, single spaces/tabs inside
+_FIELD_VALUE = re.compile(rb"([^\x00\s]+([ \t]+[^\x00\s]+)*)?")
 
 
 def upstream_url(base: str, request: Request) -> httpx.URL:
@@ -84,8 +87,17 @@ def _without(raw: RawHeaders, dropped: frozenset[bytes]) -> RawHeaders:
 
 
 def request_headers(request: Request) -> RawHeaders:
-    """What the service gets: the client's headers byte for byte, our request id, its address."""
+    """What the service gets: the client's headers byte for byte, our request id, its address.
+    A value HTTP/1.1 cannot carry on (a vertical tab, a form feed) is a 400 naming it."""
     headers = _without(list(request.headers.raw), HOP_BY_HOP)
+    for name, value in headers:
+        if not _FIELD_VALUE.fullmatch(value):
+            shown = name.decode("latin-1")
+            raise BadRequest(
+                "header_invalid",
+                f"the {shown} header holds characters that cannot be forwarded",
+                extra={"header": shown},
+            )
     headers.append((b"x-request-id", str(request.state.request_id).encode("ascii")))
     if request.client:
         headers.append((b"x-forwarded-for", request.client.host.encode("ascii", "replace")))
