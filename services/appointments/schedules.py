@@ -80,12 +80,14 @@ class Schedules:
     ) -> list[dict[str, Any]]:
         """Create schedules with their slots and pools; an identical re-publish is a no-op.
 
-        The batch is checked before anything is written: a new session that has already
-        ended refuses the whole batch (422 ``session_in_past``, naming its items).
+        The whole batch is checked before anything is written, so a refusal leaves it all
+        unpublished: a session that has already ended (new, or grown) is a 422
+        ``session_in_past`` naming its items; a refused change of a published session is
+        its 409 (``schedule_times_changed``, ``schedule_cancelled``, ...).
         """
         now = now or datetime.now(UTC)
         resources = {resource_key(i): await self.catalog.resource(resource_key(i)) for i in items}
-        await self._check_not_past(items, resources, now)
+        await self._check_batch(items, resources, now)
         results = []
         for item in items:
             resource = resources[resource_key(item)]
@@ -100,18 +102,22 @@ class Schedules:
             results.append(await self._publish_one(item, resource, kind, referral))
         return results
 
-    async def _check_not_past(
+    async def _check_batch(
         self, items: list[ScheduleIn], resources: dict[str, Document], now: datetime
     ) -> None:
         errors: list[FieldError] = []
         for n, item in enumerate(items):
+            sid = schedule_id(resources[resource_key(item)]["_id"], item.clinic_date, item.session)
+            existing = await self.db[SCHEDULES].find_one({"_id": sid})
+            if existing is not None:
+                if refused := self._refusal(existing, item):
+                    raise refused
+                if item.slot_count == existing["slot_count"]:
+                    continue  # re-posting a published session: a no-op, even after it ended
             policy = await self.policies.for_org(item.org_id)
             ends = rules.local_to_utc(item.clinic_date, item.ends, policy.timezone)
             if ends > now:
                 continue
-            sid = schedule_id(resources[resource_key(item)]["_id"], item.clinic_date, item.session)
-            if await self.db[SCHEDULES].count_documents({"_id": sid}, limit=1):
-                continue  # re-posting a published session: handled (and idempotent) below
             errors.append(
                 FieldError(
                     field=f"body.{n}.ends",
@@ -213,28 +219,35 @@ class Schedules:
         await self.sync_admission(sid, force=True)
         return {"schedule_id": sid, "status": "published", "pools": counts}
 
-    async def _change(self, existing: Document, item: ScheduleIn) -> dict[str, Any]:
-        """A re-published session: identical is a no-op; more slots adds numbers (public)."""
+    @staticmethod
+    def _refusal(existing: Document, item: ScheduleIn) -> Conflict | None:
+        """Why a published session cannot take ``item``, if it cannot."""
         sid = existing["_id"]
         times = (existing["starts_local"], existing["ends_local"])
         if times != (item.starts.isoformat(), item.ends.isoformat()):
-            raise Conflict(
+            return Conflict(
                 "schedule_times_changed",
                 "a published session's times cannot change; cancel it instead",
                 extra={"schedule_id": sid},
             )
         if existing["status"] != "published":
-            raise Conflict(
+            return Conflict(
                 "schedule_cancelled", "this session has been cancelled", extra={"schedule_id": sid}
             )
-        if item.slot_count == existing["slot_count"]:
-            return {"schedule_id": sid, "status": "unchanged"}
         if item.slot_count < existing["slot_count"]:
-            raise Conflict(
+            return Conflict(
                 "schedule_shrink_refused",
                 "capacity cannot be reduced; cancel bookings or the session",
                 extra={"schedule_id": sid, "slot_count": existing["slot_count"]},
             )
+        return None
+
+    async def _change(self, existing: Document, item: ScheduleIn) -> dict[str, Any]:
+        """A re-published session: identical is a no-op; more slots adds numbers (public)."""
+        if refused := self._refusal(existing, item):
+            raise refused
+        if item.slot_count == existing["slot_count"]:
+            return {"schedule_id": existing["_id"], "status": "unchanged"}
         return await self._grow(existing, item)
 
     async def _grow(self, existing: Document, item: ScheduleIn) -> dict[str, Any]:

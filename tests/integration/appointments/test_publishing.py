@@ -65,3 +65,24 @@ async def test_identical_sessions_in_one_batch_get_identical_referral_pools(
     pools = [s["pools"] for s in published.json()["schedules"]]
     assert pools[0] == pools[1]
     assert pools[0]["referral"] == 7  # round half up of 6.6, per session
+
+
+async def test_a_refused_change_in_a_batch_writes_nothing_of_it(appointments_api: Api) -> None:
+    api = appointments_api
+    assert (
+        await api.client.post(SCHEDULES, json=[session("D2", 2)], headers=api.admin)
+    ).status_code == 201
+    shrunk = session("D2", 2, slots=10)
+    refused = await api.client.post(SCHEDULES, json=[session("D1", 3), shrunk], headers=api.admin)
+    assert (refused.status_code, refused.json()["code"]) == (409, "schedule_shrink_refused")
+    listed = await api.client.get(
+        "/v1/appointments/schedules",
+        params={"org_id": ORG, "resource_id": f"{ORG}.D1"},
+        headers=api.admin,
+    )
+    assert listed.json() == []  # the first item was not published either
+
+    # re-posting the published session unchanged is still a no-op
+    assert (await api.client.post(SCHEDULES, json=[session("D2", 2)], headers=api.admin)).json()[
+        "schedules"
+    ][0]["status"] == "unchanged"
