@@ -107,3 +107,29 @@ async def test_staff_change_preferences_with_a_header_reason_audited(
     assert [(a["action"], a["reason"]) for a in audit] == [
         ("notification.preferences.update", "患者来电要求改为英文")
     ]
+
+
+async def test_a_bad_reason_is_refused_and_changes_nothing(
+    notifications_api: NotificationsApi,
+) -> None:
+    api = notifications_api
+    patient_id, _, _ = await api.register_patient()
+    url, agent = PREFS.format(patient_id), api.token("agent-7", Role.AGENT)
+    bad: list[dict[str, str | bytes]] = [
+        {"X-Access-Reason": b"\xff\xfe\xfd"},  # raw bytes that are not UTF-8
+        {"X-Access-Reason": "%E6%82"},  # percent-encoded UTF-8 cut short
+        {"X-Access-Reason*": "GBK''%BB%BC"},  # RFC 8187 in another charset
+        {"X-Access-Reason": quote("原" * 201)},  # too long once decoded
+        {"X-Access-Reason": "x"},  # too short
+    ]
+    for extra in bad:
+        refused = await api.client.patch(url, json={"language": "en"}, headers={**agent, **extra})
+        assert refused.status_code == 422, (extra, refused.text)
+        assert refused.headers["content-type"].startswith("application/problem+json")
+        assert refused.json()["code"] == "reason_invalid"
+    raw = {**agent, "X-Access-Reason": "患者来电".encode()}
+    assert (await api.client.get(url, headers=raw)).json()["version"] == 0
+    audit = await api.ctx.runtime.db[AUDIT_COLLECTION].find({"patient_id": patient_id}).to_list()
+    assert [(a["action"], a["reason"]) for a in audit] == [
+        ("notification.preferences.read", "患者来电")
+    ]
