@@ -5,7 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from pymongo import AsyncMongoClient
 
+from shared.mongo import Document
 from tests.integration.appointments.conftest import ORG, Api
 
 pytestmark = pytest.mark.integration
@@ -94,3 +96,14 @@ async def test_org_ids_are_strict_everywhere(appointments_api: Api) -> None:
     put = await api.client.put("/v1/appointments/admin/policies/%20$x", json={}, headers=api.admin)
     assert (put.status_code, put.json()["code"]) == (422, "validation_error")
     assert (await api.client.get(POLICY, headers=api.admin)).status_code == 200  # "h1" is fine
+
+
+async def test_a_bad_policy_stored_before_the_checks_does_not_break_booking(
+    appointments_api: Api, mongo: AsyncMongoClient[Document]
+) -> None:
+    api = appointments_api
+    await mongo[api.settings.database_name]["booking_policies"].insert_one(
+        {"_id": ORG, "policy": {"timezone": "Mars/Olympus"}}
+    )
+    schedule = await api.publish(days_ahead=2)  # the defaults apply (and an error is logged)
+    assert await book(api, "acct-1", schedule) == 201
