@@ -216,6 +216,15 @@ async def test_configured_frontends_may_call_from_the_browser(gateway: Gateway) 
     )
     assert preflight.status_code == 200
     assert preflight.headers["access-control-allow-origin"] == "https://console.example"
+    staff_read = await gateway.client.options(
+        "/v1/appointments/staff/patients/lookup",
+        headers={
+            "origin": "https://console.example",
+            "access-control-request-method": "POST",
+            "access-control-request-headers": "authorization, x-access-reason, if-match",
+        },
+    )
+    assert staff_read.status_code == 200, staff_read.text  # the console may send a reason
 
 
 async def test_admins_rotate_the_pii_key_of_account_phones(gateway: Gateway) -> None:
