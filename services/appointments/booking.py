@@ -11,6 +11,7 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 from pydantic import BaseModel, Field
+from pydantic.json_schema import SkipJsonSchema
 from pymongo import ReturnDocument
 
 from services.appointments.admission import AdmissionGate, Outcome
@@ -46,7 +47,9 @@ class BookRequest(BaseModel):
     slot_id: str | None = Field(None, max_length=200)
     channel: Channel | None = None
     referral_id: str | None = Field(None, max_length=64)
-    reason: str | None = Field(None, max_length=200)  # staff booking on a patient's behalf
+    # the staff access reason: set by the route from shared.access_reason (query `reason` or
+    # X-Access-Reason), never read from the body, so not in the request schema
+    reason: SkipJsonSchema[str | None] = Field(None, max_length=200)
 
 
 class NoSlotLeft(Exception):

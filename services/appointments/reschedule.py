@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 from pydantic import BaseModel, Field
+from pydantic.json_schema import SkipJsonSchema
 from pymongo import ReturnDocument
 from redis.exceptions import RedisError
 
@@ -56,7 +57,9 @@ log = structlog.get_logger(__name__)
 class RescheduleRequest(BaseModel):
     schedule_id: str = Field(min_length=1, max_length=200)
     slot_id: str | None = Field(None, min_length=1, max_length=200)
-    reason: str | None = Field(None, max_length=200)  # staff moving a booking on a patient's behalf
+    # the staff access reason: set by the route from shared.access_reason (query `reason` or
+    # X-Access-Reason), never read from the body, so not in the request schema
+    reason: SkipJsonSchema[str | None] = Field(None, max_length=200)
 
 
 @dataclass(frozen=True)

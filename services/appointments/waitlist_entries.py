@@ -8,6 +8,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, Field
+from pydantic.json_schema import SkipJsonSchema
 
 from services.appointments.domain.models import Channel, SlotStatus
 from shared.mongo import Document
@@ -37,7 +38,9 @@ class JoinRequest(BaseModel):
     patient_id: str = Field(min_length=1, max_length=64)
     schedule_id: str = Field(min_length=1, max_length=200)
     channel: Channel | None = None
-    reason: str | None = Field(None, max_length=200)  # staff joining on a patient's behalf
+    # the staff access reason: set by the route from shared.access_reason (query `reason` or
+    # X-Access-Reason), never read from the body, so not in the request schema
+    reason: SkipJsonSchema[str | None] = Field(None, max_length=200)
 
 
 def offer_job_key(entry_id: str) -> str:

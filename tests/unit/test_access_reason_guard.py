@@ -121,3 +121,11 @@ def test_browsers_may_send_the_reason_header_through_the_gateway() -> None:
     from services.gateway.app import CORS_HEADERS
 
     assert set(CORS_HEADERS) >= HEADERS
+
+
+def test_booking_bodies_do_not_offer_a_reason_field(apps: dict[str, FastAPI]) -> None:
+    """Staff on-behalf commands take the reason as AccessReason; a ``reason`` in these
+    bodies would be a second way (and is ignored), so their schemas do not show one."""
+    schemas = apps["appointments"].openapi()["components"]["schemas"]
+    for name in ("BookRequest", "RescheduleRequest", "JoinRequest"):
+        assert "reason" not in schemas[name]["properties"], name
