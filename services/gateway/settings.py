@@ -23,7 +23,7 @@ class GatewaySettings(ServiceSettings):
     upstream_timeout_seconds: float = Field(10.0, gt=0)  # for an answer, and to read it whole
     upstream_connect_timeout_seconds: float = Field(1.0, gt=0)
     # an event stream (the inbox) may be silent this long between chunks; null: no limit.
-    # Keep it well above the services' heartbeats (notifications: 15 s).
+    # Keep it well above the services' heartbeats (notifications: 10 s).
     stream_idle_timeout_seconds: float | None = Field(60.0, gt=0)
     max_upstream_response_bytes: int = Field(32 * 1024 * 1024, ge=1024)  # other than streams
     # /v1/auth/me asks notifications whether WeChat messages reach the account

@@ -61,7 +61,8 @@ class NotificationsSettings(ServiceSettings):
     quiet_hours_end: str = Field("07:00", pattern=QUIET_CLOCK)
     reminder_offsets_minutes: list[int] = Field(default_factory=lambda: [24 * 60, 120])
     patient_rate_limit_per_hour: int = 10  # push messages per patient and channel
-    inbox_stream_heartbeat_seconds: float = 15.0
+    # well inside the gateway's stream idle timeout (60 s) and common proxies' (60 s)
+    inbox_stream_heartbeat_seconds: float = Field(10.0, gt=0, le=30)
 
     @model_validator(mode="after")
     def _quiet_hours_both_or_neither(self) -> NotificationsSettings:
