@@ -78,16 +78,36 @@ def _not_run(lines: list[str]) -> bool:
     return bool(lines) and lines[0].strip().startswith(NOT_RUN)
 
 
+def _open_quote(line: str, quote: str | None) -> str | None:
+    """The quote still open at the end of ``line`` (shell rules; ``#`` starts a comment)."""
+    escaped = False
+    for index, char in enumerate(line):
+        if escaped:
+            escaped = False
+        elif char == "\\" and quote != "'":
+            escaped = True
+        elif quote is None and char == "#" and (index == 0 or line[index - 1].isspace()):
+            break
+        elif quote is None and char in "'\"":
+            quote = char
+        elif char == quote:
+            quote = None
+    return quote
+
+
 def commands(start: int, lines: list[str]) -> list[Command]:
-    """Logical lines of a block with what each curl call expects."""
+    """Logical lines of a block (continuations and open quotes joined), with what each
+    curl call expects."""
     logical: list[tuple[int, str]] = []
     pending: list[str] = []
     pending_line = start
+    quote: str | None = None
     for offset, line in enumerate(lines):
         if not pending:
             pending_line = start + offset
         pending.append(line)
-        if line.rstrip().endswith("\\"):
+        quote = _open_quote(line, quote)
+        if quote is not None or line.rstrip().endswith("\\"):
             continue
         logical.append((pending_line, "\n".join(pending)))
         pending = []
