@@ -1,4 +1,5 @@
-"""The embedded infrastructure of DESIGN.md §3: Tansu (Kafka), SecantusDB (MongoDB), Redis.
+"""The embedded infrastructure of docs/architecture.md §3: Tansu (Kafka), SecantusDB (MongoDB),
+Redis.
 
 Used by ``make up`` and by the test session. Each part runs as its own process on a
 port of its own, with logs under ``<state_dir>/logs``.

@@ -1,1 +1,1 @@
-"""CareLoop's platform library: what every service is built from (DESIGN.md §5-§9)."""
+"""CareLoop's platform library: what every service is built from (docs/architecture.md §5-§9)."""

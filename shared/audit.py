@@ -1,4 +1,5 @@
-"""Staff access audit (DESIGN.md §8): who read or changed which patient's data, when and why.
+"""Staff access audit (docs/architecture.md §8): who read or changed which patient's data, when
+and why.
 
 Only staff and service principals are audited. A plain patient account (no staff role, no
 ``service`` role) acting through the patient API is not: ``AuditLog.record`` returns ``None``

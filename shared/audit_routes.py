@@ -1,4 +1,5 @@
-"""The admin view of a service's audit log (DESIGN.md §8): who read or changed which patient.
+"""The admin view of a service's audit log (docs/architecture.md §8): who read or changed which
+patient.
 
 ``GET /v1/<service>/admin/audit`` lists records newest first, filtered by patient, actor,
 action and a time range, one page at a time. Reading the audit log is itself audited

@@ -1,4 +1,4 @@
-"""JWT verification and authorization dependencies (DESIGN.md §8).
+"""JWT verification and authorization dependencies (docs/architecture.md §8).
 
 The gateway issues short-lived access tokens signed with an asymmetric key; every
 service verifies them again with the public key (``TokenVerifier``, kept on

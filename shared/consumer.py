@@ -1,4 +1,4 @@
-"""The Kafka consumer runner (DESIGN.md §6).
+"""The Kafka consumer runner (docs/architecture.md §6).
 
 * one consumer group per (service, consumer name); replicas split the partitions;
 * offsets are committed per partition only after everything a ``getmany()`` returned for

@@ -1,4 +1,5 @@
-"""Field encryption at rest (AES-256-GCM) and keyed lookup hashes (HMAC-SHA256), DESIGN.md §8.
+"""Field encryption at rest (AES-256-GCM) and keyed lookup hashes (HMAC-SHA256),
+docs/architecture.md §8.
 
 Tokens look like ``v1.<kid>.<b64url nonce>.<b64url ciphertext+tag>``. The key id picks the
 decryption key, so keys rotate: add a new key first in the settings, old tokens still decrypt,

@@ -1,4 +1,5 @@
-"""The event envelope of DESIGN.md §5 (CloudEvents 1.0 attribute names) and the payload registry.
+"""The event envelope of docs/architecture.md §5 (CloudEvents 1.0 attribute names) and the
+payload registry.
 
 Producers own their payload models: each service declares them with :func:`event_type`,
 which registers the model under its CloudEvents ``type`` and schema version. The JSON

@@ -1,4 +1,5 @@
-"""``Idempotency-Key`` for create/command POSTs (DESIGN.md §7): a retry returns the first result.
+"""``Idempotency-Key`` for create/command POSTs (docs/architecture.md §7): a retry returns the
+first result.
 
 A key is scoped to the caller and the operation. The first request claims it (with a short
 lease, so a crashed request does not hold it forever); its success response is stored in

@@ -1,4 +1,5 @@
-"""The idempotent inbox (DESIGN.md §6): event ids a consumer has handled, uniquely indexed.
+"""The idempotent inbox (docs/architecture.md §6): event ids a consumer has handled, uniquely
+indexed.
 
 The id is written in the same transaction as the handler's effects, so an event
 redelivered after a crash or a rebalance finds its id and changes nothing.

@@ -1,4 +1,4 @@
-"""Timed jobs (DESIGN.md §6): stored in Mongo with a due time, claimed with a lease.
+"""Timed jobs (docs/architecture.md §6): stored in Mongo with a due time, claimed with a lease.
 
 Two workers never run one job: a claim is an atomic ``find_one_and_update``. A worker that
 dies holding a job leaves a lease that expires; another worker then claims it. A job's

@@ -54,7 +54,7 @@ async def ensure_topics(
     """Create the topics that do not exist yet; return the names created.
 
     Safe to call from many replicas at once and again after a broker restart
-    (the embedded broker keeps topics in memory, DESIGN §3).
+    (the embedded broker keeps topics in memory, docs/architecture.md §3).
     """
     wanted = sorted(set(topics))
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=int(timeout * 1000))

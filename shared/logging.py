@@ -1,4 +1,4 @@
-"""structlog setup: one JSON object per line on stdout, PII redacted (DESIGN.md §8, §9).
+"""structlog setup: one JSON object per line on stdout, PII redacted (docs/architecture.md §8, §9).
 
 structlog and stdlib loggers (uvicorn, aiokafka, pymongo) share one handler on the root
 logger, so every line has ``timestamp``, ``level``, ``event``, ``logger``, ``service`` and

@@ -1,4 +1,4 @@
-"""Prometheus metrics of one service (DESIGN.md §9), in a registry of its own."""
+"""Prometheus metrics of one service (docs/architecture.md §9), in a registry of its own."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Transactional outbox (DESIGN.md §6): state changes and their events commit together.
+"""Transactional outbox (docs/architecture.md §6): state changes and their events commit together.
 
 A handler gets a :class:`Tx`: it writes its state with ``tx.session`` and calls
 ``tx.emit(event)``. :meth:`Outbox.transaction` commits both in one Mongo transaction and

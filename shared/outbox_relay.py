@@ -1,4 +1,4 @@
-"""The outbox relay: publishes pending outbox entries to Kafka in order (DESIGN.md §6).
+"""The outbox relay: publishes pending outbox entries to Kafka in order (docs/architecture.md §6).
 
 One replica of a service holds the relay lease at a time, so entries go out in ``_id``
 (uuid7, creation) order. A batch is marked sent only after Kafka acknowledged all of it;

@@ -1,4 +1,4 @@
-"""Who is calling: the identity a verified JWT carries (DESIGN.md §8)."""
+"""Who is calling: the identity a verified JWT carries (docs/architecture.md §8)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Personal data helpers (DESIGN.md §8): national ID validation, masking, redaction.
+"""Personal data helpers (docs/architecture.md §8): national ID validation, masking, redaction.
 
 Pure functions, no I/O. Encryption at rest and lookup hashes live in ``shared.crypto``.
 """

@@ -1,4 +1,4 @@
-"""RFC 9457 problem details for every service (DESIGN.md §7).
+"""RFC 9457 problem details for every service (docs/architecture.md §7).
 
 Raise a :class:`Problem` (or one of the status subclasses) anywhere in a request;
 the handlers installed by :func:`install_problem_handlers` turn it, request

@@ -35,7 +35,7 @@ class ServiceSettings(BaseSettings):
     kafka_heartbeat_interval_ms: int = Field(1000, ge=100, le=60_000)
     kafka_partitions: int = 6
     kafka_replication_factor: int = 1
-    kafka_idempotent_producer: bool = False  # Tansu cannot InitProducerId (DESIGN §3)
+    kafka_idempotent_producer: bool = False  # Tansu cannot InitProducerId (docs/architecture.md §3)
     consumer_max_attempts: int = 5
     consumer_retry_base_seconds: float = 0.2
     consumer_retry_max_seconds: float = 5.0

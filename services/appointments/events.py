@@ -1,4 +1,4 @@
-"""Events the appointments service publishes on ``careloop.appointments`` (DESIGN.md §4).
+"""Events the appointments service publishes on ``careloop.appointments`` (docs/architecture.md §4).
 
 Payloads carry what a consumer needs to act without calling back: the patient, where and
 when, and the channel. National IDs and phone numbers never travel in events.

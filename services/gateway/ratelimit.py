@@ -24,7 +24,7 @@ log, memory is one short string per key whatever the capacity, and a hit costs O
   and the caller's policy decides whether to fail open or closed.
 
 All keys of one call are touched by one script, so on Redis Cluster they would need a
-common hash tag; the deployment uses a single Redis (DESIGN.md §3).
+common hash tag; the deployment uses a single Redis (docs/architecture.md §3).
 
 Also here: :class:`Budget` (a limit as configured), :func:`client_key` (an address as a
 key, IPv6 by network) and :func:`create_limiter_redis` (a pool that queues in a surge).

@@ -1,4 +1,5 @@
-"""Events the notifications service publishes on ``careloop.notifications`` (DESIGN.md §4).
+"""Events the notifications service publishes on ``careloop.notifications``
+(docs/architecture.md §4).
 
 They say what happened to one message on one channel; addresses never travel in events.
 """

@@ -1,4 +1,4 @@
-"""Every staff read or change of a patient's data leaves an audit record (DESIGN.md §8).
+"""Every staff read or change of a patient's data leaves an audit record (docs/architecture.md §8).
 
 Each staff call below runs against the real service over HTTP; its record is checked in the
 service's ``audit_log`` (who, role, what, which patient, when, why) and read back as an admin

@@ -2,7 +2,7 @@
 
 Nothing here runs Docker or Kubernetes: docker-compose.yml, deploy/Dockerfile,
 .dockerignore and deploy/k8s/*.yaml are parsed and their content is checked
-against DESIGN.md §2-§3 (KRaft Kafka, Mongo replica set, Redis, one image for
+against docs/architecture.md §2-§3 (KRaft Kafka, Mongo replica set, Redis, one image for
 all services, health-gated start-up, pinned images, secrets not inline).
 """
 

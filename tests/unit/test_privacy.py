@@ -1,4 +1,5 @@
-"""National ID rules, masking, free-text redaction and field encryption (DESIGN.md §8)."""
+"""National ID rules, masking, free-text redaction and field encryption (docs/architecture.md
+§8)."""
 
 from __future__ import annotations
 
