@@ -11,9 +11,9 @@ import time
 from datetime import UTC, datetime
 
 from devstack.stack import EmbeddedStack
-from services.gateway.ratelimit import Budget, create_limiter_redis
 from services.gateway.traffic import ClassLimits, RateLimitSettings, TrafficPolicy
 from shared.problems import TooManyRequests
+from shared.ratelimit import Budget, create_limiter_redis
 
 CALLS = 2000
 

@@ -1,7 +1,7 @@
 """Rate-limit policy of the gateway: endpoint classes, budgets, and a slow lane for bots.
 
 Each request falls into an :class:`EndpointClass` (:mod:`services.gateway.endpoints`) and
-is counted atomically, all or nothing (:mod:`services.gateway.ratelimit`), per client
+is counted atomically, all or nothing (:mod:`shared.ratelimit`), per client
 address, per account (token subject), per class and per request field (the phone of a
 login-code request). Booking has budgets of its own: a release-time surge gets fast 429s
 with ``Retry-After``; cancelling and checking in spend the ``appointment`` budgets.
@@ -32,7 +32,8 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from redis.asyncio import Redis
 
 from services.gateway.endpoints import EndpointClass, classify
-from services.gateway.ratelimit import (
+from shared.problems import ServiceUnavailable, TooManyRequests
+from shared.ratelimit import (
     Budget,
     Decision,
     Limit,
@@ -41,7 +42,6 @@ from services.gateway.ratelimit import (
     client_key,
     parse_address,
 )
-from shared.problems import ServiceUnavailable, TooManyRequests
 
 __all__ = ["ClassLimits", "EndpointClass", "RateLimitSettings", "TrafficPolicy", "classify"]
 

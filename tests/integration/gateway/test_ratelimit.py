@@ -1,6 +1,8 @@
-"""The gateway's rate limiter and traffic policy against the real Redis of the test stack.
+"""The gateway's traffic policy against the real Redis of the test stack.
 
-Release windows are decided by an injected clock, never by sleeping until 08:00.
+The limiter itself (shared by the gateway, appointments and notifications) is tested in
+``tests/integration/test_ratelimit_shared.py``. Release windows are decided by an injected
+clock, never by sleeping until 08:00.
 """
 
 from __future__ import annotations
@@ -17,12 +19,6 @@ import pytest
 from redis.asyncio import Redis
 
 from devstack.stack import EmbeddedStack
-from services.gateway.ratelimit import (
-    Budget,
-    Limit,
-    LimiterUnavailable,
-    RateLimiter,
-)
 from services.gateway.traffic import (
     ClassLimits,
     EndpointClass,
@@ -30,6 +26,7 @@ from services.gateway.traffic import (
     TrafficPolicy,
 )
 from shared.problems import ServiceUnavailable, TooManyRequests
+from shared.ratelimit import Budget
 from shared.redis_client import create_redis
 
 pytestmark = pytest.mark.integration
@@ -90,82 +87,6 @@ async def _code(call: Awaitable[EndpointClass]) -> str:
     except TooManyRequests as exc:
         return exc.code
     return "ok"
-
-
-# --- the limiter ---------------------------------------------------------------------
-
-
-async def test_capacity_is_exact_under_200_concurrent_hits(redis: Redis, run_id: str) -> None:
-    limiter = RateLimiter(redis, f"{run_id}:", timeout_seconds=10)
-    limit = Limit("test.concurrent", "k", 50, 3600)
-    decisions = await asyncio.gather(*(limiter.hit([limit]) for _ in range(200)))
-    assert sum(d.allowed for d in decisions) == 50
-    refused = [d for d in decisions if not d.allowed]
-    assert {d.limit for d in refused} == {limit}
-    assert all(1 <= d.retry_after <= 72 for d in refused)  # one emission interval
-    assert sorted(d.remaining for d in decisions if d.allowed) == list(range(50))
-
-
-async def test_all_or_nothing_across_the_limits_of_one_hit(redis: Redis, run_id: str) -> None:
-    limiter = RateLimiter(redis, f"{run_id}:")
-    wide, narrow = Limit("test.wide", "k", 5, 3600), Limit("test.narrow", "k", 2, 3600)
-    assert [(await limiter.hit([wide, narrow])).allowed for _ in range(2)] == [True, True]
-    refused = await limiter.hit([wide, narrow])
-    assert (refused.allowed, refused.limit, refused.remaining) == (False, narrow, 0)
-    # the refused hit took nothing from the wide limit: three of its five are left
-    assert [(await limiter.hit([wide])).allowed for _ in range(4)] == [True, True, True, False]
-    with pytest.raises(ValueError, match="share a key"):
-        await limiter.hit([wide, Limit("test.wide", "k", 9, 60)])
-    assert (await limiter.hit([])).allowed
-
-
-async def test_retry_after_is_the_wait_for_the_most_binding_limit(
-    redis: Redis, run_id: str
-) -> None:
-    limiter = RateLimiter(redis, f"{run_id}:")
-    minute, hour = Limit("test.minute", "k", 1, 30), Limit("test.hour", "k", 1, 3600)
-    assert (await limiter.hit([minute, hour])).allowed
-    refused = await limiter.hit([minute, hour])
-    assert refused.limit == hour
-    assert 3590 <= refused.retry_after <= 3600
-    assert 29 <= (await limiter.hit([minute])).retry_after <= 30
-
-
-async def test_a_bucket_refills_continuously(redis: Redis, run_id: str) -> None:
-    limiter = RateLimiter(redis, f"{run_id}:")
-    limit = Limit("test.refill", "k", 2, 1)  # one more every half second
-    assert [(await limiter.hit([limit])).allowed for _ in range(3)] == [True, True, False]
-    await asyncio.sleep(0.6)
-    assert (await limiter.hit([limit])).allowed
-
-
-async def test_keys_expire_by_themselves(redis: Redis, run_id: str) -> None:
-    limiter = RateLimiter(redis, f"{run_id}:")
-    limit = Limit("test.expiry", "k", 10, 60)
-    await limiter.hit([limit])
-    ttl_ms = await redis.pttl(limiter.redis_key(limit))
-    assert 0 < ttl_ms <= 6_001  # until the bucket is full again: one interval
-    short = Limit("test.expiry_short", "k", 1, 0.2)
-    await limiter.hit([short])
-    await asyncio.sleep(0.35)
-    assert await redis.exists(limiter.redis_key(short)) == 0
-
-
-async def test_prefixes_do_not_interfere(redis: Redis, run_id: str) -> None:
-    one, two = RateLimiter(redis, f"{run_id}:a:"), RateLimiter(redis, f"{run_id}:b:")
-    limit = Limit("test.prefix", "k", 1, 3600)
-    assert (await one.hit([limit])).allowed
-    assert not (await one.hit([limit])).allowed
-    assert (await two.hit([limit])).allowed
-
-
-async def test_redis_down_raises_limiter_unavailable() -> None:
-    dead = create_redis(DEAD_REDIS)
-    try:
-        with pytest.raises(LimiterUnavailable):
-            await RateLimiter(dead, timeout_seconds=3).hit([Limit("test.down", "k", 1, 60)])
-    finally:
-        await dead.aclose()
 
 
 # --- the policy ----------------------------------------------------------------------

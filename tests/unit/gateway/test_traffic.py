@@ -12,7 +12,6 @@ from fastapi.routing import APIRoute
 from pydantic import ValidationError
 
 from services.appointments.routes import admin, bookings, changes, clinic, waitlist
-from services.gateway.ratelimit import Budget, Decision, Limit, client_key
 from services.gateway.traffic import (
     SCRIPTED_AGENTS,
     ClassLimits,
@@ -25,6 +24,7 @@ from services.gateway.traffic import (
     refusal,
     release_window,
 )
+from shared.ratelimit import Budget, Decision, Limit, client_key
 
 pytestmark = pytest.mark.unit
 
