@@ -11,7 +11,8 @@ from shared.settings import ServiceSettings
 class BookingAttemptLimits(BaseModel):
     """Booking attempts per real-name patient (national ID) and per account (anti-scalping).
 
-    Counted in a sliding window; see ``services/appointments/attempt_limits.py``.
+    Counted by the shared GCRA limiter (a burst of N, then one per window / N); see
+    ``services/appointments/attempt_limits.py``.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
