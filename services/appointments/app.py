@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from services.appointments import context, handlers, store
+from services.appointments import bootstrap, handlers, store
 from services.appointments.routes import (
     admin,
     appeals,
@@ -42,7 +42,7 @@ def definition(settings: ServiceSettings) -> ServiceDefinition:
         indexes=[*store.INDEXES, IDEMPOTENCY_INDEXES],
         consumers=handlers.consumers,
         jobs=handlers.jobs,
-        on_start=context.on_start,
+        on_start=bootstrap.on_start,
         extra_topics=tuple(topic_name(settings, s) for s in handlers.CONSUMED_SERVICES),
         encrypted_fields=[
             EncryptedField(store.PATIENTS, "national_id_enc", "patient.national_id"),

@@ -132,7 +132,7 @@ class Booking:
         ]
         slot: Document | None = None
         if request.slot_id is not None:
-            slot = await self._slot_of(schedule, request.slot_id)
+            slot = await self.slot_of(schedule, request.slot_id)
             if slot["pool"] not in pools:
                 raise Conflict(
                     "slot_not_in_pool",
@@ -185,7 +185,7 @@ class Booking:
             await self.gate.release(schedule["_id"], patient["_id"], admission.pool, slot_id)
             raise
 
-    async def _slot_of(self, schedule: Document, slot_id: str) -> Document:
+    async def slot_of(self, schedule: Document, slot_id: str) -> Document:
         slot = await self.db[SLOTS].find_one({"_id": slot_id, "schedule_id": schedule["_id"]})
         if slot is None:
             raise Conflict("slot_not_found", "no such slot in this session")

@@ -13,7 +13,7 @@ import random
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 from pymongo.errors import DuplicateKeyError
 
@@ -24,14 +24,14 @@ from services.appointments.domain.policy import BookingPolicy
 from services.appointments.store import APPOINTMENTS, RESOURCES
 from shared.idempotency import IdempotencyKeys, StoredResponse
 from shared.mongo import Database, Document, Session
-from shared.outbox import Tx
+from shared.outbox import Outbox, Tx
 from shared.principal import Principal
 from shared.problems import Conflict
 
-if TYPE_CHECKING:
-    from services.appointments.context import Appointments
-
 T = TypeVar("T")
+
+# a slot freed by a cancellation or a move: True if something (the waitlist) took it
+SlotFreedHook = Callable[[Tx, Document, Document], Awaitable[bool]]
 
 
 @dataclass(frozen=True)
@@ -46,7 +46,7 @@ class Idempotency:
 UNIQUE_RACE_ROUNDS = 3
 
 
-async def run_transaction(ctx: Appointments, work: Callable[[Tx], Awaitable[T]]) -> T:
+async def run_transaction(outbox: Outbox, work: Callable[[Tx], Awaitable[T]]) -> T:
     """``outbox.transaction(work)``, tried again when two writers created one document.
 
     Write conflicts are retried (with jitter) by ``in_transaction``; a unique-index race
@@ -55,7 +55,7 @@ async def run_transaction(ctx: Appointments, work: Callable[[Tx], Awaitable[T]])
     """
     for attempt in range(1, UNIQUE_RACE_ROUNDS + 1):
         try:
-            return await ctx.runtime.outbox.transaction(work)
+            return await outbox.transaction(work)
         except DuplicateKeyError:
             if attempt == UNIQUE_RACE_ROUNDS:
                 raise

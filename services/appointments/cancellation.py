@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
 from services.appointments.admission import AdmissionGate
+from services.appointments.booking_common import SlotFreedHook
 from services.appointments.domain import rules
 from services.appointments.domain.models import AppointmentStatus
 from services.appointments.events import AppointmentCancelled
@@ -17,16 +17,10 @@ from services.appointments.store import APPOINTMENTS, SLOTS
 from services.appointments.views import appointment_facts, appointment_view
 from shared.audit import AuditLog
 from shared.events import make_event
-from shared.mongo import Database, Document
+from shared.mongo import Database
 from shared.outbox import Outbox, Tx
 from shared.principal import Principal
 from shared.problems import Conflict
-
-SlotFreedHook = Callable[[Tx, Document, Document], Awaitable[bool]]
-
-
-async def _nobody_waiting(tx: Tx, appointment: Document, slot: Document) -> bool:
-    return False
 
 
 class Cancellation:
@@ -39,6 +33,7 @@ class Cancellation:
         records: PatientRecords,
         queries: AppointmentQueries,
         audit: AuditLog,
+        on_slot_freed: SlotFreedHook,
     ) -> None:
         self.db = db
         self.outbox = outbox
@@ -47,8 +42,8 @@ class Cancellation:
         self.records = records
         self.queries = queries
         self.audit = audit
-        # the waitlist takes a freed slot first (it holds it for an offer); see context.py
-        self.on_slot_freed: SlotFreedHook = _nobody_waiting
+        # the waitlist takes a freed slot first (it holds it for an offer)
+        self.on_slot_freed = on_slot_freed
 
     async def cancel(
         self,

@@ -6,33 +6,25 @@ This is the facade the routes call (``ctx.changes``); each change lives in its o
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from services.appointments.booking_common import Idempotency
 from services.appointments.checkin import CheckIn
 from services.appointments.extra_numbers import ExtraNumberRequest, ExtraNumbers
 from services.appointments.reschedule import Reschedule, RescheduleRequest
-from shared.jobs import Job
-from shared.outbox import Tx
 from shared.principal import Principal
 
-if TYPE_CHECKING:
-    from services.appointments.context import Appointments
-
-# timed jobs of this module: kind -> handler(ctx, job, tx); registered in handlers.py
-JOBS: dict[str, Callable[[Appointments, Job, Tx], Awaitable[None]]] = {}
-
-__all__ = ["JOBS", "AppointmentChanges", "ExtraNumberRequest", "RescheduleRequest"]
+__all__ = ["AppointmentChanges", "ExtraNumberRequest", "RescheduleRequest"]
 
 
 class AppointmentChanges:
-    def __init__(self, ctx: Appointments) -> None:
-        self.ctx = ctx
-        self._reschedule = Reschedule(ctx)
-        self._check_in = CheckIn(ctx)
-        self._extra_numbers = ExtraNumbers(ctx)
+    def __init__(
+        self, reschedule: Reschedule, check_in: CheckIn, extra_numbers: ExtraNumbers
+    ) -> None:
+        self._reschedule = reschedule
+        self._check_in = check_in
+        self._extra_numbers = extra_numbers
 
     async def reschedule(
         self,

@@ -9,7 +9,7 @@ check-ins never share one: concurrent ones conflict on the counter and are retri
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from pymongo import ReturnDocument
 
@@ -17,16 +17,16 @@ from services.appointments.booking_common import Idempotency, remember, run_tran
 from services.appointments.domain import rules
 from services.appointments.domain.models import AppointmentStatus
 from services.appointments.events import AppointmentCheckedIn
+from services.appointments.policies import Policies
+from services.appointments.queries import AppointmentQueries
 from services.appointments.store import APPOINTMENTS, COUNTERS
 from services.appointments.views import appointment_facts, appointment_view
+from shared.audit import AuditLog
 from shared.events import make_event
-from shared.mongo import Document
-from shared.outbox import Tx
+from shared.mongo import Database, Document
+from shared.outbox import Outbox, Tx
 from shared.principal import Principal, Role
 from shared.problems import Conflict, Forbidden
-
-if TYPE_CHECKING:
-    from services.appointments.context import Appointments
 
 # staff who check patients in: the clinic desk and the hotline; kiosks call as a service
 CHECKIN_ROLES = (Role.NURSE, Role.AGENT, Role.SERVICE)
@@ -41,8 +41,19 @@ def owns(principal: Principal, doc: Document) -> bool:
 
 
 class CheckIn:
-    def __init__(self, ctx: Appointments) -> None:
-        self.ctx = ctx
+    def __init__(
+        self,
+        db: Database,
+        outbox: Outbox,
+        policies: Policies,
+        queries: AppointmentQueries,
+        audit: AuditLog,
+    ) -> None:
+        self.db = db
+        self.outbox = outbox
+        self.policies = policies
+        self.queries = queries
+        self.audit = audit
 
     async def check_in(
         self,
@@ -53,8 +64,7 @@ class CheckIn:
         now: datetime | None = None,
     ) -> dict[str, Any]:
         now = now or datetime.now(UTC)
-        ctx = self.ctx
-        doc = await ctx.queries.get_document(principal, appointment_id)
+        doc = await self.queries.get_document(principal, appointment_id)
         by_owner = owns(principal, doc)
         if not by_owner and not principal.has_any(*CHECKIN_ROLES):
             raise Forbidden(
@@ -63,12 +73,12 @@ class CheckIn:
                 detail_zh="仅本人、护士或客服可办理签到",
             )
         rules.check_checkin_status(doc["status"])
-        policy = await ctx.policies.for_org(doc["org_id"])
+        policy = await self.policies.for_org(doc["org_id"])
         rules.check_checkin(policy, now=now, starts_at=doc["starts_at"], ends_at=doc["ends_at"])
 
         async def work(tx: Tx) -> dict[str, Any]:
             queue_number = await self._next_number(doc["schedule_id"], tx)
-            updated = await ctx.runtime.db[APPOINTMENTS].find_one_and_update(
+            updated = await self.db[APPOINTMENTS].find_one_and_update(
                 {"_id": appointment_id, "status": AppointmentStatus.BOOKED.value},
                 {
                     "$set": {
@@ -83,7 +93,7 @@ class CheckIn:
                 session=tx.session,
             )
             if updated is None:  # changed since it was read: say what it is now
-                current = await ctx.runtime.db[APPOINTMENTS].find_one(
+                current = await self.db[APPOINTMENTS].find_one(
                     {"_id": appointment_id}, session=tx.session
                 )
                 rules.check_checkin_status(current["status"] if current else "missing")
@@ -95,7 +105,7 @@ class CheckIn:
                     subject=updated["patient_id"],
                 )
             )
-            await ctx.runtime.audit.record(  # staff and services only; a patient is not audited
+            await self.audit.record(  # staff and services only; a patient is not audited
                 principal,
                 "appointment.check_in",
                 patient_id=updated["patient_id"],
@@ -110,10 +120,10 @@ class CheckIn:
             await remember(idempotency, 200, view, tx.session)
             return view
 
-        return await run_transaction(ctx, work)
+        return await run_transaction(self.outbox, work)
 
     async def _next_number(self, schedule_id: str, tx: Tx) -> int:
-        counter = await self.ctx.runtime.db[COUNTERS].find_one_and_update(
+        counter = await self.db[COUNTERS].find_one_and_update(
             {"_id": queue_counter_id(schedule_id)},
             {"$inc": {"seq": 1}},
             upsert=True,

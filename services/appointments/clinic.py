@@ -15,10 +15,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Awaitable, Callable
 from datetime import UTC, date, datetime
 from functools import partial
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import structlog
@@ -26,31 +25,29 @@ from pymongo import ASCENDING, DESCENDING, IndexModel
 from redis.exceptions import RedisError
 
 from services.appointments import booking
-from services.appointments.admission import Outcome
-from services.appointments.booking import BookRequest, NoSlotLeft, sold_out
+from services.appointments.admission import AdmissionGate, Outcome
+from services.appointments.booking import Booking, BookRequest, NoSlotLeft, sold_out
 from services.appointments.booking_common import Idempotency
 from services.appointments.domain import rules
 from services.appointments.domain.models import AppointmentStatus, SlotStatus
 from services.appointments.events import AppointmentCancelled, ScheduleCancelled
-from services.appointments.schedules import ALL_POOLS
+from services.appointments.patients import Patients
+from services.appointments.policies import Policies
+from services.appointments.schedules import ALL_POOLS, Schedules
 from services.appointments.store import APPOINTMENTS, SCHEDULES, SLOTS
 from services.appointments.views import appointment_facts
+from services.appointments.waitlist import Waitlist
+from shared.audit import AuditLog
 from shared.events import make_event
 from shared.idempotency import StoredResponse
 from shared.ids import new_id
-from shared.jobs import Job, cancel_job
-from shared.mongo import CollectionIndexes, Document, ensure_indexes
-from shared.outbox import Tx
+from shared.jobs import cancel_job
+from shared.mongo import CollectionIndexes, Database, Document, ensure_indexes
+from shared.outbox import Outbox, Tx
 from shared.principal import Principal
 from shared.problems import Conflict, NotFound
 
-if TYPE_CHECKING:
-    from services.appointments.context import Appointments
-
 log = structlog.get_logger(__name__)
-
-# timed jobs of this module: kind -> handler(ctx, job, tx); registered in handlers.py
-JOBS: dict[str, Callable[[Appointments, Job, Tx], Awaitable[None]]] = {}
 
 REBOOKING_OFFERS = "rebooking_offers"
 REBOOKING_INDEXES = CollectionIndexes(
@@ -81,9 +78,27 @@ def offer_closed(status: str, appointment_id: str | None = None) -> Conflict:
 
 
 class ClinicCancellation:
-    def __init__(self, ctx: Appointments) -> None:
-        self.ctx = ctx
-        self.db = ctx.runtime.db
+    def __init__(
+        self,
+        db: Database,
+        outbox: Outbox,
+        gate: AdmissionGate,
+        patients: Patients,
+        schedules: Schedules,
+        policies: Policies,
+        booking: Booking,
+        waitlist: Waitlist,
+        audit: AuditLog,
+    ) -> None:
+        self.db = db
+        self.outbox = outbox
+        self.gate = gate
+        self.patients = patients
+        self.schedules = schedules
+        self.policies = policies
+        self.booking = booking
+        self.waitlist = waitlist
+        self.audit = audit
         self._indexed = False
         self._index_lock = asyncio.Lock()
 
@@ -118,9 +133,7 @@ class ClinicCancellation:
         )
 
         async def work(tx: Tx) -> dict[str, Any]:
-            audit = partial(
-                self.ctx.runtime.audit.record, principal, reason=reason, session=tx.session
-            )
+            audit = partial(self.audit.record, principal, reason=reason, session=tx.session)
             by = {"id": principal.subject, "role": principal.primary_role}
             closed = {"status": "cancelled", "cancelled_at": now, "cancel_reason": reason}
             done = await self.db[SCHEDULES].find_one_and_update(
@@ -171,7 +184,7 @@ class ClinicCancellation:
             )
             tx.after_commit.append(lambda: self._forget(sid))
             # nobody is left waiting for a session that will not take place
-            await self.ctx.waitlist.close_queue(tx, sid, datetime.now(UTC))
+            await self.waitlist.close_queue(tx, sid, datetime.now(UTC))
             result = {
                 "schedule_id": sid,
                 "status": "cancelled",
@@ -186,7 +199,7 @@ class ClinicCancellation:
                 )
             return result
 
-        return await self.ctx.runtime.outbox.transaction(work)
+        return await self.outbox.transaction(work)
 
     async def _cancel_bookings(self, tx: Tx, sid: str, cancelled: Document) -> list[Document]:
         """Cancel the session's booked appointments (no offence) and close all its free slots."""
@@ -220,7 +233,7 @@ class ClinicCancellation:
     async def _forget(self, sid: str) -> None:
         """Nobody is admitted to a cancelled session: its Redis state goes (Mongo refuses too)."""
         try:
-            await self.ctx.gate.forget(sid, ALL_POOLS)
+            await self.gate.forget(sid, ALL_POOLS)
         except RedisError:  # booking.py refuses a cancelled schedule before admission anyway
             log.warning("appointments.forget_admission_failed", schedule_id=sid)
 
@@ -250,10 +263,10 @@ class ClinicCancellation:
     ) -> list[dict[str, Any]]:
         """Published sessions of the department within the horizon of an offer made at
         ``offered_at``, not started, with a free slot in any pool."""
-        policy = await self.ctx.policies.for_org(org_id)
+        policy = await self.policies.for_org(org_id)
         zone = ZoneInfo(policy.timezone)
         offer_expires_at = rules.rebooking_offer_expires_at(offered_at)
-        found = await self.ctx.schedules.search(
+        found = await self.schedules.search(
             org_id=org_id,
             department_id=department_id,
             resource_id=None,
@@ -264,7 +277,7 @@ class ClinicCancellation:
         for doc in found:
             if doc["_id"] == exclude or doc["starts_at"] <= now:
                 continue
-            remaining = sum((await self.ctx.schedules.availability(doc["_id"])).values())
+            remaining = sum((await self.schedules.availability(doc["_id"])).values())
             if remaining > 0 and len(out) < MAX_ALTERNATIVES:
                 out.append(
                     {
@@ -284,7 +297,7 @@ class ClinicCancellation:
         doc = await self.db[REBOOKING_OFFERS].find_one({"_id": offer_id})
         if doc is None:
             raise offer_not_found()
-        patient = await self.ctx.patients.get(doc["patient_id"])
+        patient = await self.patients.get(doc["patient_id"])
         if not principal.is_staff and principal.subject not in patient.get("account_ids", []):
             raise offer_not_found()  # someone else's offer looks like no offer (API1)
         return doc
@@ -306,8 +319,8 @@ class ClinicCancellation:
         offer = await self._offer_for(principal, offer_id)
         if offer["status"] != "open":
             raise offer_closed(offer["status"], offer.get("appointment_id"))
-        schedule = await self.ctx.schedules.get(schedule_id)
-        policy = await self.ctx.policies.for_org(schedule["org_id"])
+        schedule = await self.schedules.get(schedule_id)
+        policy = await self.policies.for_org(schedule["org_id"])
         rules.check_rebooking_alternative(
             now=now, offer_expires_at=offer["expires_at"], starts_at=schedule["starts_at"]
         )
@@ -325,12 +338,12 @@ class ClinicCancellation:
                 "this session is not offered for rebooking",
                 detail_zh="该出诊不在可改约范围内",
             )
-        patient = await self.ctx.patients.get_for(principal, offer["patient_id"])
+        patient = await self.patients.get_for(principal, offer["patient_id"])
         channel = booking.channel_for(principal, None)
-        gate, pid = self.ctx.gate, patient["_id"]
+        gate, pid = self.gate, patient["_id"]
         admission = await gate.admit(schedule_id, pid, ALL_POOLS)
         if admission.outcome == Outcome.UNINITIALIZED:
-            await self.ctx.schedules.sync_admission(schedule_id)
+            await self.schedules.sync_admission(schedule_id)
             admission = await gate.admit(schedule_id, pid, ALL_POOLS)
         if admission.outcome == Outcome.DUPLICATE:
             raise Conflict(
@@ -345,7 +358,7 @@ class ClinicCancellation:
         claim = (principal, request, patient, schedule, policy, channel, slot_id, now, idempotency)
 
         async def work(tx: Tx) -> dict[str, Any]:
-            view = await self.ctx.booking.claim(tx, *claim)
+            view = await self.booking.claim(tx, *claim)
             taken = await self.db[REBOOKING_OFFERS].update_one(
                 {"_id": offer_id, "status": "open"},
                 {
@@ -363,7 +376,7 @@ class ClinicCancellation:
             return view
 
         try:
-            return await self.ctx.runtime.outbox.transaction(work)
+            return await self.outbox.transaction(work)
         except NoSlotLeft:
             await gate.release(schedule_id, pid, None, None)
             raise sold_out(schedule) from None

@@ -9,7 +9,7 @@ still apply; the booking looks like any other and emits ``appointment.booked``.
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from pydantic import BaseModel, Field
 from pymongo import DESCENDING
@@ -22,21 +22,24 @@ from services.appointments.booking_common import (
     run_transaction,
     schedule_cancelled,
 )
+from services.appointments.catalog import Catalog
 from services.appointments.domain import rules
 from services.appointments.domain.models import Channel, SlotStatus
 from services.appointments.domain.policy import BookingPolicy
 from services.appointments.events import AppointmentBooked
+from services.appointments.patients import Patients
+from services.appointments.policies import Policies
+from services.appointments.records import PatientRecords
+from services.appointments.schedules import Schedules
 from services.appointments.store import APPOINTMENTS, COUNTERS, SLOTS
 from services.appointments.views import appointment_facts, appointment_view
+from shared.audit import AuditLog
 from shared.events import make_event
 from shared.ids import new_id
-from shared.mongo import Document
-from shared.outbox import Tx
+from shared.mongo import Database, Document
+from shared.outbox import Outbox, Tx
 from shared.principal import Principal, Role
 from shared.problems import Forbidden
-
-if TYPE_CHECKING:
-    from services.appointments.context import Appointments
 
 EXTRA_NUMBER_ROLES = (Role.DOCTOR, Role.NURSE, Role.AGENT, Role.ADMIN)
 
@@ -51,8 +54,25 @@ def extra_lock_id(schedule_id: str) -> str:
 
 
 class ExtraNumbers:
-    def __init__(self, ctx: Appointments) -> None:
-        self.ctx = ctx
+    def __init__(
+        self,
+        db: Database,
+        outbox: Outbox,
+        catalog: Catalog,
+        patients: Patients,
+        schedules: Schedules,
+        policies: Policies,
+        records: PatientRecords,
+        audit: AuditLog,
+    ) -> None:
+        self.db = db
+        self.outbox = outbox
+        self.catalog = catalog
+        self.patients = patients
+        self.schedules = schedules
+        self.policies = policies
+        self.records = records
+        self.audit = audit
 
     async def add(
         self,
@@ -64,14 +84,13 @@ class ExtraNumbers:
         now: datetime | None = None,
     ) -> dict[str, Any]:
         now = now or datetime.now(UTC)
-        ctx = self.ctx
         if not principal.has_any(*EXTRA_NUMBER_ROLES):
             raise Forbidden(
                 "forbidden_role",
                 "extra numbers are added by clinic staff",
                 detail_zh="加号需由医生、护士或客服办理",
             )
-        schedule = await ctx.schedules.get(schedule_id)
+        schedule = await self.schedules.get(schedule_id)
         if principal.org_id is not None and principal.org_id != schedule["org_id"]:
             raise Forbidden(
                 "forbidden_org",
@@ -81,8 +100,8 @@ class ExtraNumbers:
         if schedule["status"] != "published":
             raise schedule_cancelled()
         rules.check_extra_number_allowed(now=now, session_ends_at=schedule["ends_at"])
-        patient = await ctx.patients.get_for(principal, request.patient_id)
-        policy = await ctx.policies.for_org(schedule["org_id"])
+        patient = await self.patients.get_for(principal, request.patient_id)
+        policy = await self.policies.for_org(schedule["org_id"])
         channel = rules.extra_number_channel(by_nurse=principal.has_any(Role.NURSE))
 
         async def work(tx: Tx) -> dict[str, Any]:
@@ -90,7 +109,7 @@ class ExtraNumbers:
                 tx, principal, request, patient, schedule, policy, channel, now, idempotency
             )
 
-        return await run_transaction(ctx, work)
+        return await run_transaction(self.outbox, work)
 
     async def _book(
         self,
@@ -104,9 +123,9 @@ class ExtraNumbers:
         now: datetime,
         idempotency: Idempotency | None,
     ) -> dict[str, Any]:
-        ctx, db, session = self.ctx, self.ctx.runtime.db, tx.session
-        record = await ctx.records.lock(patient["_id"], session)
-        banned_until = ctx.records.banned_until(record, policy, now, schedule["org_id"])
+        db, session = self.db, tx.session
+        record = await self.records.lock(patient["_id"], session)
+        banned_until = self.records.banned_until(record, policy, now, schedule["org_id"])
         rules.check_not_banned(banned_until, now, policy.timezone)
         await check_limits(db, patient["_id"], schedule, policy, now, session)
         # two extra numbers for one session at once conflict here, and one is retried
@@ -140,8 +159,8 @@ class ExtraNumbers:
         }
         await db[SLOTS].insert_one(slot, session=session)
         appointment = await new_appointment(
-            ctx.runtime.db,
-            ctx.catalog,
+            self.db,
+            self.catalog,
             session,
             appointment_id=appointment_id,
             principal=principal,
@@ -164,7 +183,7 @@ class ExtraNumbers:
                 subject=patient["_id"],
             )
         )
-        await ctx.runtime.audit.record(
+        await self.audit.record(
             principal,
             "appointment.extra_number",
             patient_id=patient["_id"],

@@ -1,4 +1,4 @@
-"""Where the appointments service registers its event handlers and timed jobs.
+"""Where the appointments service registers its event handlers and timed jobs: one table.
 
 Consumed events (referral.accepted, followup.revisit_requested) get their handlers with
 the referrals and follow-up work; until then the consumer reads them tolerantly.
@@ -6,12 +6,12 @@ the referrals and follow-up work; until then the consumer reads them tolerantly.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 
-from services.appointments import changes, clinic, penalties, waitlist
-from services.appointments.context import Appointments
+from services.appointments.bootstrap import built
 from services.appointments.no_shows import sweep_no_shows
 from services.appointments.schedules import NO_SHOW_JOB, POOL_RETURN_JOB
+from services.appointments.waitlist_entries import CLOSE_JOB, OFFER_EXPIRED_JOB
 from shared.consumer import ConsumerSpec, Handler
 from shared.jobs import Job, JobHandler
 from shared.kafka import topic_name
@@ -19,7 +19,6 @@ from shared.outbox import Tx
 from shared.service import Runtime
 
 CONSUMED_SERVICES: tuple[str, ...] = ("referrals", "followup")
-FEATURE_JOBS = {**waitlist.JOBS, **changes.JOBS, **clinic.JOBS, **penalties.JOBS}
 
 
 def consumers(runtime: Runtime) -> list[ConsumerSpec]:
@@ -29,28 +28,24 @@ def consumers(runtime: Runtime) -> list[ConsumerSpec]:
 
 
 def jobs(runtime: Runtime) -> dict[str, JobHandler]:
-    def ctx() -> Appointments:
-        context: Appointments = runtime.extras["appointments"]
-        return context
+    """Timed jobs by kind; called once the lifespan has built the service's objects."""
+    app = built(runtime)
 
     async def pool_return(job: Job, tx: Tx) -> None:
-        await ctx().schedules.return_pools(job.payload["schedule_id"], tx)
+        await app.schedules.return_pools(job.payload["schedule_id"], tx)
 
     async def no_show_sweep(job: Job, tx: Tx) -> None:
-        c = ctx()
-        await sweep_no_shows(c.runtime.db, c.policies, c.records, job.payload["schedule_id"], tx)
+        await sweep_no_shows(app.db, app.policies, app.records, job.payload["schedule_id"], tx)
 
-    registered: dict[str, JobHandler] = {POOL_RETURN_JOB: pool_return, NO_SHOW_JOB: no_show_sweep}
-    for kind, handler in FEATURE_JOBS.items():
-        registered[kind] = _bind(ctx, handler)
-    return registered
+    async def waitlist_offer_expired(job: Job, tx: Tx) -> None:
+        await app.waitlist.expire_offer(tx, str(job.payload["entry_id"]), datetime.now(UTC))
 
+    async def waitlist_close(job: Job, tx: Tx) -> None:
+        await app.waitlist.close_queue(tx, str(job.payload["schedule_id"]), datetime.now(UTC))
 
-def _bind(
-    ctx: Callable[[], Appointments],
-    handler: Callable[[Appointments, Job, Tx], Awaitable[None]],
-) -> JobHandler:
-    async def run(job: Job, tx: Tx) -> None:
-        await handler(ctx(), job, tx)
-
-    return run
+    return {
+        POOL_RETURN_JOB: pool_return,
+        NO_SHOW_JOB: no_show_sweep,
+        OFFER_EXPIRED_JOB: waitlist_offer_expired,
+        CLOSE_JOB: waitlist_close,
+    }

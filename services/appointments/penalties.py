@@ -13,28 +13,24 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from pymongo import ASCENDING, IndexModel
 from pymongo.errors import OperationFailure
 
 from services.appointments.domain import rules
 from services.appointments.domain.policy import DEFAULT_POLICY, BookingPolicy
+from services.appointments.patients import Patients
+from services.appointments.policies import Policies
+from services.appointments.records import PatientRecords
 from services.appointments.store import PENALTIES
+from shared.audit import AuditLog
 from shared.ids import new_id
-from shared.jobs import Job
-from shared.mongo import CollectionIndexes, Document, ensure_indexes
-from shared.outbox import Tx
+from shared.mongo import CollectionIndexes, Database, Document, ensure_indexes
+from shared.outbox import Outbox, Tx
 from shared.principal import Principal, Role
 from shared.problems import Forbidden, NotFound, Unprocessable
-
-if TYPE_CHECKING:
-    from services.appointments.context import Appointments
-
-# timed jobs of this module: kind -> handler(ctx, job, tx); registered in handlers.py
-JOBS: dict[str, Callable[[Appointments, Job, Tx], Awaitable[None]]] = {}
 
 APPEAL = "appeal"
 OVERRIDE = "override"
@@ -86,9 +82,22 @@ def appeal_view(doc: Document) -> dict[str, Any]:
 
 
 class Penalties:
-    def __init__(self, ctx: Appointments) -> None:
-        self.ctx = ctx
-        self.collection = ctx.runtime.db[PENALTIES]
+    def __init__(
+        self,
+        db: Database,
+        outbox: Outbox,
+        patients: Patients,
+        policies: Policies,
+        records: PatientRecords,
+        audit: AuditLog,
+    ) -> None:
+        self.db = db
+        self.outbox = outbox
+        self.patients = patients
+        self.policies = policies
+        self.records = records
+        self.audit = audit
+        self.collection = db[PENALTIES]
         self._indexed = False
         self._index_lock = asyncio.Lock()
 
@@ -100,7 +109,7 @@ class Penalties:
             if not self._indexed:
                 with contextlib.suppress(OperationFailure):  # never created, or gone
                     await self.collection.drop_index(OLD_INDEX)
-                await ensure_indexes(self.ctx.runtime.db, [PENALTY_INDEXES])
+                await ensure_indexes(self.db, [PENALTY_INDEXES])
                 self._indexed = True
 
     async def _open_appeal(
@@ -112,7 +121,7 @@ class Penalties:
     def _summary(
         self, record: Document, policy: BookingPolicy, org_id: str | None, now: datetime
     ) -> dict[str, Any]:
-        records = self.ctx.records
+        records = self.records
         org = org_id or ""  # no organization: only offences stored without one count
         banned_until = records.banned_until(record, policy, now, org)
         counts = {}
@@ -145,8 +154,8 @@ class Penalties:
         return None
 
     def _orgs_on_record(self, principal: Principal, record: Document) -> set[str]:
-        orgs = self.ctx.records.org_ids(record)
-        if principal.org_id and (self.ctx.records.has_untagged(record) or not orgs):
+        orgs = self.records.org_ids(record)
+        if principal.org_id and (self.records.has_untagged(record) or not orgs):
             orgs.add(principal.org_id)  # offences stored without one count at the caller's
         scope = self.scope_of(principal)
         return orgs & {scope} if scope else orgs
@@ -156,8 +165,8 @@ class Penalties:
         409 ``not_banned`` (none) or 422 ``org_id_required`` (several)."""
         banned = []
         for org_id in sorted(self._orgs_on_record(principal, record)):
-            policy = await self.ctx.policies.for_org(org_id)
-            if rules.is_banned(self.ctx.records.banned_until(record, policy, now, org_id), now):
+            policy = await self.policies.for_org(org_id)
+            if rules.is_banned(self.records.banned_until(record, policy, now, org_id), now):
                 banned.append(org_id)
         if not banned:
             rules.check_appeal_allowed(None, now, pending=False)  # raises not_banned
@@ -188,17 +197,17 @@ class Penalties:
         ban runs longest, else the caller's, else the first with offences.
         """
         now = now or datetime.now(UTC)
-        await self.ctx.patients.get_for(principal, patient_id)
-        record = await self.ctx.records.get(patient_id)
+        await self.patients.get_for(principal, patient_id)
+        record = await self.records.get(patient_id)
         orgs = {org_id} if org_id else self._orgs_on_record(principal, record)
         organizations = []
         for org in sorted(orgs):
-            policy = await self.ctx.policies.for_org(org)
+            policy = await self.policies.for_org(org)
             summary = self._summary(record, policy, org, now)
             if org == org_id or org == principal.org_id or _limited(summary):
                 appeal = await self._open_appeal(patient_id, org)
                 organizations.append({**summary, "appeal": appeal_view(appeal) if appeal else None})
-        await self.ctx.runtime.audit.record(
+        await self.audit.record(
             principal,
             "patient.booking_status.read",
             patient_id=patient_id,
@@ -230,7 +239,7 @@ class Penalties:
     ) -> dict[str, Any]:
         """Appeal the ban at ``org_id``, or (None) at the only organization banning them."""
         now = now or datetime.now(UTC)
-        patient = await self.ctx.patients.get(patient_id)
+        patient = await self.patients.get(patient_id)
         if principal.subject not in patient.get("account_ids", []):
             raise Forbidden(
                 "forbidden_patient",
@@ -238,14 +247,14 @@ class Penalties:
                 detail_zh="仅本人账号可提交申诉",
             )
         if org_id is None:
-            org_id = await self.banned_org(principal, await self.ctx.records.get(patient_id), now)
-        policy = await self.ctx.policies.for_org(org_id)
+            org_id = await self.banned_org(principal, await self.records.get(patient_id), now)
+        policy = await self.policies.for_org(org_id)
         await self.ensure_indexes()
 
         async def work(tx: Tx) -> dict[str, Any]:
             # touching the record serializes this patient's appeals and bookings
-            record = await self.ctx.records.lock(patient_id, tx.session)
-            banned_until = self.ctx.records.banned_until(record, policy, now, org_id)
+            record = await self.records.lock(patient_id, tx.session)
+            banned_until = self.records.banned_until(record, policy, now, org_id)
             pending = await self._open_appeal(patient_id, org_id, tx.session) is not None
             rules.check_appeal_allowed(banned_until, now, pending=pending)
             doc = {
@@ -264,7 +273,7 @@ class Penalties:
             await self.collection.insert_one(doc, session=tx.session)
             return appeal_view(doc)
 
-        return await self.ctx.runtime.outbox.transaction(work)
+        return await self.outbox.transaction(work)
 
     # --- staff decide -------------------------------------------------------------------------
 
@@ -302,14 +311,14 @@ class Penalties:
                 rules.check_appeal_undecided("decided")  # raises
                 raise AssertionError("unreachable")
             if approve:
-                await self.ctx.records.clear(
+                await self.records.clear(
                     patient_id,
                     org_id=appeal["org_id"],
                     by=principal.subject,
                     reason=f"appeal {appeal['_id']} approved: {note}",
                     session=tx.session,
                 )
-            await self.ctx.runtime.audit.record(
+            await self.audit.record(
                 principal,
                 f"penalty.appeal.{status}",
                 patient_id=patient_id,
@@ -319,7 +328,7 @@ class Penalties:
             )
             return appeal_view(decided)
 
-        return await self.ctx.runtime.outbox.transaction(work)
+        return await self.outbox.transaction(work)
 
     async def override(
         self,
@@ -336,18 +345,18 @@ class Penalties:
         that the admin manages.
         """
         now = now or datetime.now(UTC)
-        await self.ctx.patients.get(patient_id)
+        await self.patients.get(patient_id)
         if org_id is None:
-            org_id = await self.banned_org(principal, await self.ctx.records.get(patient_id), now)
-        policy = await self.ctx.policies.for_org(org_id)
+            org_id = await self.banned_org(principal, await self.records.get(patient_id), now)
+        policy = await self.policies.for_org(org_id)
         await self.ensure_indexes()
         by = {"id": principal.subject, "role": principal.primary_role}
 
         async def work(tx: Tx) -> dict[str, Any]:
-            record = await self.ctx.records.lock(patient_id, tx.session)
-            banned_until = self.ctx.records.banned_until(record, policy, now, org_id)
+            record = await self.records.lock(patient_id, tx.session)
+            banned_until = self.records.banned_until(record, policy, now, org_id)
             rules.check_appeal_allowed(banned_until, now, pending=False)  # 409 not_banned
-            await self.ctx.records.clear(
+            await self.records.clear(
                 patient_id,
                 org_id=org_id,
                 by=principal.subject,
@@ -378,7 +387,7 @@ class Penalties:
                 "banned_until": banned_until,
             }
             await self.collection.insert_one(entry, session=tx.session)
-            await self.ctx.runtime.audit.record(
+            await self.audit.record(
                 principal,
                 "penalty.ban.override",
                 patient_id=patient_id,
@@ -387,7 +396,7 @@ class Penalties:
                 details={"org_id": org_id, "banned_until": str(banned_until)},
                 session=tx.session,
             )
-            cleared = await self.ctx.records.lock(patient_id, tx.session)
+            cleared = await self.records.lock(patient_id, tx.session)
             return {**self._summary(cleared, policy, org_id, now), "override_id": entry["_id"]}
 
-        return await self.ctx.runtime.outbox.transaction(work)
+        return await self.outbox.transaction(work)

@@ -17,7 +17,7 @@ class AppointmentQueries:
         self.db = db
         self.policies = policies
 
-    async def _views(self, docs: list[Document]) -> list[dict[str, Any]]:
+    async def views(self, docs: list[Document]) -> list[dict[str, Any]]:
         out = []
         for doc in docs:
             policy = await self.policies.for_org(doc["org_id"])
@@ -31,7 +31,7 @@ class AppointmentQueries:
             .sort("starts_at", -1)
             .to_list(limit)
         )
-        return await self._views(docs)
+        return await self.views(docs)
 
     async def for_account(
         self, account_id: str, *, status: str | None, limit: int, before: str | None
@@ -42,7 +42,7 @@ class AppointmentQueries:
         if before:
             query["_id"] = {"$lt": before}
         docs = await self.db[APPOINTMENTS].find(query).sort("_id", -1).to_list(limit)
-        return await self._views(docs)
+        return await self.views(docs)
 
     async def get_document(self, principal: Principal, appointment_id: str) -> Document:
         doc = await self.db[APPOINTMENTS].find_one({"_id": appointment_id})

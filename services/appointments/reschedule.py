@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import structlog
 from pydantic import BaseModel, Field
@@ -24,10 +24,11 @@ from pydantic.json_schema import SkipJsonSchema
 from pymongo import ReturnDocument
 from redis.exceptions import RedisError
 
-from services.appointments.admission import Outcome
-from services.appointments.booking import NoSlotLeft, channel_for, sold_out
+from services.appointments.admission import AdmissionGate, Outcome
+from services.appointments.booking import Booking, NoSlotLeft, channel_for, sold_out
 from services.appointments.booking_common import (
     Idempotency,
+    SlotFreedHook,
     check_limits,
     new_appointment,
     remember,
@@ -35,21 +36,25 @@ from services.appointments.booking_common import (
     schedule_cancelled,
     slot_taken,
 )
+from services.appointments.catalog import Catalog
 from services.appointments.domain import rules
 from services.appointments.domain.models import AppointmentStatus, Channel
 from services.appointments.domain.policy import BookingPolicy
 from services.appointments.events import AppointmentRescheduled
+from services.appointments.patients import Patients
+from services.appointments.policies import Policies
+from services.appointments.queries import AppointmentQueries
+from services.appointments.records import PatientRecords
+from services.appointments.schedules import Schedules
 from services.appointments.store import APPOINTMENTS, SLOTS
 from services.appointments.views import appointment_facts, appointment_view
+from shared.audit import AuditLog
 from shared.events import make_event
 from shared.ids import new_id
-from shared.mongo import Document
-from shared.outbox import Tx
+from shared.mongo import Database, Document
+from shared.outbox import Outbox, Tx
 from shared.principal import Principal
 from shared.problems import Conflict
-
-if TYPE_CHECKING:
-    from services.appointments.context import Appointments
 
 log = structlog.get_logger(__name__)
 
@@ -91,8 +96,33 @@ class Freed:
 
 
 class Reschedule:
-    def __init__(self, ctx: Appointments) -> None:
-        self.ctx = ctx
+    def __init__(
+        self,
+        db: Database,
+        outbox: Outbox,
+        gate: AdmissionGate,
+        catalog: Catalog,
+        patients: Patients,
+        schedules: Schedules,
+        policies: Policies,
+        records: PatientRecords,
+        queries: AppointmentQueries,
+        booking: Booking,
+        audit: AuditLog,
+        on_slot_freed: SlotFreedHook,
+    ) -> None:
+        self.db = db
+        self.outbox = outbox
+        self.gate = gate
+        self.catalog = catalog
+        self.patients = patients
+        self.schedules = schedules
+        self.policies = policies
+        self.records = records
+        self.queries = queries
+        self.booking = booking
+        self.audit = audit
+        self.on_slot_freed = on_slot_freed  # the waitlist takes a freed slot first
 
     async def reschedule(
         self,
@@ -104,9 +134,8 @@ class Reschedule:
         now: datetime | None = None,
     ) -> dict[str, Any]:
         now = now or datetime.now(UTC)
-        ctx = self.ctx
-        old = await ctx.queries.get_document(principal, appointment_id)
-        old_policy = await ctx.policies.for_org(old["org_id"])
+        old = await self.queries.get_document(principal, appointment_id)
+        old_policy = await self.policies.for_org(old["org_id"])
         rules.check_reschedulable(
             old_policy,
             status=old["status"],
@@ -115,7 +144,7 @@ class Reschedule:
             by_staff=principal.is_staff,
         )
         rules.check_other_slot(old["slot_id"], request.slot_id)
-        patient = await ctx.patients.get_for(principal, old["patient_id"])
+        patient = await self.patients.get_for(principal, old["patient_id"])
         target = await self._target(principal, request, now)
         hold = await self._admit(old, target, request.slot_id)
         freed = Freed()
@@ -126,12 +155,12 @@ class Reschedule:
             )
 
         try:
-            view = await run_transaction(ctx, work)
+            view = await run_transaction(self.outbox, work)
         except NoSlotLeft:  # Redis was ahead of Mongo: that slot is not open after all
-            await ctx.gate.release(hold.schedule_id, hold.token, None, None)
+            await self.gate.release(hold.schedule_id, hold.token, None, None)
             raise (slot_taken() if request.slot_id else sold_out(target.schedule)) from None
         except BaseException:
-            await ctx.gate.release(hold.schedule_id, hold.token, hold.pool, hold.slot_id)
+            await self.gate.release(hold.schedule_id, hold.token, hold.pool, hold.slot_id)
             raise
         await self._give_back(old, hold, freed)
         return view
@@ -140,11 +169,10 @@ class Reschedule:
         self, principal: Principal, request: RescheduleRequest, now: datetime
     ) -> Target:
         """The new session and slot, under the same rules as booking it."""
-        ctx = self.ctx
-        schedule = await ctx.schedules.get(request.schedule_id)
+        schedule = await self.schedules.get(request.schedule_id)
         if schedule["status"] != "published":
             raise schedule_cancelled()
-        policy = await ctx.policies.for_org(schedule["org_id"])
+        policy = await self.policies.for_org(schedule["org_id"])
         channel = channel_for(principal, None)
         pools = [
             p.value
@@ -158,7 +186,7 @@ class Reschedule:
         ]
         slot: Document | None = None
         if request.slot_id is not None:
-            slot = await ctx.booking._slot_of(schedule, request.slot_id)
+            slot = await self.booking.slot_of(schedule, request.slot_id)
             if slot["pool"] not in pools or slot.get("extra"):
                 raise Conflict(
                     "slot_not_in_pool",
@@ -172,13 +200,13 @@ class Reschedule:
         return Target(schedule, policy, channel, pools, slot)
 
     async def _admit(self, old: Document, target: Target, wanted: str | None) -> Hold:
-        gate = self.ctx.gate
+        gate = self.gate
         sid = target.schedule["_id"]
         same_session = sid == old["schedule_id"]
         token = f"{old['patient_id']}:move:{old['_id']}" if same_session else old["patient_id"]
         admission = await gate.admit(sid, token, target.pools, wanted)
         if admission.outcome == Outcome.UNINITIALIZED:
-            await self.ctx.schedules.sync_admission(sid)
+            await self.schedules.sync_admission(sid)
             admission = await gate.admit(sid, token, target.pools, wanted)
         if admission.outcome == Outcome.DUPLICATE:
             if same_session:
@@ -209,10 +237,10 @@ class Reschedule:
         now: datetime,
         idempotency: Idempotency | None,
     ) -> dict[str, Any]:
-        ctx, db, session = self.ctx, self.ctx.runtime.db, tx.session
+        db, session = self.db, tx.session
         policy, schedule = target.policy, target.schedule
-        record = await ctx.records.lock(patient["_id"], session)
-        banned_until = ctx.records.banned_until(record, policy, now, schedule["org_id"])
+        record = await self.records.lock(patient["_id"], session)
+        banned_until = self.records.banned_until(record, policy, now, schedule["org_id"])
         rules.check_not_banned(banned_until, now, policy.timezone)
         await check_limits(db, patient["_id"], schedule, policy, now, session, excluding=old["_id"])
         appointment_id = new_id()
@@ -247,8 +275,8 @@ class Reschedule:
                 detail_zh="该预约状态已变更，请刷新后重试",
             )
         appointment = await new_appointment(
-            ctx.runtime.db,
-            ctx.catalog,
+            self.db,
+            self.catalog,
             session,
             appointment_id=appointment_id,
             principal=principal,
@@ -276,7 +304,7 @@ class Reschedule:
             )
         )
         if principal.is_staff:
-            await ctx.runtime.audit.record(
+            await self.audit.record(
                 principal,
                 "appointment.reschedule",
                 patient_id=patient["_id"],
@@ -291,12 +319,12 @@ class Reschedule:
 
     async def _free_old_slot(self, tx: Tx, old: Document, freed: Freed) -> None:
         """Open the old slot again; the waitlist may take it first, as on a cancellation."""
-        slot = await self.ctx.runtime.db[SLOTS].find_one_and_update(
+        slot = await self.db[SLOTS].find_one_and_update(
             {"_id": old["slot_id"], "appointment_id": old["_id"]},
             {"$set": {"status": "open"}, "$unset": {"appointment_id": ""}},
             session=tx.session,
         )
-        offered = slot is not None and await self.ctx.cancellation.on_slot_freed(tx, old, slot)
+        offered = slot is not None and await self.on_slot_freed(tx, old, slot)
         freed.pool = slot["pool"] if slot and not slot.get("extra") and not offered else None
 
     async def _give_back(self, old: Document, hold: Hold, freed: Freed) -> None:
@@ -307,7 +335,7 @@ class Reschedule:
         never ahead of it, until the next rebuild from Mongo (``sync_admission``) repairs it.
         """
         try:
-            await self.ctx.gate.release(old["schedule_id"], hold.token, freed.pool, old["slot_id"])
+            await self.gate.release(old["schedule_id"], hold.token, freed.pool, old["slot_id"])
         except RedisError:
             log.warning(
                 "appointments.reschedule_release_failed",

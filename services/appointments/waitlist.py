@@ -10,9 +10,8 @@ between confirm, leave and expiry never apply twice.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from datetime import UTC, date, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import structlog
 from pymongo import ReturnDocument
@@ -26,10 +25,15 @@ from services.appointments.booking_common import (
     new_appointment,
     remember,
 )
+from services.appointments.catalog import Catalog
 from services.appointments.domain import rules
 from services.appointments.domain.models import Channel, SlotStatus
 from services.appointments.domain.policy import BookingPolicy
 from services.appointments.events import AppointmentBooked
+from services.appointments.patients import Patients
+from services.appointments.policies import Policies
+from services.appointments.records import PatientRecords
+from services.appointments.schedules import Schedules
 from services.appointments.store import APPOINTMENTS, SLOTS, WAITLIST
 from services.appointments.views import appointment_facts, appointment_view
 from services.appointments.waitlist_entries import (
@@ -37,7 +41,6 @@ from services.appointments.waitlist_entries import (
     CLOSE_JOB,
     COPIED,
     HELD,
-    OFFER_EXPIRED_JOB,
     OFFERED,
     WAITING,
     EntryStatus,
@@ -54,30 +57,40 @@ from services.appointments.waitlist_entries import (
     to_ms,
 )
 from services.appointments.waitlist_offers import WaitlistOffers
+from shared.audit import AuditLog
 from shared.events import make_event
 from shared.ids import new_id
-from shared.jobs import Job, cancel_job
+from shared.jobs import cancel_job
 from shared.mongo import Database, Document, Session
-from shared.outbox import Tx
+from shared.outbox import Outbox, Tx
 from shared.principal import Principal, Role
 from shared.problems import Conflict
 
-if TYPE_CHECKING:
-    from services.appointments.context import Appointments
-
 log = structlog.get_logger(__name__)
-
-JOBS: dict[str, Callable[[Appointments, Job, Tx], Awaitable[None]]] = {}
 
 
 class Waitlist:
-    def __init__(self, ctx: Appointments) -> None:
-        self.ctx = ctx
-        self.offers = WaitlistOffers(ctx)
-
-    @property
-    def db(self) -> Database:
-        return self.ctx.runtime.db
+    def __init__(
+        self,
+        db: Database,
+        outbox: Outbox,
+        catalog: Catalog,
+        patients: Patients,
+        schedules: Schedules,
+        policies: Policies,
+        records: PatientRecords,
+        audit: AuditLog,
+        offers: WaitlistOffers,
+    ) -> None:
+        self.db = db
+        self.outbox = outbox
+        self.catalog = catalog
+        self.patients = patients
+        self.schedules = schedules
+        self.policies = policies
+        self.records = records
+        self.audit = audit
+        self.offers = offers
 
     async def join(
         self,
@@ -89,11 +102,10 @@ class Waitlist:
     ) -> dict[str, Any]:
         """Join a session's line: only when the caller's channel can book nothing there."""
         now = to_ms(now or datetime.now(UTC))
-        ctx = self.ctx
-        patient = await ctx.patients.get_for(principal, request.patient_id)
-        schedule = await ctx.schedules.get(request.schedule_id)
+        patient = await self.patients.get_for(principal, request.patient_id)
+        schedule = await self.schedules.get(request.schedule_id)
         check_published(schedule)
-        policy = await ctx.policies.for_org(schedule["org_id"])
+        policy = await self.policies.for_org(schedule["org_id"])
         day = date.fromisoformat(schedule["clinic_date"])
         rules.check_waitlist_open(policy, now=now, clinic_date=day)
         channel = channel_for(principal, request.channel)
@@ -101,14 +113,14 @@ class Waitlist:
         pools = rules.open_pools(
             policy, now=now, channel=channel, clinic_date=day, department_id=dep
         )
-        rules.check_no_bookable_slot(await ctx.schedules.availability(schedule["_id"]), pools)
+        rules.check_no_bookable_slot(await self.schedules.availability(schedule["_id"]), pools)
         entry: Document = {
             "_id": new_id(),
             "patient_id": patient["_id"],
             "account_id": account_of(principal, patient),
             "schedule_id": schedule["_id"],
             **{k: schedule[k] for k in COPIED},
-            "department_name": (await ctx.catalog.department(dep))["name"],
+            "department_name": (await self.catalog.department(dep))["name"],
             "channel": channel.value,
             "status": WAITING,
             "active": True,
@@ -128,7 +140,7 @@ class Waitlist:
             await self.offers.schedule_job_at(
                 tx, CLOSE_JOB, entry["closes_at"], close_job_key(sid), schedule_id=sid
             )
-            await ctx.runtime.audit.record(
+            await self.audit.record(
                 principal,
                 "waitlist.join",
                 patient_id=patient["_id"],
@@ -140,7 +152,7 @@ class Waitlist:
             await remember(idempotency, 201, view, tx.session)
             return view
 
-        view = await ctx.runtime.outbox.transaction(work)
+        view = await self.outbox.transaction(work)
         log.info("waitlist.joined", entry_id=entry["_id"], schedule_id=schedule["_id"])
         return view
 
@@ -148,8 +160,8 @@ class Waitlist:
         self, patient_id: str, schedule: Document, policy: BookingPolicy, now: datetime, s: Session
     ) -> None:
         schedule_id = schedule["_id"]
-        record = await self.ctx.records.lock(patient_id, s)  # one patient's requests serialize
-        banned = self.ctx.records.banned_until(record, policy, now, schedule["org_id"])
+        record = await self.records.lock(patient_id, s)  # one patient's requests serialize
+        banned = self.records.banned_until(record, policy, now, schedule["org_id"])
         rules.check_not_banned(banned, now, policy.timezone)
         mine = {"patient_id": patient_id, "active": True}
         here = {**mine, "schedule_id": schedule_id}
@@ -180,7 +192,7 @@ class Waitlist:
             raise entry_not_found()
         if principal.is_staff or Role.SERVICE in principal.roles:
             return entry
-        patient = await self.ctx.patients.get(entry["patient_id"])
+        patient = await self.patients.get(entry["patient_id"])
         if principal.subject in patient.get("account_ids", []):
             return entry
         raise entry_not_found()
@@ -198,7 +210,7 @@ class Waitlist:
         entry = await self.owned(principal, entry_id)
         if entry["status"] not in ACTIVE:
             raise inactive(entry)
-        policy = await self.ctx.policies.for_org(entry["org_id"])
+        policy = await self.policies.for_org(entry["org_id"])
         update = becomes(EntryStatus.LEFT, left_at=now, left_by=principal.subject)
 
         async def work(tx: Tx) -> dict[str, Any]:
@@ -209,7 +221,7 @@ class Waitlist:
             if before["status"] == OFFERED:
                 await cancel_job(self.db, tx.session, offer_job_key(entry_id))
                 await self.offers.hand_on(tx, before, now)
-            await self.ctx.runtime.audit.record(
+            await self.audit.record(
                 principal,
                 "waitlist.leave",
                 patient_id=entry["patient_id"],
@@ -219,7 +231,7 @@ class Waitlist:
             )
             return entry_view({**before, **update["$set"]}, None, policy.timezone)
 
-        view = await self.ctx.runtime.outbox.transaction(work)
+        view = await self.outbox.transaction(work)
         log.info("waitlist.left", entry_id=entry_id, schedule_id=entry["schedule_id"])
         return view
 
@@ -239,21 +251,20 @@ class Waitlist:
     ) -> dict[str, Any]:
         """Book the slot held for this entry like a booking, but without Redis admission."""
         now = now or datetime.now(UTC)
-        ctx = self.ctx
         entry = await self.owned(principal, entry_id)
         if entry["status"] != OFFERED or entry["offer_expires_at"] <= now:
             raise not_confirmable(entry, now)
-        schedule = await ctx.schedules.get(entry["schedule_id"])
+        schedule = await self.schedules.get(entry["schedule_id"])
         check_published(schedule)
-        policy = await ctx.policies.for_org(schedule["org_id"])
-        patient = await ctx.patients.get(entry["patient_id"])
+        policy = await self.policies.for_org(schedule["org_id"])
+        patient = await self.patients.get(entry["patient_id"])
 
         async def work(tx: Tx) -> dict[str, Any]:
             session = tx.session
-            record = await ctx.records.lock(patient["_id"], session)
-            banned = ctx.records.banned_until(record, policy, now, schedule["org_id"])
+            record = await self.records.lock(patient["_id"], session)
+            banned = self.records.banned_until(record, policy, now, schedule["org_id"])
             rules.check_not_banned(banned, now, policy.timezone)
-            await check_limits(ctx.runtime.db, patient["_id"], schedule, policy, now, session)
+            await check_limits(self.db, patient["_id"], schedule, policy, now, session)
             appointment_id = new_id()
             taken = await self.db[WAITLIST].find_one_and_update(
                 {"_id": entry_id, "status": OFFERED, "offer_expires_at": {"$gt": now}},
@@ -275,7 +286,7 @@ class Waitlist:
                 raise not_confirmable({**taken, "status": EntryStatus.EXPIRED.value}, now)
             appointment = await new_appointment(
                 self.db,
-                ctx.catalog,
+                self.catalog,
                 session,
                 appointment_id=appointment_id,
                 principal=principal,
@@ -293,7 +304,7 @@ class Waitlist:
             )
             tx.emit(make_event(booked, source="appointments", subject=patient["_id"]))
             await cancel_job(self.db, session, offer_job_key(entry_id))
-            await ctx.runtime.audit.record(
+            await self.audit.record(
                 principal,
                 "appointment.book",
                 patient_id=patient["_id"],
@@ -306,7 +317,7 @@ class Waitlist:
             tx.after_commit.append(lambda: self.offers.guard(schedule["_id"], patient["_id"]))
             return view
 
-        view = await ctx.runtime.outbox.transaction(work)
+        view = await self.outbox.transaction(work)
         log.info("waitlist.confirmed", entry_id=entry_id, appointment_id=view["id"])
         return view
 
@@ -319,15 +330,3 @@ class Waitlist:
 
     async def close_queue(self, tx: Tx, schedule_id: str, now: datetime) -> int:
         return await self.offers.close_queue(tx, schedule_id, now)
-
-
-async def _offer_expired(ctx: Appointments, job: Job, tx: Tx) -> None:
-    await ctx.waitlist.expire_offer(tx, str(job.payload["entry_id"]), datetime.now(UTC))
-
-
-async def _close(ctx: Appointments, job: Job, tx: Tx) -> None:
-    await ctx.waitlist.close_queue(tx, str(job.payload["schedule_id"]), datetime.now(UTC))
-
-
-JOBS[OFFER_EXPIRED_JOB] = _offer_expired
-JOBS[CLOSE_JOB] = _close

@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 from datetime import UTC, date, datetime
-from typing import TYPE_CHECKING
 
 import structlog
 from pymongo import ReturnDocument
 from redis.exceptions import RedisError
 
+from services.appointments.admission import AdmissionGate
 from services.appointments.domain import rules
 from services.appointments.domain.models import Pool
 from services.appointments.domain.policy import BookingPolicy
 from services.appointments.events import WaitlistOffered
+from services.appointments.policies import Policies
 from services.appointments.store import APPOINTMENTS, SCHEDULES, SLOTS, WAITLIST
 from services.appointments.waitlist_entries import (
     ACTIVE,
@@ -34,21 +35,16 @@ from shared.jobs import cancel_job, schedule_job
 from shared.mongo import Database, Document
 from shared.outbox import Tx
 
-if TYPE_CHECKING:
-    from services.appointments.context import Appointments
-
 log = structlog.get_logger(__name__)
 
 
 class WaitlistOffers:
     """Slots passing through the queue: offered, handed on, expired, closed (in the caller's tx)."""
 
-    def __init__(self, ctx: Appointments) -> None:
-        self.ctx = ctx
-
-    @property
-    def db(self) -> Database:
-        return self.ctx.runtime.db
+    def __init__(self, db: Database, gate: AdmissionGate, policies: Policies) -> None:
+        self.db = db
+        self.gate = gate
+        self.policies = policies
 
     async def offer_freed_slot(self, tx: Tx, appointment: Document, slot: Document) -> bool:
         """Offer a slot freed by a cancellation to the waitlist; True if it was offered."""
@@ -59,7 +55,7 @@ class WaitlistOffers:
         schedule = await self.db[SCHEDULES].find_one({"_id": sid}, session=tx.session)
         if schedule is None:
             return False
-        policy = await self.ctx.policies.for_org(schedule["org_id"])
+        policy = await self.policies.for_org(schedule["org_id"])
         now = datetime.now(UTC)
         return await self.offer_next(tx, schedule, policy, slot, now, appointment["patient_id"])
 
@@ -151,7 +147,7 @@ class WaitlistOffers:
             {"_id": slot["schedule_id"]}, session=tx.session
         )
         assert schedule is not None  # a slot belongs to a schedule
-        policy = await self.ctx.policies.for_org(schedule["org_id"])
+        policy = await self.policies.for_org(schedule["org_id"])
         if await self.offer_next(tx, schedule, policy, slot, now):
             return True
         if not slot.get("extra"):
@@ -190,7 +186,7 @@ class WaitlistOffers:
         schedule = await self.db[SCHEDULES].find_one({"_id": schedule_id}, session=tx.session)
         if schedule is None:
             return 0
-        policy = await self.ctx.policies.for_org(schedule["org_id"])
+        policy = await self.policies.for_org(schedule["org_id"])
         closes = rules.waitlist_closes_at(policy, date.fromisoformat(schedule["clinic_date"]))
         cancelled = schedule["status"] != "published"
         if now < closes and not cancelled:  # the policy moved the closing time later
@@ -216,13 +212,13 @@ class WaitlistOffers:
 
     async def reopen(self, schedule_id: str, pool: str, slot_id: str) -> None:
         try:
-            await self.ctx.gate.release(schedule_id, "", pool, slot_id)
+            await self.gate.release(schedule_id, "", pool, slot_id)
         except RedisError as exc:  # Redis stays behind Mongo until the next rebuild
             log.warning("waitlist.reopen_failed", slot_id=slot_id, error=str(exc))
 
     async def guard(self, schedule_id: str, patient_id: str) -> None:
         """The patient joins the session's duplicate guard: no second number by booking."""
-        gate = self.ctx.gate
+        gate = self.gate
         try:
             await gate.guard(schedule_id, patient_id)
         except RedisError as exc:  # rebuilt from Mongo (active bookings) with the state

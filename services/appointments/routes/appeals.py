@@ -6,7 +6,6 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query
 
-from services.appointments.appeal_queue import list_appeals
 from services.appointments.domain.models import ORG_ID
 from services.appointments.penalties import Penalties
 from services.appointments.routes.admin import check_org
@@ -45,6 +44,6 @@ async def staff_appeals(
         check_org(staff, {org_id})
     else:
         org_id = Penalties.scope_of(staff)
-    return await list_appeals(
-        ctx, staff, status=status, org_id=org_id, cursor=cursor, limit=limit, reason=reason
+    return await ctx.appeals.page(
+        staff, status=status, org_id=org_id, cursor=cursor, limit=limit, reason=reason
     )

@@ -75,14 +75,14 @@ async def get_appointment(
     require_reason(caller, reason, "an appointment")
     doc = await ctx.queries.get_document(caller, appointment_id)
     if caller.is_staff:
-        await ctx.runtime.audit.record(
+        await ctx.audit.record(
             caller,
             "appointment.read",
             patient_id=doc["patient_id"],
             resource=f"appointment:{appointment_id}",
             reason=reason,
         )
-    return (await ctx.queries._views([doc]))[0]
+    return (await ctx.queries.views([doc]))[0]
 
 
 class CancelRequest(BaseModel):

@@ -75,12 +75,7 @@ async def schedules(
 @router.get("/schedules/{schedule_id}/slots", summary="Numbered slots of a session")
 async def slots(ctx: Ctx, _: Caller, schedule_id: str) -> list[dict[str, Any]]:
     await ctx.schedules.get(schedule_id)
-    docs = (
-        await ctx.runtime.db[SLOTS]
-        .find({"schedule_id": schedule_id})
-        .sort("number", 1)
-        .to_list(500)
-    )
+    docs = await ctx.db[SLOTS].find({"schedule_id": schedule_id}).sort("number", 1).to_list(500)
     return [
         {
             "id": d["_id"],

@@ -8,8 +8,8 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Response
 from pydantic import BaseModel, Field
 
+from services.appointments.bootstrap import Appointments
 from services.appointments.clinic import REBOOKING_OFFERS
-from services.appointments.context import Appointments
 from services.appointments.routes.admin import check_org
 from services.appointments.routes.deps import (
     PREFIX,
@@ -78,7 +78,7 @@ async def my_offers(ctx: Ctx, caller: PatientAccount) -> dict[str, Any]:
     await ctx.clinic.ensure_indexes()
     patient_ids = [p["_id"] for p in await ctx.patients.for_account(caller.subject)]
     docs = (
-        await ctx.runtime.db[REBOOKING_OFFERS]
+        await ctx.db[REBOOKING_OFFERS]
         .find({"patient_id": {"$in": patient_ids}})
         .sort("created_at", -1)
         .to_list(100)

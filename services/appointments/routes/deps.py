@@ -8,7 +8,7 @@ from typing import Annotated, Any
 from fastapi import Depends, Header, Response
 
 from services.appointments.booking_common import Idempotency
-from services.appointments.context import Appointments, get_appointments
+from services.appointments.bootstrap import Appointments, get_appointments
 from shared.auth import current_principal, require_roles
 from shared.idempotency import request_fingerprint
 from shared.principal import Principal, Role

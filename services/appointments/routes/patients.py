@@ -66,7 +66,7 @@ async def lookup_patient(
             "national_id_invalid", "not a valid national ID", detail_zh="身份证号码无效"
         ) from exc
     doc = await ctx.patients.find_by_national_id(normalized)
-    await ctx.runtime.audit.record(
+    await ctx.audit.record(
         staff,
         "patient.lookup",
         patient_id=doc["_id"] if doc else None,
@@ -104,7 +104,7 @@ async def reveal_identity(
 ) -> PatientIdentity:
     require_reason(staff, reason, "a patient's identity")
     doc = await ctx.patients.get(patient_id)
-    await ctx.runtime.audit.record(
+    await ctx.audit.record(
         staff,
         "patient.identity.reveal",
         patient_id=patient_id,
@@ -129,7 +129,7 @@ async def patient_appointments(
 ) -> list[dict[str, object]]:
     require_reason(staff, reason, "a patient's appointments")
     await ctx.patients.get(patient_id)
-    await ctx.runtime.audit.record(
+    await ctx.audit.record(
         staff,
         "appointment.list",
         patient_id=patient_id,

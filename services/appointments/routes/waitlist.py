@@ -72,7 +72,7 @@ async def my_entries(
     if patient_id is not None:
         require_reason(caller, reason, "a patient's waitlist")
         ids = [(await ctx.patients.get_for(caller, patient_id))["_id"]]
-        await ctx.runtime.audit.record(
+        await ctx.audit.record(
             caller,
             "waitlist.list",
             patient_id=patient_id,
@@ -84,7 +84,7 @@ async def my_entries(
     query: dict[str, Any] = {"patient_id": {"$in": ids}}
     if status is not None:
         query["status"] = status
-    docs = await ctx.runtime.db[WAITLIST].find(query).sort("_id", -1).to_list(limit)
+    docs = await ctx.db[WAITLIST].find(query).sort("_id", -1).to_list(limit)
     items = []
     for doc in docs:
         policy = await ctx.policies.for_org(doc["org_id"])
@@ -102,7 +102,7 @@ async def get_entry(
 ) -> dict[str, Any]:
     require_reason(caller, reason, "a waitlist entry")
     entry = await ctx.waitlist.owned(caller, entry_id)
-    await ctx.runtime.audit.record(
+    await ctx.audit.record(
         caller,
         "waitlist.read",
         patient_id=entry["patient_id"],
