@@ -1,34 +1,39 @@
-"""Per-patient rate limits on push messages, in Redis (a fixed window per hour and channel).
+"""Per-patient rate limits on push messages: at most ``per_hour`` per patient and channel.
 
-Urgent and mandatory messages are never held back; others wait for the next window.
+Counted by the one rate limiter (:mod:`shared.ratelimit`, GCRA on Redis ``TIME``, so
+delivery replicas with skewed clocks agree): a patient may get ``per_hour`` messages on a
+channel at once, then one every ``3600 / per_hour`` seconds. A held message is retried
+when the limiter would allow it (the caller's ``now`` + ``retry_after``); a held send is
+not counted. Urgent and mandatory messages are never held back (the caller skips them).
+If Redis cannot be asked, :class:`~shared.ratelimit.LimiterUnavailable` propagates and
+the delivery job is retried.
 """
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from redis.asyncio import Redis
 
+from shared.ratelimit import Limit, RateLimiter
+
 WINDOW_SECONDS = 3600
+NAMESPACE = "notifications:rate:"
 
 
 class PatientRateLimit:
     def __init__(self, redis: Redis, key_prefix: str, per_hour: int) -> None:
-        self.redis = redis
-        self.prefix = key_prefix
+        self.limiter = RateLimiter(redis, key_prefix, namespace=NAMESPACE)
         self.per_hour = per_hour
 
+    def limit(self, patient_id: str, channel: str) -> Limit:
+        return Limit(channel, patient_id, self.per_hour, WINDOW_SECONDS)
+
     async def admit(self, patient_id: str, channel: str, now: datetime) -> datetime | None:
-        """Count one send; None if it may go now, else when the next window opens."""
+        """Count one send; None if it may go now, else when it may go."""
         if self.per_hour <= 0:
             return None
-        window = int(now.timestamp()) // WINDOW_SECONDS
-        key = f"{self.prefix}notifications:rate:{patient_id}:{channel}:{window}"
-        async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.incr(key)
-            pipe.expire(key, WINDOW_SECONDS * 2)
-            count, _ = await pipe.execute()
-        if int(count) <= self.per_hour:
+        decision = await self.limiter.hit([self.limit(patient_id, channel)])
+        if decision.allowed:
             return None
-        await self.redis.decr(key)  # this send did not happen: give its place back
-        return datetime.fromtimestamp((window + 1) * WINDOW_SECONDS, UTC) + timedelta(seconds=1)
+        return now + timedelta(seconds=decision.retry_after)
