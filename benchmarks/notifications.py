@@ -15,7 +15,7 @@ from datetime import UTC, datetime, timedelta
 from devstack.stack import EmbeddedStack
 from services.appointments.events import AppointmentBooked
 from services.notifications.app import definition
-from services.notifications.context import Notifications
+from services.notifications.bootstrap import Notifications
 from services.notifications.messages import Source
 from services.notifications.recipients import PHONE_CONTEXT
 from services.notifications.settings import NotificationsSettings

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from services.notifications import handlers
-from services.notifications.context import Notifications, build
+from services.notifications.bootstrap import Notifications, build
 from services.notifications.delivery import redeliver_topic
 from services.notifications.dispatch import ADDRESS_CONTEXT
 from services.notifications.recipients import PHONE_CONTEXT

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from services.notifications.providers.base import Channel
+from services.notifications.domain.channels import Channel
 
 CATALOG_DIR = Path(__file__).with_name("catalog")
 LANGUAGES = ("zh-CN", "en")

@@ -24,6 +24,7 @@ from prometheus_client import Counter
 from services.notifications.catalog import Catalog, MessageKind
 from services.notifications.consents import Consents
 from services.notifications.dispatch import DELIVER_JOB, Dispatcher, deliver_job_key
+from services.notifications.domain.channels import Channel
 from services.notifications.domain.rules import is_expired, retry_delay
 from services.notifications.events import (
     NotificationDelivered,
@@ -34,7 +35,6 @@ from services.notifications.events import (
 from services.notifications.limits import PatientRateLimit
 from services.notifications.messages import Messages, Status, event_subject, message_facts
 from services.notifications.providers.base import (
-    Channel,
     Provider,
     ProviderError,
     SendRequest,

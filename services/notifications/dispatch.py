@@ -19,6 +19,7 @@ import structlog
 from prometheus_client import Counter
 
 from services.notifications.catalog import MessageKind
+from services.notifications.domain.channels import Channel
 from services.notifications.domain.rules import (
     Preferences,
     fallback_after,
@@ -29,7 +30,6 @@ from services.notifications.domain.rules import (
 from services.notifications.inbox import Inbox
 from services.notifications.messages import Messages, Source, Status, dedupe_key, new_message
 from services.notifications.preferences import PreferenceStore
-from services.notifications.providers.base import Channel
 from services.notifications.recipients import Recipients
 from services.notifications.rendering import RenderError
 from services.notifications.store import DISPATCHES

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 
-from services.notifications.context import Notifications
+from services.notifications.bootstrap import Notifications
 from services.notifications.delivery import redeliver_topic
 from services.notifications.dispatch import DELIVER_JOB
 from services.notifications.messages import Source

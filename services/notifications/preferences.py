@@ -17,8 +17,8 @@ from pydantic import BaseModel, Field, field_validator, model_validator
 from pymongo.errors import DuplicateKeyError
 
 from services.notifications.catalog import LANGUAGES
+from services.notifications.domain.channels import Channel
 from services.notifications.domain.rules import Preferences, QuietHours
-from services.notifications.providers.base import Channel
 from services.notifications.store import PREFERENCES
 from shared.mongo import Database, Document, Session
 from shared.problems import Conflict

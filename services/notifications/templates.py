@@ -19,7 +19,8 @@ from prometheus_client import Counter
 from pymongo import DESCENDING
 
 from services.notifications.catalog import LANGUAGES, Catalog, ChannelTemplate, MessageKind
-from services.notifications.providers.base import Channel, Rendered
+from services.notifications.domain.channels import Channel
+from services.notifications.providers.base import Rendered
 from services.notifications.rendering import RenderError, render
 from services.notifications.store import TEMPLATES
 from shared.mongo import Database, Document

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from services.notifications.providers.base import Channel
+from services.notifications.domain.channels import Channel
 
 
 @dataclass(frozen=True)

@@ -24,8 +24,8 @@ from urllib.parse import quote
 import httpx
 import structlog
 
+from services.notifications.domain.channels import Channel
 from services.notifications.providers.base import (
-    Channel,
     ProviderError,
     Receipt,
     SendRequest,

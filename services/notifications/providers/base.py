@@ -13,12 +13,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Protocol
 
-
-class Channel(StrEnum):
-    INBOX = "inbox"
-    WECHAT = "wechat"
-    SMS = "sms"
-    VOICE = "voice"
+from services.notifications.domain.channels import Channel
 
 
 class SendStatus(StrEnum):

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from services.notifications.providers.base import Channel, Provider
+from services.notifications.domain.channels import Channel
+from services.notifications.providers.base import Provider
 from services.notifications.providers.sandbox import SandboxProvider
 from services.notifications.settings import NotificationsSettings
 from shared.mongo import Database

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+from services.notifications.domain.channels import Channel
 from services.notifications.providers.base import (
-    Channel,
     ProviderError,
     SendRequest,
     SendResult,

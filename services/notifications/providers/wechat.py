@@ -26,8 +26,8 @@ from datetime import UTC, datetime
 import httpx
 import structlog
 
+from services.notifications.domain.channels import Channel
 from services.notifications.providers.base import (
-    Channel,
     ProviderError,
     Receipt,
     SendRequest,

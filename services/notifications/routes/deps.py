@@ -4,11 +4,17 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Depends
+from fastapi import Depends, Request
 
-from services.notifications.context import Notifications, get_notifications
+from services.notifications.bootstrap import Notifications
 from shared.auth import current_principal, require_roles
 from shared.principal import Principal, Role
+
+
+def get_notifications(request: Request) -> Notifications:
+    ctx: Notifications = request.app.state.runtime.extras["notifications"]
+    return ctx
+
 
 Ctx = Annotated[Notifications, Depends(get_notifications)]
 Caller = Annotated[Principal, Depends(current_principal)]

@@ -25,6 +25,10 @@ class LoginCodeRequest(BaseModel):
     request_id: str | None = Field(None, max_length=64, description="dedupe: one SMS per id")
 
 
+class LoginCodeSent(BaseModel):
+    message_ids: list[str]
+
+
 @router.post(
     "/login-codes",
     status_code=202,
@@ -33,7 +37,7 @@ class LoginCodeRequest(BaseModel):
 )
 async def send_login_code(
     ctx: Ctx, caller: Service, body: Annotated[LoginCodeRequest, Body()]
-) -> dict[str, object]:
+) -> LoginCodeSent:
     kind = ctx.catalog.get(LOGIN_KIND)
     if kind is None:
         raise ServiceUnavailable("kind_missing", "the login-code template is not installed")
@@ -48,4 +52,4 @@ async def send_login_code(
         )
 
     ids = await ctx.runtime.outbox.transaction(work)
-    return {"message_ids": ids}
+    return LoginCodeSent(message_ids=ids)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Header, Response
 from pydantic import BaseModel, Field
@@ -158,19 +158,31 @@ class SubscribeResults(BaseModel):
     results: dict[str, Literal["accept", "reject", "ban", "filter"]] = Field(max_length=20)
 
 
+class WechatBound(BaseModel):
+    bound: bool
+
+
+class ConsentBalances(BaseModel):
+    balances: dict[str, int] = Field(description="message kind -> WeChat messages allowed")
+
+
+class ConsentsView(ConsentBalances):
+    history: list[dict[str, Any]] = Field(description="grants and uses, newest first")
+
+
 @router.put("/me/wechat", summary="Bind my account's WeChat openid (from the mini-program login)")
 async def bind_wechat(
     ctx: Ctx,
     caller: PatientAccount,
     body: WechatBinding,
-) -> dict[str, bool]:
+) -> WechatBound:
     await ctx.recipients.bind_wechat(caller.subject, body.openid)
-    return {"bound": True}
+    return WechatBound(bound=True)
 
 
 @router.get("/me/wechat", summary="Whether WeChat messages can reach my account (bound openid)")
-async def wechat_binding(ctx: Ctx, caller: PatientAccount) -> dict[str, bool]:
-    return {"bound": bool(await ctx.recipients.wechat_openid(caller.subject))}
+async def wechat_binding(ctx: Ctx, caller: PatientAccount) -> WechatBound:
+    return WechatBound(bound=bool(await ctx.recipients.wechat_openid(caller.subject)))
 
 
 @router.post(
@@ -187,7 +199,7 @@ async def report_consents(
     ctx: Ctx,
     caller: PatientAccount,
     body: SubscribeResults,
-) -> dict[str, object]:
+) -> ConsentBalances:
     results = body.results
     kinds = frozenset(ctx.catalog.kinds)
     unknown = [t for t in results if ctx.consents.kind_for(t, kinds) is None]
@@ -205,14 +217,14 @@ async def report_consents(
                 await ctx.consents.grant(tx.session, caller.subject, kind, template)
 
     await ctx.runtime.outbox.transaction(work)
-    return {"balances": await ctx.consents.balances_of(caller.subject)}
+    return ConsentBalances(balances=await ctx.consents.balances_of(caller.subject))
 
 
 @router.get(
     "/me/wechat/consents", summary="My WeChat subscription consents left, and their history"
 )
-async def consents(ctx: Ctx, caller: PatientAccount) -> dict[str, object]:
-    return {
-        "balances": await ctx.consents.balances_of(caller.subject),
-        "history": await ctx.consents.history(caller.subject),
-    }
+async def consents(ctx: Ctx, caller: PatientAccount) -> ConsentsView:
+    return ConsentsView(
+        balances=await ctx.consents.balances_of(caller.subject),
+        history=await ctx.consents.history(caller.subject),
+    )

@@ -20,7 +20,6 @@ from pydantic import BaseModel, Field
 from services.notifications.providers import aliyun_sms, wechat
 from services.notifications.providers.base import Receipt
 from services.notifications.routes.deps import PREFIX, Ctx, Operator
-from services.notifications.store import SANDBOX
 from shared.access_reason import AccessReason
 from shared.problems import BadRequest, NotFound, Unauthorized, problem_responses_doc
 
@@ -38,6 +37,14 @@ async def _json_body(request: Request) -> Any:
         raise BadRequest("invalid_json", "the body is not JSON") from exc
 
 
+class AliyunReceiptsAck(BaseModel):
+    """Aliyun's expected acknowledgement, with how many receipts had each outcome."""
+
+    code: int
+    msg: str
+    outcomes: dict[str, int]
+
+
 @router.post(
     "/providers/aliyun/sms-receipts",
     summary="Aliyun SMS delivery reports (SmsReport HTTP push)",
@@ -45,13 +52,13 @@ async def _json_body(request: Request) -> Any:
 )
 async def aliyun_receipts(
     ctx: Ctx, request: Request, token: Annotated[str, Query(max_length=200)] = ""
-) -> dict[str, Any]:
+) -> AliyunReceiptsAck:
     expected = ctx.settings.aliyun_receipt_token
     if not expected or not hmac.compare_digest(token, expected):
         raise Unauthorized("callback_token_invalid", "missing or wrong callback token")
     receipts = aliyun_sms.parse_receipts(await _json_body(request))
     outcomes = await ctx.receipts.apply_all(receipts)
-    return {"code": 0, "msg": "成功", "outcomes": outcomes}
+    return AliyunReceiptsAck(code=0, msg="成功", outcomes=outcomes)
 
 
 @router.get("/providers/wechat/events", response_class=PlainTextResponse)
@@ -144,10 +151,7 @@ async def sandbox_deliveries(
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
     reason: AccessReason = None,
 ) -> list[SandboxDelivery]:
-    query = {
-        k: v for k, v in (("patient_id", patient_id), ("channel", channel), ("kind", kind)) if v
-    }
-    docs = await ctx.runtime.db[SANDBOX].find(query).sort("_id", 1).limit(limit).to_list()
+    docs = await ctx.sandbox.find(patient_id=patient_id, channel=channel, kind=kind, limit=limit)
     await ctx.runtime.audit.record(  # delivered texts are patients' data
         operator,
         "notification.sandbox.read",

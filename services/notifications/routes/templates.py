@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
 from services.notifications.catalog import LANGUAGES, ChannelTemplate
-from services.notifications.providers.base import Channel, Rendered
+from services.notifications.domain.channels import Channel
+from services.notifications.providers.base import Rendered
 from services.notifications.rendering import RenderError, render
 from services.notifications.routes.deps import PREFIX, Admin, Ctx, Staff
 from services.notifications.templates import builtin_view, sample_context
@@ -47,6 +49,38 @@ class PreviewRequest(BaseModel):
     draft: TemplateBody | None = Field(None, description="render this instead of the active one")
 
 
+class TemplateText(BaseModel):
+    title: str
+    body: str
+    fields: dict[str, str]
+    page: str
+
+
+class TemplateVersion(BaseModel):
+    """A stored template version: language -> channel -> template."""
+
+    kind: str
+    version: int
+    templates: dict[str, dict[str, TemplateText]]
+    active: bool
+    note: str
+    created_by: str
+    created_at: datetime
+
+
+class KindDetail(BaseModel):
+    kind: str
+    active_version: int
+    builtin: dict[str, dict[str, TemplateText]]
+    sample: dict[str, Any]
+    versions: list[TemplateVersion]
+
+
+class ActiveKindVersion(BaseModel):
+    kind: str
+    active_version: int
+
+
 class PublishRequest(BaseModel):
     templates: dict[str, dict[str, TemplateBody]] = Field(
         description="language -> channel -> template; the rest stays built in"
@@ -78,16 +112,18 @@ async def list_kinds(ctx: Ctx, staff: Staff) -> list[KindSummary]:
     summary="A kind's built-in templates and stored versions",
     responses=problem_responses_doc(404),
 )
-async def get_kind(ctx: Ctx, staff: Staff, kind: str) -> dict[str, Any]:
+async def get_kind(ctx: Ctx, staff: Staff, kind: str) -> KindDetail:
     message_kind = ctx.templates.kind(kind)
     active, _ = await ctx.templates.active_version(kind)
-    return {
-        "kind": kind,
-        "active_version": active,
-        "builtin": builtin_view(message_kind),
-        "sample": dict(message_kind.sample),
-        "versions": await ctx.templates.versions(kind),
-    }
+    return KindDetail.model_validate(
+        {
+            "kind": kind,
+            "active_version": active,
+            "builtin": builtin_view(message_kind),
+            "sample": dict(message_kind.sample),
+            "versions": await ctx.templates.versions(kind),
+        }
+    )
 
 
 @router.post(
@@ -97,13 +133,13 @@ async def get_kind(ctx: Ctx, staff: Staff, kind: str) -> dict[str, Any]:
     description="Every template is rendered with the kind's sample first: 422 if one fails.",
     responses=problem_responses_doc(404, 422),
 )
-async def publish(ctx: Ctx, admin: Admin, kind: str, body: PublishRequest) -> dict[str, Any]:
+async def publish(ctx: Ctx, admin: Admin, kind: str, body: PublishRequest) -> TemplateVersion:
     raw = {
         language: {channel: t.model_dump() for channel, t in channels.items()}
         for language, channels in body.templates.items()
     }
     doc = await ctx.templates.publish(kind, raw, by=admin.subject, note=body.note)
-    return {k: v for k, v in doc.items() if k != "_id"}
+    return TemplateVersion.model_validate(doc)
 
 
 @router.put(
@@ -111,9 +147,9 @@ async def publish(ctx: Ctx, admin: Admin, kind: str, body: PublishRequest) -> di
     summary="Make a version active (0 = the built-in templates): a rollback",
     responses=problem_responses_doc(404),
 )
-async def activate(ctx: Ctx, admin: Admin, kind: str, body: ActiveVersion) -> dict[str, Any]:
+async def activate(ctx: Ctx, admin: Admin, kind: str, body: ActiveVersion) -> ActiveKindVersion:
     await ctx.templates.activate(kind, body.version)
-    return {"kind": kind, "active_version": body.version}
+    return ActiveKindVersion(kind=kind, active_version=body.version)
 
 
 @router.post(

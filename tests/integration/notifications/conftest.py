@@ -25,7 +25,7 @@ from services.appointments.events import (
     WaitlistOffered,
 )
 from services.notifications.app import create_app
-from services.notifications.context import Notifications
+from services.notifications.bootstrap import Notifications
 from services.notifications.settings import NotificationsSettings
 from services.notifications.store import MESSAGES, SANDBOX
 from shared.auth import TokenMinter

@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from services.notifications.providers.base import Channel
+from services.notifications.domain.channels import Channel
 from services.notifications.providers.sandbox import SandboxProvider
 from shared.dead_letters import DEAD_LETTERS
 from shared.jobs import JOBS

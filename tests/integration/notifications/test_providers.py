@@ -17,9 +17,9 @@ import pytest
 import structlog
 
 from devstack.processes import free_port
+from services.notifications.domain.channels import Channel
 from services.notifications.providers.aliyun_sms import AliyunSmsProvider
 from services.notifications.providers.base import (
-    Channel,
     ProviderError,
     Rendered,
     SendRequest,

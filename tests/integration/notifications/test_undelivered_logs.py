@@ -11,7 +11,7 @@ from typing import Any
 
 import structlog
 
-from services.notifications.providers.base import Channel
+from services.notifications.domain.channels import Channel
 from services.notifications.providers.sandbox import SandboxProvider
 from tests.integration.notifications.conftest import (
     NotificationsApi,

@@ -9,7 +9,7 @@ import pytest
 
 import services.appointments.events  # noqa: F401  (registers the payload models)
 from services.notifications.catalog import LANGUAGES, Catalog, CatalogError, MessageKind
-from services.notifications.providers.base import Channel
+from services.notifications.domain.channels import Channel
 from services.notifications.rendering import render
 from services.notifications.templates import sample_context
 from shared.events import REGISTRY

@@ -6,6 +6,7 @@ from datetime import UTC, datetime, time, timedelta
 
 import pytest
 
+from services.notifications.domain.channels import Channel
 from services.notifications.domain.rules import (
     Preferences,
     QuietHours,
@@ -17,7 +18,6 @@ from services.notifications.domain.rules import (
     retry_delay,
     send_at,
 )
-from services.notifications.providers.base import Channel
 
 TZ = "Asia/Shanghai"
 NIGHT = QuietHours.parse("22:00", "07:00")

@@ -1,26 +1,28 @@
-"""Everything the notifications routes and handlers use, built once in the lifespan."""
+"""The notifications composition root: every object the routes and handlers use, built once
+in the lifespan with explicit constructor arguments."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from fastapi import Request
 from prometheus_client import Counter
 
 from services.notifications.catalog import Catalog
 from services.notifications.consents import Consents
 from services.notifications.delivery import Delivery
 from services.notifications.dispatch import Dispatcher
+from services.notifications.domain.channels import Channel
 from services.notifications.domain.rules import Preferences
 from services.notifications.inbox import Inbox
 from services.notifications.limits import PatientRateLimit
 from services.notifications.messages import Messages
 from services.notifications.preferences import PreferenceStore
-from services.notifications.providers.base import Channel, Provider
+from services.notifications.providers.base import Provider
 from services.notifications.providers.registry import build_providers
 from services.notifications.receipts import Receipts
 from services.notifications.recipients import Recipients
 from services.notifications.reminders import Reminders
+from services.notifications.sandbox_deliveries import SandboxDeliveries
 from services.notifications.settings import NotificationsSettings
 from services.notifications.templates import TemplateStore
 from shared.crypto import FieldCipher
@@ -45,6 +47,7 @@ class Notifications:
     reminders: Reminders
     providers: dict[Channel, Provider]
     idempotency: IdempotencyKeys
+    sandbox: SandboxDeliveries
 
 
 def _counters(runtime: Runtime) -> tuple[Counter, Counter, Counter]:
@@ -121,9 +124,5 @@ def build(runtime: Runtime) -> Notifications:
         reminders=Reminders(db, catalog, dispatcher, settings.reminder_offsets_minutes),
         providers=providers,
         idempotency=IdempotencyKeys(db),
+        sandbox=SandboxDeliveries(db),
     )
-
-
-def get_notifications(request: Request) -> Notifications:
-    ctx: Notifications = request.app.state.runtime.extras["notifications"]
-    return ctx
