@@ -1,12 +1,13 @@
-"""The gateway app factory: logins, the front door (tokens, limits, headers), routing, docs."""
+"""The gateway app factory: the front door (tokens, limits, headers), routing, docs.
+
+Every client and object is built in the lifespan by :mod:`services.gateway.bootstrap`.
+"""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -19,35 +20,23 @@ from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.responses import Response
 
-from services.gateway.audit_view import OWN_BASE, audit_view_router
+from services.gateway import bootstrap
+from services.gateway.audit_view import audit_view_router
 from services.gateway.docs import fetch_openapi, merge_openapi
 from services.gateway.front_door import BodyLimitMiddleware, SecurityHeadersMiddleware
 from services.gateway.guard import authenticate
-from services.gateway.identity.accounts import INDEXES, PatientAccounts, StaffAccounts
-from services.gateway.identity.codes import LoginCodes
-from services.gateway.identity.logins import CodeSender, Logins
-from services.gateway.identity.passwords import hash_password
-from services.gateway.identity.sessions import Sessions
-from services.gateway.identity.wechat import WechatLogin
 from services.gateway.proxy import UpstreamProxy
-from services.gateway.ratelimit import create_limiter_redis
 from services.gateway.routes import auth, ops, staff
 from services.gateway.routes.deps import get_audit
 from services.gateway.settings import GatewaySettings
 from services.gateway.throttle import rate_limit, rate_limit_anonymous
-from services.gateway.traffic import TrafficPolicy
-from shared.audit import AuditLog
 from shared.audit_routes import audit_router
-from shared.auth import TokenMinter, from_settings
-from shared.crypto import FieldCipher
 from shared.health import ReadinessChecks, health_router
 from shared.http import RequestContextMiddleware
 from shared.logging import configure_logging
 from shared.metrics import ServiceMetrics
-from shared.mongo import create_client, ensure_indexes, ping
-from shared.principal import Role
+from shared.mongo import ping
 from shared.problems import install_problem_handlers
-from shared.redis_client import create_redis
 
 log = structlog.get_logger(__name__)
 PROXY_METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
@@ -73,78 +62,6 @@ async def service_readiness(client: httpx.AsyncClient, urls: dict[str, str]) -> 
     return dict(await asyncio.gather(*(one(n, u) for n, u in urls.items())))
 
 
-def private_key_pem(settings: GatewaySettings) -> str:
-    pem = settings.jwt_private_key.strip()
-    if not pem and settings.jwt_private_key_file:
-        pem = Path(settings.jwt_private_key_file).read_text(encoding="utf-8")
-    if not pem:
-        raise ValueError(
-            "no JWT signing key: set CARELOOP_GATEWAY_JWT_PRIVATE_KEY (PEM) or "
-            "CARELOOP_GATEWAY_JWT_PRIVATE_KEY_FILE"
-        )
-    return pem.replace("\\n", "\n") if "\\n" in pem and "\n" not in pem else pem
-
-
-def build_logins(
-    settings: GatewaySettings, client: httpx.AsyncClient, redis: Any, db: Any
-) -> Logins:
-    cipher = FieldCipher.from_settings(settings.pii_encryption_keys, settings.pii_hash_key)
-    minter = TokenMinter(
-        private_key_pem(settings),
-        issuer=settings.jwt_issuer,
-        audience=settings.jwt_audience,
-        key_id=settings.jwt_key_id or None,
-    )
-    prefix = settings.redis_key_prefix
-    notifications = settings.service_urls.get("notifications", "")
-    return Logins(
-        codes=LoginCodes(
-            redis,
-            settings.pii_hash_key.encode(),
-            prefix=prefix,
-            length=settings.otp_length,
-            ttl_seconds=settings.otp_ttl_seconds,
-            max_attempts=settings.otp_max_attempts,
-            resend_seconds=settings.otp_resend_seconds,
-            daily_limit=settings.otp_daily_limit,
-        ),
-        sender=CodeSender(client, notifications, minter),
-        patients=PatientAccounts(db, cipher),
-        staff=StaffAccounts(db),
-        sessions=Sessions(
-            redis,
-            minter,
-            prefix=prefix,
-            access_ttl=settings.access_token_ttl_seconds,
-            patient_refresh_ttl=settings.patient_refresh_ttl_days * 86_400,
-            staff_refresh_ttl=settings.staff_refresh_ttl_hours * 3600,
-        ),
-        wechat=WechatLogin(
-            client, settings.wechat_appid, settings.wechat_secret, settings.wechat_api_base
-        ),
-        notifications_url=notifications,
-        max_failed_logins=settings.staff_max_failed_logins,
-        lockout=timedelta(minutes=settings.staff_lockout_minutes),
-        lookup_timeout=settings.account_lookup_timeout_seconds,
-    )
-
-
-async def bootstrap_admin(settings: GatewaySettings, logins: Logins) -> None:
-    """The first admin, from settings, when no staff account exists yet."""
-    name, password = settings.bootstrap_admin_username, settings.bootstrap_admin_password
-    if not (name and password) or await logins.staff.count() > 0:
-        return
-    await logins.staff.create(
-        username=name,
-        password_hash=await hash_password(password),
-        roles=[Role.ADMIN],
-        org_id=None,
-        display_name="Administrator",
-        created_by="bootstrap",
-    )
-    log.info("staff.bootstrap_admin_created", username=name)
-
-
 def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     settings = settings or GatewaySettings()
     configure_logging(settings.service_name, settings.log_level, json=settings.log_json)
@@ -153,55 +70,16 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        client = httpx.AsyncClient(
-            timeout=httpx.Timeout(
-                settings.upstream_timeout_seconds, connect=settings.upstream_connect_timeout_seconds
-            ),
-            limits=httpx.Limits(max_connections=500, max_keepalive_connections=100),
-        )
-        redis = create_redis(settings.redis_url)
-        limiter_redis = create_limiter_redis(settings.redis_url)
-        mongo = create_client(settings.mongo_url, app_name=settings.service_name)
-        db = mongo[settings.database_name]
-        app.state.settings = settings
-        app.state.http = client
-        app.state.own_http = own_http = httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app), base_url=OWN_BASE
-        )
-        app.state.redis = redis
-        app.state.proxy = UpstreamProxy(
-            client,
-            settings.service_urls,
-            settings.idempotent_retries,
-            timeout=settings.upstream_timeout_seconds,
-            connect_timeout=settings.upstream_connect_timeout_seconds,
-            stream_idle_timeout=settings.stream_idle_timeout_seconds,
-            max_response_bytes=settings.max_upstream_response_bytes,
-        )
-        app.state.audit = AuditLog(db)
-        app.state.traffic = TrafficPolicy(
-            limiter_redis,
-            settings.rate_limits,
-            prefix=settings.redis_key_prefix,
-            hash_key=settings.pii_hash_key.encode(),
-            registry=metrics.registry,
-        )
-        app.state.logins = logins = build_logins(settings, client, redis, db)
-        app.state.token_verifier = from_settings(settings, is_revoked=logins.sessions.is_revoked)
-        await ensure_indexes(db, INDEXES)
-        await app.state.audit.ensure_indexes()
-        await bootstrap_admin(settings, logins)
-        checks.checks["redis"] = redis.ping
-        checks.checks["mongo"] = lambda: ping(mongo)
+        gateway = bootstrap.build(settings, metrics, app)
+        gateway.install(app)
+        await gateway.start()
+        checks.checks["redis"] = gateway.redis.ping
+        checks.checks["mongo"] = lambda: ping(gateway.mongo)
         log.info("gateway.started", services=sorted(settings.service_urls))
         try:
             yield
         finally:
-            await client.aclose()
-            await own_http.aclose()
-            await redis.aclose()
-            await limiter_redis.aclose()
-            await mongo.close()
+            await gateway.aclose()
 
     app = FastAPI(
         title="CareLoop gateway",

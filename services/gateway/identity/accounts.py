@@ -9,37 +9,20 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from pymongo import IndexModel, ReturnDocument
+from pymongo import ReturnDocument
 from pymongo.errors import DuplicateKeyError
 
+from services.gateway.store import PATIENT_ACCOUNTS, STAFF_ACCOUNTS
 from shared.crypto import FieldCipher
 from shared.ids import new_id
-from shared.mongo import CollectionIndexes, Database, Document
+from shared.mongo import Database, Document
+from shared.pii_rotation import EncryptedField
 from shared.principal import Role
 from shared.privacy import mask_phone
 
-PATIENT_ACCOUNTS = "patient_accounts"
-STAFF_ACCOUNTS = "staff_accounts"
 PHONE_CONTEXT = "account.phone"
-
-INDEXES = [
-    CollectionIndexes(
-        PATIENT_ACCOUNTS,
-        [
-            IndexModel(
-                [("phone_hash", 1)],
-                unique=True,
-                partialFilterExpression={"phone_hash": {"$type": "string"}},
-            ),
-            IndexModel(
-                [("wechat_openid", 1)],
-                unique=True,
-                partialFilterExpression={"wechat_openid": {"$type": "string"}},
-            ),
-        ],
-    ),
-    CollectionIndexes(STAFF_ACCOUNTS, [IndexModel([("username", 1)], unique=True)]),
-]
+# re-encrypted after a PII key rotation (routes/ops.py)
+ENCRYPTED_FIELDS = [EncryptedField(PATIENT_ACCOUNTS, "phone_enc", PHONE_CONTEXT)]
 
 
 class PatientAccounts:

@@ -6,14 +6,12 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
 
-from services.gateway.identity.accounts import PATIENT_ACCOUNTS, PHONE_CONTEXT
+from services.gateway.identity.accounts import ENCRYPTED_FIELDS
 from services.gateway.routes.deps import Admin, AuditDep
-from shared.pii_rotation import EncryptedField, RotationReport, rotate_audited
+from shared.pii_rotation import RotationReport, rotate_audited
 from shared.problems import problem_responses_doc
 
 router = APIRouter(prefix="/v1/auth/admin", tags=["auth: operations"])
-
-ENCRYPTED_FIELDS = [EncryptedField(PATIENT_ACCOUNTS, "phone_enc", PHONE_CONTEXT)]
 
 
 @router.post(
