@@ -1,0 +1,1 @@
+"""The events the followup service publishes (payload models with ``@event_type``)."""

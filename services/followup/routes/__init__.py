@@ -1,0 +1,1 @@
+"""The followup service's HTTP routes (thin: they call the feature modules)."""

@@ -1,0 +1,1 @@
+"""The events the referrals service publishes (payload models with ``@event_type``)."""

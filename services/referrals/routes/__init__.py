@@ -1,0 +1,1 @@
+"""The referrals service's HTTP routes (thin: they call the feature modules)."""
