@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from services.appointments import bootstrap, handlers, store
+from services.appointments.domain.errors import DomainError
 from services.appointments.routes import (
     admin,
     appeals,
@@ -16,6 +17,7 @@ from services.appointments.routes import (
     penalties,
     waitlist,
 )
+from services.appointments.routes.errors import handle_domain_error
 from services.appointments.settings import AppointmentsSettings
 from shared.idempotency import INDEXES as IDEMPOTENCY_INDEXES
 from shared.kafka import topic_name
@@ -52,4 +54,6 @@ def definition(settings: ServiceSettings) -> ServiceDefinition:
 
 
 def create_app(settings: ServiceSettings | None = None) -> FastAPI:
-    return create_service_app(definition(settings or AppointmentsSettings()))
+    app = create_service_app(definition(settings or AppointmentsSettings()))
+    app.add_exception_handler(DomainError, handle_domain_error)
+    return app

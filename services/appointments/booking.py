@@ -22,7 +22,7 @@ from services.appointments.booking_common import (
     new_appointment,
     remember,
 )
-from services.appointments.domain import rules
+from services.appointments.domain import booking_rules, penalty_rules
 from services.appointments.domain.models import Channel, Pool
 from services.appointments.domain.policy import BookingPolicy
 from services.appointments.events import AppointmentBooked
@@ -122,7 +122,7 @@ class Booking:
         clinic_date = date.fromisoformat(schedule["clinic_date"])
         pools = [
             p.value
-            for p in rules.open_pools(
+            for p in booking_rules.open_pools(
                 policy,
                 now=now,
                 channel=channel,
@@ -140,7 +140,7 @@ class Booking:
                     detail_zh="该号源为预留号源，当前渠道不可预约",
                 )
             pools = [slot["pool"]]
-        rules.check_not_started(
+        booking_rules.check_not_started(
             now=now, starts_at=slot["starts_at"] if slot else schedule["ends_at"]
         )
         wanted = slot["_id"] if slot else None
@@ -210,7 +210,7 @@ class Booking:
         session = tx.session
         record = await self.records.lock(patient["_id"], session)
         banned_until = self.records.banned_until(record, policy, now, schedule["org_id"])
-        rules.check_not_banned(banned_until, now, policy.timezone)
+        penalty_rules.check_not_banned(banned_until, now, policy.timezone)
         await check_limits(self.db, patient["_id"], schedule, policy, now, session)
         appointment_id = new_id()
         claimed = await self.db[SLOTS].find_one_and_update(

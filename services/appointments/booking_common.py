@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 from pymongo.errors import DuplicateKeyError
 
 from services.appointments.catalog import Catalog
-from services.appointments.domain import rules
+from services.appointments.domain import booking_rules
 from services.appointments.domain.models import AppointmentStatus, Channel
 from services.appointments.domain.policy import BookingPolicy
 from services.appointments.store import APPOINTMENTS, RESOURCES
@@ -89,7 +89,7 @@ async def check_limits(
         base["_id"] = {"$ne": excluding}
     active = {**base, "active": True}
     appointments = db[APPOINTMENTS]
-    rules.check_patient_limits(
+    booking_rules.check_patient_limits(
         policy,
         active_bookings=await appointments.count_documents(active, session=session),
         same_department_day=await appointments.count_documents(
@@ -106,7 +106,7 @@ async def check_limits(
         real_name_day=await appointments.count_documents(
             {
                 **base,
-                "booked_on": rules.clinic_date_of(now, policy.timezone).isoformat(),
+                "booked_on": booking_rules.clinic_date_of(now, policy.timezone).isoformat(),
                 "rescheduled_from": {"$exists": False},  # a move is not a new booking
             },
             session=session,
@@ -165,7 +165,7 @@ async def new_appointment(
         "status": AppointmentStatus.BOOKED.value,
         "active": True,
         "booked_by": {"id": principal.subject, "role": principal.primary_role},
-        "booked_on": rules.clinic_date_of(now, policy.timezone).isoformat(),
+        "booked_on": booking_rules.clinic_date_of(now, policy.timezone).isoformat(),
         "referral_id": referral_id,
         "created_at": now,
         "version": 1,

@@ -7,7 +7,7 @@ from typing import Any
 
 from services.appointments.admission import AdmissionGate
 from services.appointments.booking_common import SlotFreedHook
-from services.appointments.domain import rules
+from services.appointments.domain import booking_rules
 from services.appointments.domain.models import AppointmentStatus
 from services.appointments.events import AppointmentCancelled
 from services.appointments.policies import Policies
@@ -67,8 +67,10 @@ class Cancellation:
             )
         policy = await self.policies.for_org(doc["org_id"])
         by_staff = principal.is_staff
-        rules.check_cancellable(policy, now=now, starts_at=doc["starts_at"], by_staff=by_staff)
-        late = not by_staff and rules.is_late_cancellation(
+        booking_rules.check_cancellable(
+            policy, now=now, starts_at=doc["starts_at"], by_staff=by_staff
+        )
+        late = not by_staff and booking_rules.is_late_cancellation(
             policy, now=now, starts_at=doc["starts_at"]
         )
 

@@ -14,7 +14,7 @@ from typing import Any
 from pymongo import ReturnDocument
 
 from services.appointments.booking_common import Idempotency, remember, run_transaction
-from services.appointments.domain import rules
+from services.appointments.domain import change_rules
 from services.appointments.domain.models import AppointmentStatus
 from services.appointments.events import AppointmentCheckedIn
 from services.appointments.policies import Policies
@@ -72,9 +72,11 @@ class CheckIn:
                 "check-in is done by the patient, a nurse or a hotline agent",
                 detail_zh="仅本人、护士或客服可办理签到",
             )
-        rules.check_checkin_status(doc["status"])
+        change_rules.check_checkin_status(doc["status"])
         policy = await self.policies.for_org(doc["org_id"])
-        rules.check_checkin(policy, now=now, starts_at=doc["starts_at"], ends_at=doc["ends_at"])
+        change_rules.check_checkin(
+            policy, now=now, starts_at=doc["starts_at"], ends_at=doc["ends_at"]
+        )
 
         async def work(tx: Tx) -> dict[str, Any]:
             queue_number = await self._next_number(doc["schedule_id"], tx)
@@ -96,7 +98,7 @@ class CheckIn:
                 current = await self.db[APPOINTMENTS].find_one(
                     {"_id": appointment_id}, session=tx.session
                 )
-                rules.check_checkin_status(current["status"] if current else "missing")
+                change_rules.check_checkin_status(current["status"] if current else "missing")
                 raise Conflict("appointment_not_booked", "the appointment just changed")
             tx.emit(
                 make_event(

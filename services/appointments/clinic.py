@@ -28,7 +28,7 @@ from services.appointments import booking
 from services.appointments.admission import AdmissionGate, Outcome
 from services.appointments.booking import Booking, BookRequest, NoSlotLeft, sold_out
 from services.appointments.booking_common import Idempotency
-from services.appointments.domain import rules
+from services.appointments.domain import booking_rules, clinic_rules
 from services.appointments.domain.models import AppointmentStatus, SlotStatus
 from services.appointments.events import AppointmentCancelled, ScheduleCancelled
 from services.appointments.patients import Patients
@@ -124,7 +124,7 @@ class ClinicCancellation:
     ) -> dict[str, Any]:
         now = now or datetime.now(UTC)
         sid = schedule["_id"]
-        rules.check_session_cancellable(
+        clinic_rules.check_session_cancellable(
             status=schedule["status"], now=now, ends_at=schedule["ends_at"]
         )
         await self.ensure_indexes()
@@ -142,7 +142,7 @@ class ClinicCancellation:
                 session=tx.session,
             )
             if done is None:  # cancelled by someone else since we looked
-                rules.check_session_cancellable(status="cancelled", now=now, ends_at=now)
+                clinic_rules.check_session_cancellable(status="cancelled", now=now, ends_at=now)
             by = {**by, "role": HOSPITAL, "staff_role": by["role"]}
             bookings = await self._cancel_bookings(tx, sid, {**closed, "cancelled_by": by})
             for job_key in (f"pool-return:{sid}", f"no-show:{sid}"):
@@ -253,7 +253,7 @@ class ClinicCancellation:
             ],
             "status": "open",
             "created_at": now,
-            "expires_at": rules.rebooking_offer_expires_at(now),
+            "expires_at": clinic_rules.rebooking_offer_expires_at(now),
         }
 
     # --- alternatives and offers ----------------------------------------------------------
@@ -265,13 +265,13 @@ class ClinicCancellation:
         ``offered_at``, not started, with a free slot in any pool."""
         policy = await self.policies.for_org(org_id)
         zone = ZoneInfo(policy.timezone)
-        offer_expires_at = rules.rebooking_offer_expires_at(offered_at)
+        offer_expires_at = clinic_rules.rebooking_offer_expires_at(offered_at)
         found = await self.schedules.search(
             org_id=org_id,
             department_id=department_id,
             resource_id=None,
-            date_from=rules.clinic_date_of(now, policy.timezone),
-            date_to=rules.rebooking_horizon(offered_at, policy.timezone)[1],
+            date_from=booking_rules.clinic_date_of(now, policy.timezone),
+            date_to=clinic_rules.rebooking_horizon(offered_at, policy.timezone)[1],
         )
         out: list[dict[str, Any]] = []
         for doc in found:
@@ -285,7 +285,7 @@ class ClinicCancellation:
                         **{k: doc.get(k) for k in ALTERNATIVE_COPIES},
                         "starts_at": doc["starts_at"],
                         "starts_local": doc["starts_at"].astimezone(zone).isoformat(),
-                        "valid_until": rules.alternative_valid_until(
+                        "valid_until": clinic_rules.alternative_valid_until(
                             offer_expires_at, doc["starts_at"]
                         ),
                         "remaining": remaining,
@@ -321,7 +321,7 @@ class ClinicCancellation:
             raise offer_closed(offer["status"], offer.get("appointment_id"))
         schedule = await self.schedules.get(schedule_id)
         policy = await self.policies.for_org(schedule["org_id"])
-        rules.check_rebooking_alternative(
+        clinic_rules.check_rebooking_alternative(
             now=now, offer_expires_at=offer["expires_at"], starts_at=schedule["starts_at"]
         )
         qualifies = (
@@ -330,7 +330,7 @@ class ClinicCancellation:
             and (schedule["org_id"], schedule["department_id"])
             == (offer["org_id"], offer["department_id"])
             and date.fromisoformat(schedule["clinic_date"])
-            <= rules.rebooking_horizon(offer["created_at"], policy.timezone)[1]
+            <= clinic_rules.rebooking_horizon(offer["created_at"], policy.timezone)[1]
         )
         if not qualifies:
             raise Conflict(

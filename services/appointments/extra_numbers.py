@@ -23,7 +23,7 @@ from services.appointments.booking_common import (
     schedule_cancelled,
 )
 from services.appointments.catalog import Catalog
-from services.appointments.domain import rules
+from services.appointments.domain import change_rules, penalty_rules
 from services.appointments.domain.models import Channel, SlotStatus
 from services.appointments.domain.policy import BookingPolicy
 from services.appointments.events import AppointmentBooked
@@ -99,10 +99,10 @@ class ExtraNumbers:
             )
         if schedule["status"] != "published":
             raise schedule_cancelled()
-        rules.check_extra_number_allowed(now=now, session_ends_at=schedule["ends_at"])
+        change_rules.check_extra_number_allowed(now=now, session_ends_at=schedule["ends_at"])
         patient = await self.patients.get_for(principal, request.patient_id)
         policy = await self.policies.for_org(schedule["org_id"])
-        channel = rules.extra_number_channel(by_nurse=principal.has_any(Role.NURSE))
+        channel = change_rules.extra_number_channel(by_nurse=principal.has_any(Role.NURSE))
 
         async def work(tx: Tx) -> dict[str, Any]:
             return await self._book(
@@ -126,7 +126,7 @@ class ExtraNumbers:
         db, session = self.db, tx.session
         record = await self.records.lock(patient["_id"], session)
         banned_until = self.records.banned_until(record, policy, now, schedule["org_id"])
-        rules.check_not_banned(banned_until, now, policy.timezone)
+        penalty_rules.check_not_banned(banned_until, now, policy.timezone)
         await check_limits(db, patient["_id"], schedule, policy, now, session)
         # two extra numbers for one session at once conflict here, and one is retried
         await db[COUNTERS].update_one(
@@ -138,7 +138,7 @@ class ExtraNumbers:
         last = await db[SLOTS].find_one(
             {"schedule_id": schedule["_id"]}, sort=[("number", DESCENDING)], session=session
         )
-        starts_at, ends_at = rules.extra_slot_window(
+        starts_at, ends_at = change_rules.extra_slot_window(
             (last["starts_at"], last["ends_at"]) if last else None, schedule["ends_at"]
         )
         number = (int(last["number"]) if last else int(schedule["slot_count"])) + 1

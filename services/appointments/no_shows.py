@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 import structlog
 
-from services.appointments.domain import rules
+from services.appointments.domain import change_rules
 from services.appointments.domain.models import AppointmentStatus
 from services.appointments.events import AppointmentNoShow
 from services.appointments.policies import Policies
@@ -36,7 +36,7 @@ async def sweep_no_shows(
     )
     for doc in await cursor.to_list(None):
         policy = await policies.for_org(doc["org_id"])
-        _opens, closes = rules.checkin_window(policy, doc["starts_at"], doc["ends_at"])
+        _opens, closes = change_rules.checkin_window(policy, doc["starts_at"], doc["ends_at"])
         if now <= closes:
             continue
         await db[APPOINTMENTS].update_one(

@@ -19,7 +19,7 @@ from typing import Any
 from pymongo import ASCENDING, IndexModel
 from pymongo.errors import OperationFailure
 
-from services.appointments.domain import rules
+from services.appointments.domain import penalty_rules
 from services.appointments.domain.policy import DEFAULT_POLICY, BookingPolicy
 from services.appointments.patients import Patients
 from services.appointments.policies import Policies
@@ -139,7 +139,7 @@ class Penalties:
             "patient_id": record["_id"],
             "org_id": org_id,
             **counts,
-            "banned": rules.is_banned(banned_until, now),
+            "banned": penalty_rules.is_banned(banned_until, now),
             "banned_until": banned_until,
             "cleared_at": record.get("cleared", {}).get(org) or record.get("cleared_at"),
         }
@@ -166,10 +166,10 @@ class Penalties:
         banned = []
         for org_id in sorted(self._orgs_on_record(principal, record)):
             policy = await self.policies.for_org(org_id)
-            if rules.is_banned(self.records.banned_until(record, policy, now, org_id), now):
+            if penalty_rules.is_banned(self.records.banned_until(record, policy, now, org_id), now):
                 banned.append(org_id)
         if not banned:
-            rules.check_appeal_allowed(None, now, pending=False)  # raises not_banned
+            penalty_rules.check_appeal_allowed(None, now, pending=False)  # raises not_banned
         if len(banned) > 1:
             raise Unprocessable(
                 "org_id_required",
@@ -256,7 +256,7 @@ class Penalties:
             record = await self.records.lock(patient_id, tx.session)
             banned_until = self.records.banned_until(record, policy, now, org_id)
             pending = await self._open_appeal(patient_id, org_id, tx.session) is not None
-            rules.check_appeal_allowed(banned_until, now, pending=pending)
+            penalty_rules.check_appeal_allowed(banned_until, now, pending=pending)
             doc = {
                 "_id": new_id(),
                 "kind": APPEAL,
@@ -288,7 +288,7 @@ class Penalties:
     ) -> dict[str, Any]:
         """Approve (the offences are cleared, so the ban lifts) or reject (the ban stays)."""
         now = now or datetime.now(UTC)
-        rules.check_appeal_undecided(appeal["status"])
+        penalty_rules.check_appeal_undecided(appeal["status"])
         status = "approved" if approve else "rejected"
         patient_id = appeal["patient_id"]
 
@@ -308,7 +308,7 @@ class Penalties:
                 session=tx.session,
             )
             if decided is None:  # decided by someone else since we looked
-                rules.check_appeal_undecided("decided")  # raises
+                penalty_rules.check_appeal_undecided("decided")  # raises
                 raise AssertionError("unreachable")
             if approve:
                 await self.records.clear(
@@ -355,7 +355,7 @@ class Penalties:
         async def work(tx: Tx) -> dict[str, Any]:
             record = await self.records.lock(patient_id, tx.session)
             banned_until = self.records.banned_until(record, policy, now, org_id)
-            rules.check_appeal_allowed(banned_until, now, pending=False)  # 409 not_banned
+            penalty_rules.check_appeal_allowed(banned_until, now, pending=False)  # 409 not_banned
             await self.records.clear(
                 patient_id,
                 org_id=org_id,

@@ -18,7 +18,7 @@ from typing import Any
 
 from pymongo import ReturnDocument
 
-from services.appointments.domain import rules
+from services.appointments.domain import penalty_rules
 from services.appointments.domain.policy import BookingPolicy
 from services.appointments.store import PATIENT_RECORDS
 from shared.mongo import Database, Document, Session
@@ -86,8 +86,10 @@ class PatientRecords:
     ) -> datetime | None:
         """When the patient's ban at ``org_id`` (under its ``policy``) ends, if banned."""
         bans = [
-            rules.ban_until(self._counted(record, "no_shows", org_id), policy.no_show_penalty, now),
-            rules.ban_until(
+            penalty_rules.ban_until(
+                self._counted(record, "no_shows", org_id), policy.no_show_penalty, now
+            ),
+            penalty_rules.ban_until(
                 self._counted(record, "late_cancels", org_id), policy.late_cancel_penalty, now
             ),
         ]

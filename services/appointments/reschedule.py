@@ -37,7 +37,7 @@ from services.appointments.booking_common import (
     slot_taken,
 )
 from services.appointments.catalog import Catalog
-from services.appointments.domain import rules
+from services.appointments.domain import booking_rules, change_rules, penalty_rules
 from services.appointments.domain.models import AppointmentStatus, Channel
 from services.appointments.domain.policy import BookingPolicy
 from services.appointments.events import AppointmentRescheduled
@@ -136,14 +136,14 @@ class Reschedule:
         now = now or datetime.now(UTC)
         old = await self.queries.get_document(principal, appointment_id)
         old_policy = await self.policies.for_org(old["org_id"])
-        rules.check_reschedulable(
+        change_rules.check_reschedulable(
             old_policy,
             status=old["status"],
             now=now,
             starts_at=old["starts_at"],
             by_staff=principal.is_staff,
         )
-        rules.check_other_slot(old["slot_id"], request.slot_id)
+        change_rules.check_other_slot(old["slot_id"], request.slot_id)
         patient = await self.patients.get_for(principal, old["patient_id"])
         target = await self._target(principal, request, now)
         hold = await self._admit(old, target, request.slot_id)
@@ -176,7 +176,7 @@ class Reschedule:
         channel = channel_for(principal, None)
         pools = [
             p.value
-            for p in rules.open_pools(
+            for p in booking_rules.open_pools(
                 policy,
                 now=now,
                 channel=channel,
@@ -194,7 +194,7 @@ class Reschedule:
                     detail_zh="该号源为预留号源，当前渠道不可预约",
                 )
             pools = [slot["pool"]]
-        rules.check_not_started(
+        booking_rules.check_not_started(
             now=now, starts_at=slot["starts_at"] if slot else schedule["ends_at"]
         )
         return Target(schedule, policy, channel, pools, slot)
@@ -241,7 +241,7 @@ class Reschedule:
         policy, schedule = target.policy, target.schedule
         record = await self.records.lock(patient["_id"], session)
         banned_until = self.records.banned_until(record, policy, now, schedule["org_id"])
-        rules.check_not_banned(banned_until, now, policy.timezone)
+        penalty_rules.check_not_banned(banned_until, now, policy.timezone)
         await check_limits(db, patient["_id"], schedule, policy, now, session, excluding=old["_id"])
         appointment_id = new_id()
         claimed = await db[SLOTS].find_one_and_update(

@@ -11,7 +11,7 @@ from redis.exceptions import RedisError
 
 from services.appointments.admission import AdmissionGate
 from services.appointments.catalog import CODE, Catalog
-from services.appointments.domain import rules
+from services.appointments.domain import booking_rules, change_rules
 from services.appointments.domain.models import (
     ORG_ID,
     ClinicType,
@@ -93,7 +93,7 @@ class Schedules:
             resource = resources[resource_key(item)]
             kind = ClinicType(item.clinic_type or resource["clinic_type"])
             policy = await self.policies.for_org(item.org_id)
-            referral = rules.referral_slots(
+            referral = booking_rules.referral_slots(
                 kind,
                 item.slot_count,
                 policy.pool_shares.referral,
@@ -115,7 +115,7 @@ class Schedules:
                 if item.slot_count == existing["slot_count"]:
                     continue  # re-posting a published session: a no-op, even after it ended
             policy = await self.policies.for_org(item.org_id)
-            ends = rules.local_to_utc(item.clinic_date, item.ends, policy.timezone)
+            ends = booking_rules.local_to_utc(item.clinic_date, item.ends, policy.timezone)
             if ends > now:
                 continue
             errors.append(
@@ -140,10 +140,10 @@ class Schedules:
         if existing is not None:
             return await self._change(existing, item)
         policy = await self.policies.for_org(item.org_id)
-        windows = rules.slot_windows(
+        windows = booking_rules.slot_windows(
             item.clinic_date, item.starts, item.ends, item.slot_count, policy.timezone
         )
-        pools = rules.assign_pools(item.slot_count, referral, policy.pool_shares)
+        pools = booking_rules.assign_pools(item.slot_count, referral, policy.pool_shares)
         counts = {p.value: pools.count(p) for p in Pool}
         schedule = {
             "_id": sid,
@@ -186,7 +186,7 @@ class Schedules:
                 self.db,
                 tx.session,
                 kind=POOL_RETURN_JOB,
-                due_at=rules.pool_return_at(policy, schedule["starts_at"]),
+                due_at=booking_rules.pool_return_at(policy, schedule["starts_at"]),
                 payload={"schedule_id": sid},
                 key=f"pool-return:{sid}",
             )
@@ -194,7 +194,9 @@ class Schedules:
                 self.db,
                 tx.session,
                 kind=NO_SHOW_JOB,
-                due_at=rules.checkin_window(policy, schedule["starts_at"], schedule["ends_at"])[1],
+                due_at=change_rules.checkin_window(
+                    policy, schedule["starts_at"], schedule["ends_at"]
+                )[1],
                 payload={"schedule_id": sid},
                 key=f"no-show:{sid}",
             )
@@ -253,7 +255,7 @@ class Schedules:
     async def _grow(self, existing: Document, item: ScheduleIn) -> dict[str, Any]:
         sid, old = existing["_id"], existing["slot_count"]
         policy = await self.policies.for_org(existing["org_id"])
-        windows = rules.slot_windows(
+        windows = booking_rules.slot_windows(
             item.clinic_date, item.starts, item.ends, item.slot_count, policy.timezone
         )
         added = [

@@ -26,7 +26,7 @@ from services.appointments.booking_common import (
     remember,
 )
 from services.appointments.catalog import Catalog
-from services.appointments.domain import rules
+from services.appointments.domain import booking_rules, penalty_rules, waitlist_rules
 from services.appointments.domain.models import Channel, SlotStatus
 from services.appointments.domain.policy import BookingPolicy
 from services.appointments.events import AppointmentBooked
@@ -107,13 +107,15 @@ class Waitlist:
         check_published(schedule)
         policy = await self.policies.for_org(schedule["org_id"])
         day = date.fromisoformat(schedule["clinic_date"])
-        rules.check_waitlist_open(policy, now=now, clinic_date=day)
+        waitlist_rules.check_waitlist_open(policy, now=now, clinic_date=day)
         channel = channel_for(principal, request.channel)
         dep = schedule["department_id"]
-        pools = rules.open_pools(
+        pools = booking_rules.open_pools(
             policy, now=now, channel=channel, clinic_date=day, department_id=dep
         )
-        rules.check_no_bookable_slot(await self.schedules.availability(schedule["_id"]), pools)
+        waitlist_rules.check_no_bookable_slot(
+            await self.schedules.availability(schedule["_id"]), pools
+        )
         entry: Document = {
             "_id": new_id(),
             "patient_id": patient["_id"],
@@ -126,7 +128,7 @@ class Waitlist:
             "active": True,
             "joined_at": now,
             "joined_by": {"id": principal.subject, "role": principal.primary_role},
-            "closes_at": to_ms(rules.waitlist_closes_at(policy, day)),
+            "closes_at": to_ms(waitlist_rules.waitlist_closes_at(policy, day)),
             "version": 1,
         }
 
@@ -162,7 +164,7 @@ class Waitlist:
         schedule_id = schedule["_id"]
         record = await self.records.lock(patient_id, s)  # one patient's requests serialize
         banned = self.records.banned_until(record, policy, now, schedule["org_id"])
-        rules.check_not_banned(banned, now, policy.timezone)
+        penalty_rules.check_not_banned(banned, now, policy.timezone)
         mine = {"patient_id": patient_id, "active": True}
         here = {**mine, "schedule_id": schedule_id}
         if await self.db[APPOINTMENTS].count_documents(here, session=s):
@@ -172,7 +174,7 @@ class Waitlist:
         if (waiting := await self.db[WAITLIST].find_one(here, session=s)) is not None:
             raise already_waiting(waiting)
         active = await self.db[WAITLIST].count_documents(mine, session=s)
-        rules.check_waitlist_limit(policy, active_entries=active)
+        waitlist_rules.check_waitlist_limit(policy, active_entries=active)
 
     async def position(self, entry: Document, session: Session | None = None) -> int | None:
         """1 for the first in line; None once the entry is no longer waiting."""
@@ -263,7 +265,7 @@ class Waitlist:
             session = tx.session
             record = await self.records.lock(patient["_id"], session)
             banned = self.records.banned_until(record, policy, now, schedule["org_id"])
-            rules.check_not_banned(banned, now, policy.timezone)
+            penalty_rules.check_not_banned(banned, now, policy.timezone)
             await check_limits(self.db, patient["_id"], schedule, policy, now, session)
             appointment_id = new_id()
             taken = await self.db[WAITLIST].find_one_and_update(

@@ -9,7 +9,7 @@ from pymongo import ReturnDocument
 from redis.exceptions import RedisError
 
 from services.appointments.admission import AdmissionGate
-from services.appointments.domain import rules
+from services.appointments.domain import waitlist_rules
 from services.appointments.domain.models import Pool
 from services.appointments.domain.policy import BookingPolicy
 from services.appointments.events import WaitlistOffered
@@ -74,13 +74,15 @@ class WaitlistOffers:
         if (
             schedule["status"] != "published"
             or slot.get("extra")
-            or not rules.may_offer_waitlist(policy, now=now, clinic_date=day, slot_starts_at=starts)
+            or not waitlist_rules.may_offer_waitlist(
+                policy, now=now, clinic_date=day, slot_starts_at=starts
+            )
         ):
             return False
-        channels = [c.value for c in rules.waitlist_channels_for(Pool(slot["pool"]))]
+        channels = [c.value for c in waitlist_rules.waitlist_channels_for(Pool(slot["pool"]))]
         query = {"schedule_id": schedule["_id"], "status": WAITING, "channel": {"$in": channels}}
         query["patient_id"] = {"$ne": skip_patient}  # not back to the patient who gave it up
-        expires = to_ms(rules.waitlist_offer_expires_at(policy, now))
+        expires = to_ms(waitlist_rules.waitlist_offer_expires_at(policy, now))
         offer = {"slot_id": slot["_id"], **{k: slot[k] for k in ("number", "starts_at", "pool")}}
         db, session = self.db, tx.session
         for _ in range(MAX_CANDIDATES):
@@ -187,7 +189,9 @@ class WaitlistOffers:
         if schedule is None:
             return 0
         policy = await self.policies.for_org(schedule["org_id"])
-        closes = rules.waitlist_closes_at(policy, date.fromisoformat(schedule["clinic_date"]))
+        closes = waitlist_rules.waitlist_closes_at(
+            policy, date.fromisoformat(schedule["clinic_date"])
+        )
         cancelled = schedule["status"] != "published"
         if now < closes and not cancelled:  # the policy moved the closing time later
             key = close_job_key(schedule_id)

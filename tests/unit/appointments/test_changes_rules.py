@@ -8,10 +8,10 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from services.appointments.domain import rules
+from services.appointments.domain import change_rules
+from services.appointments.domain.errors import Conflict
 from services.appointments.domain.models import AppointmentStatus, Channel
 from services.appointments.domain.policy import DEFAULT_POLICY
-from shared.problems import Conflict
 
 pytestmark = pytest.mark.unit
 
@@ -39,7 +39,7 @@ def conflict_code(call: Callable[..., object], *args: object, **kwargs: object) 
 )
 def test_only_a_booked_appointment_can_be_rescheduled(status: AppointmentStatus) -> None:
     with pytest.raises(Conflict) as caught:
-        rules.check_reschedulable(
+        change_rules.check_reschedulable(
             DEFAULT_POLICY,
             status=status.value,
             now=START - timedelta(days=2),
@@ -55,12 +55,12 @@ def test_rescheduling_follows_the_cancellation_cutoff_which_staff_may_override()
     cutoff = START - timedelta(minutes=DEFAULT_POLICY.cancel_cutoff_minutes)
     booked = AppointmentStatus.BOOKED.value
     policy = DEFAULT_POLICY
-    rules.check_reschedulable(
+    change_rules.check_reschedulable(
         policy, status=booked, now=cutoff - MINUTE, starts_at=START, by_staff=False
     )
     assert (
         conflict_code(
-            rules.check_reschedulable,
+            change_rules.check_reschedulable,
             policy,
             status=booked,
             now=cutoff,
@@ -69,10 +69,12 @@ def test_rescheduling_follows_the_cancellation_cutoff_which_staff_may_override()
         )
         == "cancel_cutoff_passed"
     )
-    rules.check_reschedulable(policy, status=booked, now=cutoff, starts_at=START, by_staff=True)
+    change_rules.check_reschedulable(
+        policy, status=booked, now=cutoff, starts_at=START, by_staff=True
+    )
     assert (
         conflict_code(
-            rules.check_reschedulable,
+            change_rules.check_reschedulable,
             policy,
             status=booked,
             now=START,
@@ -84,26 +86,29 @@ def test_rescheduling_follows_the_cancellation_cutoff_which_staff_may_override()
 
 
 def test_moving_to_the_slot_already_held_is_refused() -> None:
-    rules.check_other_slot("s.3", None)
-    rules.check_other_slot("s.3", "s.4")
-    assert conflict_code(rules.check_other_slot, "s.3", "s.3") == "reschedule_same_slot"
+    change_rules.check_other_slot("s.3", None)
+    change_rules.check_other_slot("s.3", "s.4")
+    assert conflict_code(change_rules.check_other_slot, "s.3", "s.3") == "reschedule_same_slot"
 
 
 def test_check_in_status() -> None:
-    rules.check_checkin_status(AppointmentStatus.BOOKED.value)
+    change_rules.check_checkin_status(AppointmentStatus.BOOKED.value)
     assert (
-        conflict_code(rules.check_checkin_status, AppointmentStatus.CHECKED_IN.value)
+        conflict_code(change_rules.check_checkin_status, AppointmentStatus.CHECKED_IN.value)
         == "already_checked_in"
     )
     for status in (AppointmentStatus.CANCELLED, AppointmentStatus.NO_SHOW, "rescheduled"):
-        assert conflict_code(rules.check_checkin_status, str(status)) == "appointment_not_booked"
+        assert (
+            conflict_code(change_rules.check_checkin_status, str(status))
+            == "appointment_not_booked"
+        )
 
 
 def test_extra_numbers_stop_when_the_session_ends() -> None:
     ends = START + timedelta(hours=3)
-    rules.check_extra_number_allowed(now=ends - MINUTE, session_ends_at=ends)
+    change_rules.check_extra_number_allowed(now=ends - MINUTE, session_ends_at=ends)
     assert (
-        conflict_code(rules.check_extra_number_allowed, now=ends, session_ends_at=ends)
+        conflict_code(change_rules.check_extra_number_allowed, now=ends, session_ends_at=ends)
         == "session_ended"
     )
 
@@ -111,10 +116,10 @@ def test_extra_numbers_stop_when_the_session_ends() -> None:
 def test_an_extra_number_takes_the_last_slot_window_else_the_session_end() -> None:
     last = (START + 11 * MINUTE, START + 12 * MINUTE)
     ends = START + 12 * MINUTE
-    assert rules.extra_slot_window(last, ends) == last
-    assert rules.extra_slot_window(None, ends) == (ends, ends)
+    assert change_rules.extra_slot_window(last, ends) == last
+    assert change_rules.extra_slot_window(None, ends) == (ends, ends)
 
 
 def test_nurses_add_numbers_on_site_other_staff_through_the_hotline_pool() -> None:
-    assert rules.extra_number_channel(by_nurse=True) is Channel.ONSITE
-    assert rules.extra_number_channel(by_nurse=False) is Channel.HOTLINE
+    assert change_rules.extra_number_channel(by_nurse=True) is Channel.ONSITE
+    assert change_rules.extra_number_channel(by_nurse=False) is Channel.HOTLINE

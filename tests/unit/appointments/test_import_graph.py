@@ -35,3 +35,11 @@ def test_no_import_cycles_in_appointments() -> None:
     modules = {PACKAGE, *graph.find_descendants(PACKAGE)}
     cycle = _cycle(graph, modules)
     assert cycle is None, "import cycle: " + " -> ".join(cycle or [])
+
+
+def test_the_domain_imports_no_framework_or_store() -> None:
+    graph = grimp.build_graph("services", "shared", include_external_packages=True)
+    domain = f"{PACKAGE}.domain"
+    for edge in ("fastapi", "starlette", "pymongo", "redis", "shared.problems"):
+        chain = graph.find_shortest_chain(importer=domain, imported=edge, as_packages=True)
+        assert chain is None, f"the domain reaches {edge}: " + " -> ".join(chain or ())

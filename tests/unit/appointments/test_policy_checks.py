@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from services.appointments.domain import rules
+from services.appointments.domain import booking_rules
 from services.appointments.domain.models import ClinicType
 from services.appointments.domain.policy import (
     DEFAULT_POLICY,
@@ -108,18 +108,18 @@ def test_consistent_variations_pass() -> None:
     ],
 )
 def test_round_half_up(count: int, share: float, expected: int) -> None:
-    assert rules.round_half_up(count, share) == expected
+    assert booking_rules.round_half_up(count, share) == expected
 
 
 @pytest.mark.parametrize("kind", [EXPERT, GENERAL, ClinicType.SPECIAL])
 def test_a_sessions_referral_pool_depends_only_on_the_session(kind: ClinicType) -> None:
-    assert rules.referral_slots(kind, 20, 0.33, 0.5) == 7  # 6.6
-    assert rules.referral_slots(kind, 20, 0.325, 0.5) == 7  # 6.5, half up
-    assert rules.referral_slots(kind, 15, 0.3, 0.5) == 5  # 4.5, half up
+    assert booking_rules.referral_slots(kind, 20, 0.33, 0.5) == 7  # 6.6
+    assert booking_rules.referral_slots(kind, 20, 0.325, 0.5) == 7  # 6.5, half up
+    assert booking_rules.referral_slots(kind, 15, 0.3, 0.5) == 5  # 4.5, half up
 
 
 def test_two_identical_sessions_get_identical_pools() -> None:
     # per batch, 40 x 0.33 = 13.2 -> 13 split 7 + 6; per session each gets round(6.6) = 7
-    first = rules.referral_slots(EXPERT, 20, 0.33, 0.5)
-    second = rules.referral_slots(EXPERT, 20, 0.33, 0.5)
+    first = booking_rules.referral_slots(EXPERT, 20, 0.33, 0.5)
+    second = booking_rules.referral_slots(EXPERT, 20, 0.33, 0.5)
     assert first == second == 7

@@ -17,7 +17,8 @@ from zoneinfo import ZoneInfo
 import pytest
 from pydantic import ValidationError
 
-from services.appointments.domain import rules
+from services.appointments.domain import booking_rules, change_rules, penalty_rules, waitlist_rules
+from services.appointments.domain.errors import DomainError
 from services.appointments.domain.models import CHANNEL_POOLS, Channel, ClinicType, Pool
 from services.appointments.domain.policy import (
     DEFAULT_POLICY,
@@ -26,6 +27,7 @@ from services.appointments.domain.policy import (
     PoolShares,
     ReleaseRule,
 )
+from services.appointments.routes.errors import to_problem
 from shared.problems import Conflict, Forbidden, Problem, Unprocessable
 
 pytestmark = pytest.mark.unit
@@ -50,9 +52,10 @@ def refused(
     kind: type[Problem], code: str, status: int, call: Callable[..., Any], *args: Any, **kw: Any
 ) -> Problem:
     """Run ``call``, insist it refuses with this problem, and hand the problem back."""
-    with pytest.raises(kind) as caught:
+    with pytest.raises(DomainError) as caught:
         call(*args, **kw)
-    problem = caught.value
+    problem = to_problem(caught.value)  # what the client gets
+    assert isinstance(problem, kind)
     assert problem.code == code
     assert problem.status == status
     if code not in STAFF_ONLY_CODES:
@@ -64,18 +67,20 @@ def refused(
 
 
 def test_local_to_utc_is_eight_hours_behind_shanghai() -> None:
-    assert rules.local_to_utc(CLINIC_DATE, time(8, 0), TZ) == datetime(
+    assert booking_rules.local_to_utc(CLINIC_DATE, time(8, 0), TZ) == datetime(
         2025, 3, 17, 0, 0, tzinfo=UTC
     )
-    assert rules.local_to_utc(CLINIC_DATE, time(7, 0), TZ) == datetime(
+    assert booking_rules.local_to_utc(CLINIC_DATE, time(7, 0), TZ) == datetime(
         2025, 3, 16, 23, 0, tzinfo=UTC
     )
 
 
 def test_clinic_date_is_the_local_date() -> None:
     late_utc_evening = datetime(2025, 3, 16, 17, 30, tzinfo=UTC)  # 01:30 on the 17th locally
-    assert rules.clinic_date_of(late_utc_evening, TZ) == date(2025, 3, 17)
-    assert rules.clinic_date_of(datetime(2025, 3, 16, 15, 59, tzinfo=UTC), TZ) == date(2025, 3, 16)
+    assert booking_rules.clinic_date_of(late_utc_evening, TZ) == date(2025, 3, 17)
+    assert booking_rules.clinic_date_of(datetime(2025, 3, 16, 15, 59, tzinfo=UTC), TZ) == date(
+        2025, 3, 16
+    )
 
 
 # --- slot_windows -------------------------------------------------------------------------
@@ -83,13 +88,13 @@ def test_clinic_date_is_the_local_date() -> None:
 
 @pytest.mark.parametrize("count", [1, 2, 4, 7, 12, 30])
 def test_slot_windows_count_and_numbering(count: int) -> None:
-    windows = rules.slot_windows(CLINIC_DATE, time(8, 0), time(12, 0), count, TZ)
+    windows = booking_rules.slot_windows(CLINIC_DATE, time(8, 0), time(12, 0), count, TZ)
     assert len(windows) == count
     assert [number for number, _, _ in windows] == list(range(1, count + 1))
 
 
 def test_slot_windows_morning_session_in_utc() -> None:
-    windows = rules.slot_windows(CLINIC_DATE, time(8, 0), time(12, 0), 16, TZ)
+    windows = booking_rules.slot_windows(CLINIC_DATE, time(8, 0), time(12, 0), 16, TZ)
     first_number, first_start, first_end = windows[0]
     assert first_number == 1
     assert first_start == datetime(2025, 3, 17, 0, 0, tzinfo=UTC)  # 08:00 local
@@ -102,10 +107,10 @@ def test_slot_windows_morning_session_in_utc() -> None:
 
 
 def test_slot_windows_early_session_falls_on_the_previous_utc_day() -> None:
-    windows = rules.slot_windows(CLINIC_DATE, time(7, 0), time(8, 0), 2, TZ)
+    windows = booking_rules.slot_windows(CLINIC_DATE, time(7, 0), time(8, 0), 2, TZ)
     assert windows[0][1] == datetime(2025, 3, 16, 23, 0, tzinfo=UTC)
     assert windows[1][1] == datetime(2025, 3, 16, 23, 30, tzinfo=UTC)
-    assert rules.clinic_date_of(windows[0][1], TZ) == CLINIC_DATE
+    assert booking_rules.clinic_date_of(windows[0][1], TZ) == CLINIC_DATE
 
 
 @pytest.mark.parametrize(
@@ -119,14 +124,16 @@ def test_slot_windows_early_session_falls_on_the_previous_utc_day() -> None:
     ],
 )
 def test_slot_windows_tile_the_session_evenly(start: time, end: time, count: int) -> None:
-    windows = rules.slot_windows(CLINIC_DATE, start, end, count, TZ)
-    assert windows[0][1] == rules.local_to_utc(CLINIC_DATE, start, TZ)
-    assert windows[-1][2] == rules.local_to_utc(CLINIC_DATE, end, TZ)
+    windows = booking_rules.slot_windows(CLINIC_DATE, start, end, count, TZ)
+    assert windows[0][1] == booking_rules.local_to_utc(CLINIC_DATE, start, TZ)
+    assert windows[-1][2] == booking_rules.local_to_utc(CLINIC_DATE, end, TZ)
     for (_, _, end_of_one), (_, start_of_next, _) in pairwise(windows):
         assert end_of_one == start_of_next
     lengths = [finish - begin for _, begin, finish in windows]
     assert max(lengths) - min(lengths) <= timedelta(microseconds=1)
-    session = rules.local_to_utc(CLINIC_DATE, end, TZ) - rules.local_to_utc(CLINIC_DATE, start, TZ)
+    session = booking_rules.local_to_utc(CLINIC_DATE, end, TZ) - booking_rules.local_to_utc(
+        CLINIC_DATE, start, TZ
+    )
     assert abs(lengths[0] - session / count) <= timedelta(microseconds=1)
 
 
@@ -139,7 +146,7 @@ def test_slot_windows_refuse_a_session_ending_before_it_starts(start: time, end:
         Unprocessable,
         "session_times_invalid",
         422,
-        rules.slot_windows,
+        booking_rules.slot_windows,
         CLINIC_DATE,
         start,
         end,
@@ -158,7 +165,7 @@ def assert_sound_allocation(
     schedules: Schedules, share: float, expert_min_fraction: float, result: dict[str, int]
 ) -> None:
     counts = {key: count for key, _, count in schedules}
-    wanted = rules.round_half_up(sum(counts.values()), share)
+    wanted = booking_rules.round_half_up(sum(counts.values()), share)
     assert set(result) == set(counts)
     assert sum(result.values()) == wanted
     for key, given in result.items():
@@ -212,51 +219,61 @@ ALLOCATION_SHAPES = [
 def test_referral_allocation_is_sound(
     schedules: Schedules, share: float, expert_min_fraction: float
 ) -> None:
-    result = rules.allocate_referral_slots(schedules, share, expert_min_fraction)
+    result = booking_rules.allocate_referral_slots(schedules, share, expert_min_fraction)
     assert_sound_allocation(schedules, share, expert_min_fraction, result)
 
 
 def test_referral_total_is_the_rounded_share_of_all_slots() -> None:
     schedules = [("e1", EXPERT, 20), ("g1", GENERAL, 30), ("g2", GENERAL, 30)]  # 80 slots
-    assert sum(rules.allocate_referral_slots(schedules, 0.3, 0.5).values()) == 24
-    assert sum(rules.allocate_referral_slots(schedules, 0.33, 0.5).values()) == 26  # 26.4
-    assert sum(rules.allocate_referral_slots(schedules, 0.34, 0.5).values()) == 27  # 27.2
-    assert sum(rules.allocate_referral_slots(schedules, 0.345, 0.5).values()) == 28  # 27.6
+    assert sum(booking_rules.allocate_referral_slots(schedules, 0.3, 0.5).values()) == 24
+    assert sum(booking_rules.allocate_referral_slots(schedules, 0.33, 0.5).values()) == 26  # 26.4
+    assert sum(booking_rules.allocate_referral_slots(schedules, 0.34, 0.5).values()) == 27  # 27.2
+    assert sum(booking_rules.allocate_referral_slots(schedules, 0.345, 0.5).values()) == 28  # 27.6
 
 
 def test_referral_minimum_goes_to_expert_schedules() -> None:
     schedules = [("e1", EXPERT, 20), ("g1", GENERAL, 30), ("g2", GENERAL, 30)]
-    result = rules.allocate_referral_slots(schedules, 0.3, 0.5)  # 24 wanted, >= 12 on experts
+    result = booking_rules.allocate_referral_slots(
+        schedules, 0.3, 0.5
+    )  # 24 wanted, >= 12 on experts
     assert result["e1"] >= 12
     assert result["g1"] == result["g2"]  # equal schedules are treated alike
 
 
 def test_referral_minimum_rounds_up() -> None:
     schedules = [("e1", EXPERT, 30), ("g1", GENERAL, 70)]  # 100 slots, 25 wanted
-    result = rules.allocate_referral_slots(schedules, 0.25, 0.5)
+    result = booking_rules.allocate_referral_slots(schedules, 0.25, 0.5)
     assert result["e1"] >= 13  # ceil(12.5)
     assert sum(result.values()) == 25
 
 
 def test_odd_referral_total_gives_experts_the_larger_half() -> None:
     # 3 wanted: ceil(1.5) = 2 on the expert, the one left follows capacity to the general
-    result = rules.allocate_referral_slots([("e1", EXPERT, 10), ("g1", GENERAL, 90)], 0.03, 0.5)
+    result = booking_rules.allocate_referral_slots(
+        [("e1", EXPERT, 10), ("g1", GENERAL, 90)], 0.03, 0.5
+    )
     assert result == {"e1": 2, "g1": 1}
 
 
 def test_all_referrals_on_experts_when_the_fraction_is_one() -> None:
-    result = rules.allocate_referral_slots([("e1", EXPERT, 30), ("g1", GENERAL, 30)], 0.3, 1.0)
+    result = booking_rules.allocate_referral_slots(
+        [("e1", EXPERT, 30), ("g1", GENERAL, 30)], 0.3, 1.0
+    )
     assert result == {"e1": 18, "g1": 0}
 
 
 def test_expert_minimum_is_capped_by_expert_capacity() -> None:
-    result = rules.allocate_referral_slots([("e1", EXPERT, 2), ("g1", GENERAL, 40)], 0.5, 0.5)
+    result = booking_rules.allocate_referral_slots(
+        [("e1", EXPERT, 2), ("g1", GENERAL, 40)], 0.5, 0.5
+    )
     assert result == {"e1": 2, "g1": 19}  # 21 wanted, 11 would be the expert minimum
 
 
 def test_expert_minimum_spreads_over_several_expert_schedules() -> None:
     schedules = [("e1", EXPERT, 10), ("e2", EXPERT, 10), ("g1", GENERAL, 80)]
-    result = rules.allocate_referral_slots(schedules, 0.3, 0.5)  # 30 wanted, >= 15 on experts
+    result = booking_rules.allocate_referral_slots(
+        schedules, 0.3, 0.5
+    )  # 30 wanted, >= 15 on experts
     assert result["e1"] + result["e2"] >= 15
     assert abs(result["e1"] - result["e2"]) <= 1
     assert result["e1"] <= 10
@@ -264,27 +281,35 @@ def test_expert_minimum_spreads_over_several_expert_schedules() -> None:
 
 
 def test_without_experts_referrals_spread_over_the_rest_in_proportion() -> None:
-    result = rules.allocate_referral_slots([("g1", GENERAL, 20), ("g2", GENERAL, 10)], 0.3, 0.5)
+    result = booking_rules.allocate_referral_slots(
+        [("g1", GENERAL, 20), ("g2", GENERAL, 10)], 0.3, 0.5
+    )
     assert result == {"g1": 6, "g2": 3}
-    result = rules.allocate_referral_slots(
+    result = booking_rules.allocate_referral_slots(
         [("g1", GENERAL, 25), ("g2", GENERAL, 17), ("s1", SPECIAL, 8)], 0.3, 0.5
     )
     assert result == {"g1": 8, "g2": 5, "s1": 2}  # 7.5, 5.1, 2.4 -> largest remainder wins
 
 
 def test_without_expert_minimum_referrals_follow_capacity() -> None:
-    result = rules.allocate_referral_slots([("e1", EXPERT, 10), ("g1", GENERAL, 30)], 0.5, 0.0)
+    result = booking_rules.allocate_referral_slots(
+        [("e1", EXPERT, 10), ("g1", GENERAL, 30)], 0.5, 0.0
+    )
     assert result == {"e1": 5, "g1": 15}
 
 
 def test_full_share_fills_every_schedule_and_zero_share_none() -> None:
     schedules = [("e1", EXPERT, 12), ("g1", GENERAL, 8), ("s1", SPECIAL, 3)]
-    assert rules.allocate_referral_slots(schedules, 1.0, 0.5) == {"e1": 12, "g1": 8, "s1": 3}
-    assert rules.allocate_referral_slots(schedules, 0.0, 0.5) == {"e1": 0, "g1": 0, "s1": 0}
+    assert booking_rules.allocate_referral_slots(schedules, 1.0, 0.5) == {
+        "e1": 12,
+        "g1": 8,
+        "s1": 3,
+    }
+    assert booking_rules.allocate_referral_slots(schedules, 0.0, 0.5) == {"e1": 0, "g1": 0, "s1": 0}
 
 
 def test_no_schedules_allocate_nothing() -> None:
-    assert rules.allocate_referral_slots([], 0.3, 0.5) == {}
+    assert booking_rules.allocate_referral_slots([], 0.3, 0.5) == {}
 
 
 # --- assign_pools ------------------------------------------------------------------------
@@ -323,19 +348,19 @@ def test_no_schedules_allocate_nothing() -> None:
 def test_assign_pools_counts(
     count: int, referral: int, shares: PoolShares, expected: dict[Pool, int]
 ) -> None:
-    pools = rules.assign_pools(count, referral, shares)
+    pools = booking_rules.assign_pools(count, referral, shares)
     assert len(pools) == count
     assert Counter(pools) == Counter(expected)
     assert sum(1 for p in pools if p != Pool.PUBLIC) <= count
 
 
 def test_assign_pools_of_an_empty_session() -> None:
-    assert rules.assign_pools(0, 0, PoolShares()) == []
+    assert booking_rules.assign_pools(0, 0, PoolShares()) == []
 
 
 @pytest.mark.parametrize(("count", "referral"), [(20, 6), (30, 9), (12, 4), (100, 30), (9, 3)])
 def test_reserved_slots_are_spread_through_the_session(count: int, referral: int) -> None:
-    pools = rules.assign_pools(count, referral, PoolShares())
+    pools = booking_rules.assign_pools(count, referral, PoolShares())
     for pool in (Pool.REFERRAL, Pool.HOTLINE, Pool.ONSITE):
         where = [i for i, p in enumerate(pools) if p == pool]
         if len(where) < 2:
@@ -351,7 +376,7 @@ def test_reserved_slots_are_spread_through_the_session(count: int, referral: int
 
 
 def test_reserved_slots_interleave_with_public_ones() -> None:
-    pools = rules.assign_pools(20, 6, PoolShares())
+    pools = booking_rules.assign_pools(20, 6, PoolShares())
     longest_public_run = max(
         len(run) for run in "".join("p" if p == Pool.PUBLIC else "r" for p in pools).split("r")
     )
@@ -368,41 +393,43 @@ DERM_POLICY = BookingPolicy(
 
 
 def test_release_is_seven_days_ahead_at_seven_local() -> None:
-    opens = rules.release_at(POLICY, CLINIC_DATE, DEPT)
+    opens = booking_rules.release_at(POLICY, CLINIC_DATE, DEPT)
     assert opens == datetime(2025, 3, 9, 23, 0, tzinfo=UTC)
     assert opens.astimezone(SHANGHAI).replace(tzinfo=None) == datetime(2025, 3, 10, 7, 0)
 
 
 def test_release_follows_a_department_override() -> None:
-    assert rules.release_at(DERM_POLICY, CLINIC_DATE, "dermatology") == local(
+    assert booking_rules.release_at(DERM_POLICY, CLINIC_DATE, "dermatology") == local(
         date(2025, 3, 7), 8, 30
     )
-    assert rules.release_at(DERM_POLICY, CLINIC_DATE, "dermatology") == datetime(
+    assert booking_rules.release_at(DERM_POLICY, CLINIC_DATE, "dermatology") == datetime(
         2025, 3, 7, 0, 30, tzinfo=UTC
     )
     # other departments keep the hospital-wide rule
-    assert rules.release_at(DERM_POLICY, CLINIC_DATE, DEPT) == datetime(
+    assert booking_rules.release_at(DERM_POLICY, CLINIC_DATE, DEPT) == datetime(
         2025, 3, 9, 23, 0, tzinfo=UTC
     )
 
 
 def test_release_over_a_month_boundary() -> None:
-    assert rules.release_at(POLICY, date(2025, 3, 3), DEPT) == local(date(2025, 2, 24), 7)
+    assert booking_rules.release_at(POLICY, date(2025, 3, 3), DEPT) == local(date(2025, 2, 24), 7)
 
 
 def test_referral_release_is_fourteen_days_ahead() -> None:
-    opens = rules.referral_release_at(POLICY, CLINIC_DATE, DEPT)
+    opens = booking_rules.referral_release_at(POLICY, CLINIC_DATE, DEPT)
     assert opens == datetime(2025, 3, 2, 23, 0, tzinfo=UTC)  # 2025-03-03 07:00 local
-    assert opens < rules.release_at(POLICY, CLINIC_DATE, DEPT)
+    assert opens < booking_rules.release_at(POLICY, CLINIC_DATE, DEPT)
 
 
 def test_referral_release_days_come_from_the_policy() -> None:
     policy = BookingPolicy(referral_release_days_ahead=10)
-    assert rules.referral_release_at(policy, CLINIC_DATE, DEPT) == local(date(2025, 3, 7), 7)
+    assert booking_rules.referral_release_at(policy, CLINIC_DATE, DEPT) == local(
+        date(2025, 3, 7), 7
+    )
 
 
 def test_referral_release_uses_the_departments_time_of_day() -> None:
-    assert rules.referral_release_at(DERM_POLICY, CLINIC_DATE, "dermatology") == local(
+    assert booking_rules.referral_release_at(DERM_POLICY, CLINIC_DATE, "dermatology") == local(
         date(2025, 3, 3), 8, 30
     )
 
@@ -415,7 +442,7 @@ def check(
     policy: BookingPolicy = POLICY,
     department: str = DEPT,
 ) -> None:
-    rules.check_released(
+    booking_rules.check_released(
         policy,
         now=now,
         channel=channel,
@@ -427,7 +454,7 @@ def check(
 
 @pytest.mark.parametrize("channel", list(Channel))
 def test_public_slots_refused_before_release(channel: Channel) -> None:
-    opens = rules.release_at(POLICY, CLINIC_DATE, DEPT)
+    opens = booking_rules.release_at(POLICY, CLINIC_DATE, DEPT)
     problem = refused(
         Conflict, "slot_not_released", 409, check, opens - SECOND, channel, Pool.PUBLIC
     )
@@ -439,7 +466,7 @@ def test_public_slots_refused_before_release(channel: Channel) -> None:
 
 @pytest.mark.parametrize("channel", list(Channel))
 def test_public_slots_open_at_and_after_release(channel: Channel) -> None:
-    opens = rules.release_at(POLICY, CLINIC_DATE, DEPT)
+    opens = booking_rules.release_at(POLICY, CLINIC_DATE, DEPT)
     check(opens, channel, Pool.PUBLIC)
     check(opens + timedelta(days=3), channel, Pool.PUBLIC)
 
@@ -450,7 +477,7 @@ def test_public_slots_open_at_and_after_release(channel: Channel) -> None:
 def test_hotline_and_onsite_pools_open_with_the_public_release(
     channel: Channel, pool: Pool
 ) -> None:
-    opens = rules.release_at(POLICY, CLINIC_DATE, DEPT)
+    opens = booking_rules.release_at(POLICY, CLINIC_DATE, DEPT)
     refused(Conflict, "slot_not_released", 409, check, opens - SECOND, channel, pool)
     check(opens, channel, pool)
 
@@ -509,7 +536,7 @@ def test_check_released_follows_a_department_override() -> None:
 
 
 def pools_open(now: datetime, channel: Channel) -> list[Pool]:
-    return rules.open_pools(
+    return booking_rules.open_pools(
         POLICY, now=now, channel=channel, clinic_date=CLINIC_DATE, department_id=DEPT
     )
 
@@ -538,11 +565,11 @@ def test_open_pools_after_release_in_preference_order(channel: Channel) -> None:
 
 def test_pool_return_is_twenty_four_hours_before_start() -> None:
     start = local(CLINIC_DATE, 8)
-    assert rules.pool_return_at(POLICY, start) == local(date(2025, 3, 16), 8)
-    assert rules.pool_return_at(BookingPolicy(pool_return_hours_before=48), start) == local(
+    assert booking_rules.pool_return_at(POLICY, start) == local(date(2025, 3, 16), 8)
+    assert booking_rules.pool_return_at(BookingPolicy(pool_return_hours_before=48), start) == local(
         date(2025, 3, 15), 8
     )
-    assert rules.pool_return_at(BookingPolicy(pool_return_hours_before=0), start) == start
+    assert booking_rules.pool_return_at(BookingPolicy(pool_return_hours_before=0), start) == start
 
 
 @pytest.mark.parametrize(
@@ -555,7 +582,7 @@ def test_pool_return_is_twenty_four_hours_before_start() -> None:
     ],
 )
 def test_pools_for_each_channel(channel: Channel, pools: tuple[Pool, ...]) -> None:
-    assert rules.pools_for(channel) == pools
+    assert booking_rules.pools_for(channel) == pools
 
 
 def test_no_channel_draws_on_another_channels_reserved_pool() -> None:
@@ -565,7 +592,7 @@ def test_no_channel_draws_on_another_channels_reserved_pool() -> None:
         Channel.REFERRAL: Pool.REFERRAL,
     }
     for channel in Channel:
-        reserved = set(rules.pools_for(channel)) - {Pool.PUBLIC}
+        reserved = set(booking_rules.pools_for(channel)) - {Pool.PUBLIC}
         assert reserved == ({own[channel]} if channel in own else set())
 
 
@@ -574,14 +601,19 @@ def test_no_channel_draws_on_another_channels_reserved_pool() -> None:
 
 def test_not_started_allows_booking_before_the_slot() -> None:
     start = local(CLINIC_DATE, 9)
-    rules.check_not_started(now=start - SECOND, starts_at=start)
+    booking_rules.check_not_started(now=start - SECOND, starts_at=start)
 
 
 @pytest.mark.parametrize("after", [timedelta(0), SECOND, timedelta(hours=3)])
 def test_not_started_refuses_a_slot_that_has_begun(after: timedelta) -> None:
     start = local(CLINIC_DATE, 9)
     refused(
-        Conflict, "slot_in_past", 409, rules.check_not_started, now=start + after, starts_at=start
+        Conflict,
+        "slot_in_past",
+        409,
+        booking_rules.check_not_started,
+        now=start + after,
+        starts_at=start,
     )
 
 
@@ -596,7 +628,7 @@ def limits(
     resource_session: int = 0,
     real_name_day: int = 0,
 ) -> None:
-    rules.check_patient_limits(
+    booking_rules.check_patient_limits(
         policy,
         active_bookings=active,
         same_department_day=department_day,
@@ -666,20 +698,24 @@ def days_ago(*days: float) -> list[datetime]:
 
 def test_three_no_shows_in_ninety_days_ban_until_the_last_plus_ninety() -> None:
     offences = days_ago(80, 40, 2)
-    assert rules.ban_until(offences, NO_SHOW, NOW) == NOW - timedelta(days=2) + timedelta(days=90)
+    assert penalty_rules.ban_until(offences, NO_SHOW, NOW) == NOW - timedelta(days=2) + timedelta(
+        days=90
+    )
 
 
 def test_ban_does_not_depend_on_offence_order() -> None:
-    assert rules.ban_until(days_ago(2, 80, 40), NO_SHOW, NOW) == NOW + timedelta(days=88)
+    assert penalty_rules.ban_until(days_ago(2, 80, 40), NO_SHOW, NOW) == NOW + timedelta(days=88)
 
 
 def test_more_offences_ban_from_the_latest() -> None:
-    assert rules.ban_until(days_ago(85, 60, 30, 1), NO_SHOW, NOW) == NOW + timedelta(days=89)
+    assert penalty_rules.ban_until(days_ago(85, 60, 30, 1), NO_SHOW, NOW) == NOW + timedelta(
+        days=89
+    )
 
 
 @pytest.mark.parametrize("offences", [[], days_ago(1), days_ago(50, 2)])
 def test_fewer_than_three_no_shows_do_not_ban(offences: list[datetime]) -> None:
-    assert rules.ban_until(offences, NO_SHOW, NOW) is None
+    assert penalty_rules.ban_until(offences, NO_SHOW, NOW) is None
 
 
 @pytest.mark.parametrize(
@@ -687,39 +723,39 @@ def test_fewer_than_three_no_shows_do_not_ban(offences: list[datetime]) -> None:
     [days_ago(200, 100, 1), days_ago(96, 50, 5), days_ago(300, 150, 95, 1)],
 )
 def test_offences_spread_wider_than_the_window_do_not_ban(offences: list[datetime]) -> None:
-    assert rules.ban_until(offences, NO_SHOW, NOW) is None
+    assert penalty_rules.ban_until(offences, NO_SHOW, NOW) is None
 
 
 def test_three_offences_exactly_a_window_apart_still_ban() -> None:
-    assert rules.ban_until(days_ago(95, 50, 5), NO_SHOW, NOW) == NOW + timedelta(days=85)
+    assert penalty_rules.ban_until(days_ago(95, 50, 5), NO_SHOW, NOW) == NOW + timedelta(days=85)
 
 
 def test_an_expired_ban_is_none() -> None:
-    assert rules.ban_until(days_ago(300, 280, 260), NO_SHOW, NOW) is None
+    assert penalty_rules.ban_until(days_ago(300, 280, 260), NO_SHOW, NOW) is None
     # ended exactly now: no longer banned
-    assert rules.ban_until(days_ago(120, 100, 90), NO_SHOW, NOW) is None
+    assert penalty_rules.ban_until(days_ago(120, 100, 90), NO_SHOW, NOW) is None
 
 
 def test_an_older_ban_still_runs_with_fewer_recent_offences() -> None:
     offences = days_ago(150, 130, 80)  # only one in the last 90 days
-    assert rules.ban_until(offences, NO_SHOW, NOW) == NOW + timedelta(days=10)
+    assert penalty_rules.ban_until(offences, NO_SHOW, NOW) == NOW + timedelta(days=10)
 
 
 def test_the_latest_older_ban_counts() -> None:
     offences = days_ago(400, 390, 380, 160, 140, 85)  # two bans; the later ends in 5 days
-    assert rules.ban_until(offences, NO_SHOW, NOW) == NOW + timedelta(days=5)
+    assert penalty_rules.ban_until(offences, NO_SHOW, NOW) == NOW + timedelta(days=5)
 
 
 def test_late_cancellations_ban_for_thirty_days() -> None:
     rule = POLICY.late_cancel_penalty
-    assert rules.ban_until(days_ago(20, 10, 1), rule, NOW) == NOW + timedelta(days=29)
-    assert rules.ban_until(days_ago(35, 10, 1), rule, NOW) is None
+    assert penalty_rules.ban_until(days_ago(20, 10, 1), rule, NOW) == NOW + timedelta(days=29)
+    assert penalty_rules.ban_until(days_ago(35, 10, 1), rule, NOW) is None
 
 
 def test_custom_penalty_rule() -> None:
     rule = PenaltyRule(threshold=1, window_days=30, ban_days=7)
-    assert rules.ban_until(days_ago(3), rule, NOW) == NOW + timedelta(days=4)
-    assert rules.ban_until(days_ago(8), rule, NOW) is None
+    assert penalty_rules.ban_until(days_ago(3), rule, NOW) == NOW + timedelta(days=4)
+    assert penalty_rules.ban_until(days_ago(8), rule, NOW) is None
 
 
 # --- check_not_banned --------------------------------------------------------------------
@@ -727,12 +763,14 @@ def test_custom_penalty_rule() -> None:
 
 @pytest.mark.parametrize("until", [None, NOW - timedelta(days=1), NOW])
 def test_not_banned_passes(until: datetime | None) -> None:
-    rules.check_not_banned(until, NOW, TZ)
+    penalty_rules.check_not_banned(until, NOW, TZ)
 
 
 def test_banned_patient_is_refused_with_the_end_of_the_ban() -> None:
     until = datetime(2025, 6, 30, 20, 0, tzinfo=UTC)  # 2025-07-01 04:00 in Shanghai
-    problem = refused(Forbidden, "patient_banned", 403, rules.check_not_banned, until, NOW, TZ)
+    problem = refused(
+        Forbidden, "patient_banned", 403, penalty_rules.check_not_banned, until, NOW, TZ
+    )
     assert problem.extra["banned_until"] == "2025-06-30T20:00:00+00:00"
     assert "2025-07-01" in (problem.detail_zh or "")  # the local date, not the UTC one
 
@@ -743,7 +781,7 @@ START = local(CLINIC_DATE, 9)
 
 
 def cancel(now: datetime, *, by_staff: bool = False, policy: BookingPolicy = POLICY) -> None:
-    rules.check_cancellable(policy, now=now, starts_at=START, by_staff=by_staff)
+    booking_rules.check_cancellable(policy, now=now, starts_at=START, by_staff=by_staff)
 
 
 @pytest.mark.parametrize("by_staff", [False, True])
@@ -785,7 +823,7 @@ def test_cutoff_follows_the_policy() -> None:
     ],
 )
 def test_late_cancellation_is_inside_twenty_four_hours(before: timedelta, late: bool) -> None:
-    assert rules.is_late_cancellation(POLICY, now=START - before, starts_at=START) is late
+    assert booking_rules.is_late_cancellation(POLICY, now=START - before, starts_at=START) is late
 
 
 # --- check-in ----------------------------------------------------------------------------
@@ -794,19 +832,19 @@ END = START + timedelta(minutes=15)
 
 
 def test_checkin_window_opens_two_hours_before_and_closes_at_the_end() -> None:
-    assert rules.checkin_window(POLICY, START, END) == (
+    assert change_rules.checkin_window(POLICY, START, END) == (
         local(CLINIC_DATE, 7),
         local(CLINIC_DATE, 9, 15),
     )
     policy = BookingPolicy(checkin_opens_minutes_before=30, checkin_closes_minutes_before_end=5)
-    assert rules.checkin_window(policy, START, END) == (
+    assert change_rules.checkin_window(policy, START, END) == (
         local(CLINIC_DATE, 8, 30),
         local(CLINIC_DATE, 9, 10),
     )
 
 
 def checkin(now: datetime) -> None:
-    rules.check_checkin(POLICY, now=now, starts_at=START, ends_at=END)
+    change_rules.check_checkin(POLICY, now=now, starts_at=START, ends_at=END)
 
 
 def test_checkin_too_early_is_refused_with_the_opening_time() -> None:
@@ -832,15 +870,19 @@ def test_checkin_inside_the_window_passes(now: datetime) -> None:
 
 
 def test_waitlist_closes_at_eight_the_evening_before() -> None:
-    closes = rules.waitlist_closes_at(POLICY, CLINIC_DATE)
+    closes = waitlist_rules.waitlist_closes_at(POLICY, CLINIC_DATE)
     assert closes == datetime(2025, 3, 16, 12, 0, tzinfo=UTC)
     assert closes.astimezone(SHANGHAI).replace(tzinfo=None) == datetime(2025, 3, 16, 20, 0)
 
 
 def test_waitlist_close_over_a_month_boundary_and_custom_time() -> None:
-    assert rules.waitlist_closes_at(POLICY, date(2025, 3, 1)) == local(date(2025, 2, 28), 20)
+    assert waitlist_rules.waitlist_closes_at(POLICY, date(2025, 3, 1)) == local(
+        date(2025, 2, 28), 20
+    )
     policy = BookingPolicy(waitlist_closes_at=time(18, 30))
-    assert rules.waitlist_closes_at(policy, CLINIC_DATE) == local(date(2025, 3, 16), 18, 30)
+    assert waitlist_rules.waitlist_closes_at(policy, CLINIC_DATE) == local(
+        date(2025, 3, 16), 18, 30
+    )
 
 
 # --- policy validation -------------------------------------------------------------------

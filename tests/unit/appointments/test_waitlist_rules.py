@@ -10,11 +10,11 @@ from typing import Any
 
 import pytest
 
-from services.appointments.domain import rules
+from services.appointments.domain import waitlist_rules
+from services.appointments.domain.errors import Conflict
 from services.appointments.domain.models import Channel, Pool
 from services.appointments.domain.policy import DEFAULT_POLICY, BookingPolicy
 from services.appointments.waitlist import EntryStatus, becomes, entry_view, not_confirmable
-from shared.problems import Conflict
 
 pytestmark = pytest.mark.unit
 
@@ -24,10 +24,10 @@ SECOND = timedelta(seconds=1)
 
 
 def test_the_line_closes_at_eight_the_evening_before_in_the_hospitals_zone() -> None:
-    assert rules.waitlist_closes_at(DEFAULT_POLICY, CLINIC_DATE) == CLOSES
-    rules.check_waitlist_open(DEFAULT_POLICY, now=CLOSES - SECOND, clinic_date=CLINIC_DATE)
+    assert waitlist_rules.waitlist_closes_at(DEFAULT_POLICY, CLINIC_DATE) == CLOSES
+    waitlist_rules.check_waitlist_open(DEFAULT_POLICY, now=CLOSES - SECOND, clinic_date=CLINIC_DATE)
     with pytest.raises(Conflict) as refused:
-        rules.check_waitlist_open(DEFAULT_POLICY, now=CLOSES, clinic_date=CLINIC_DATE)
+        waitlist_rules.check_waitlist_open(DEFAULT_POLICY, now=CLOSES, clinic_date=CLINIC_DATE)
     assert refused.value.code == "waitlist_closed"
     assert refused.value.extra["closes_at"] == CLOSES.isoformat()
     assert "2025-03-16 20:00" in (refused.value.detail_zh or "")
@@ -35,10 +35,10 @@ def test_the_line_closes_at_eight_the_evening_before_in_the_hospitals_zone() -> 
 
 def test_a_policy_moves_the_closing_time() -> None:
     policy = BookingPolicy(waitlist_closes_at=time(18, 30))
-    closes = rules.waitlist_closes_at(policy, CLINIC_DATE)
+    closes = waitlist_rules.waitlist_closes_at(policy, CLINIC_DATE)
     assert closes == datetime(2025, 3, 16, 10, 30, tzinfo=UTC)
     with pytest.raises(Conflict):
-        rules.check_waitlist_open(policy, now=closes + SECOND, clinic_date=CLINIC_DATE)
+        waitlist_rules.check_waitlist_open(policy, now=closes + SECOND, clinic_date=CLINIC_DATE)
 
 
 @pytest.mark.parametrize(
@@ -52,43 +52,45 @@ def test_joining_is_refused_while_the_callers_pools_have_slots(
     remaining: dict[str, int], pools: list[Pool], left: int
 ) -> None:
     with pytest.raises(Conflict) as refused:
-        rules.check_no_bookable_slot(remaining, pools)
+        waitlist_rules.check_no_bookable_slot(remaining, pools)
     assert refused.value.code == "slots_available"
     assert refused.value.extra["remaining"] == left
 
 
 def test_slots_in_pools_the_caller_cannot_use_do_not_count() -> None:
-    rules.check_no_bookable_slot({"public": 0, "referral": 3, "onsite": 1}, [Pool.PUBLIC])
-    rules.check_no_bookable_slot({}, [Pool.PUBLIC])
+    waitlist_rules.check_no_bookable_slot({"public": 0, "referral": 3, "onsite": 1}, [Pool.PUBLIC])
+    waitlist_rules.check_no_bookable_slot({}, [Pool.PUBLIC])
 
 
 def test_a_patient_waits_for_a_limited_number_of_sessions() -> None:
     limit = DEFAULT_POLICY.waitlist_max_entries_per_patient
-    rules.check_waitlist_limit(DEFAULT_POLICY, active_entries=limit - 1)
+    waitlist_rules.check_waitlist_limit(DEFAULT_POLICY, active_entries=limit - 1)
     with pytest.raises(Conflict) as refused:
-        rules.check_waitlist_limit(DEFAULT_POLICY, active_entries=limit)
+        waitlist_rules.check_waitlist_limit(DEFAULT_POLICY, active_entries=limit)
     assert refused.value.code == "waitlist_limit"
     assert refused.value.extra["limit"] == limit
 
 
 def test_an_offer_lasts_the_policys_minutes() -> None:
     now = datetime(2025, 3, 10, 1, 0, tzinfo=UTC)
-    assert rules.waitlist_offer_expires_at(DEFAULT_POLICY, now) == now + timedelta(minutes=15)
+    assert waitlist_rules.waitlist_offer_expires_at(DEFAULT_POLICY, now) == now + timedelta(
+        minutes=15
+    )
     quick = BookingPolicy(waitlist_offer_minutes=5)
-    assert rules.waitlist_offer_expires_at(quick, now) == now + timedelta(minutes=5)
+    assert waitlist_rules.waitlist_offer_expires_at(quick, now) == now + timedelta(minutes=5)
 
 
 def test_a_freed_slot_goes_only_to_channels_that_may_book_its_pool() -> None:
-    assert set(rules.waitlist_channels_for(Pool.PUBLIC)) == set(Channel)
-    assert rules.waitlist_channels_for(Pool.HOTLINE) == [Channel.HOTLINE]
-    assert rules.waitlist_channels_for(Pool.REFERRAL) == [Channel.REFERRAL]
+    assert set(waitlist_rules.waitlist_channels_for(Pool.PUBLIC)) == set(Channel)
+    assert waitlist_rules.waitlist_channels_for(Pool.HOTLINE) == [Channel.HOTLINE]
+    assert waitlist_rules.waitlist_channels_for(Pool.REFERRAL) == [Channel.REFERRAL]
 
 
 def test_slots_are_offered_only_while_the_line_is_open_and_the_slot_ahead() -> None:
     starts = datetime(2025, 3, 17, 0, 0, tzinfo=UTC)
 
     def may(now: datetime, slot_starts_at: datetime = starts) -> bool:
-        return rules.may_offer_waitlist(
+        return waitlist_rules.may_offer_waitlist(
             DEFAULT_POLICY, now=now, clinic_date=CLINIC_DATE, slot_starts_at=slot_starts_at
         )
 
