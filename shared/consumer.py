@@ -3,7 +3,7 @@
 * one consumer group per (service, consumer name); replicas split the partitions;
 * offsets are committed per partition only after everything a ``getmany()`` returned for
   it was handled (Tansu can skip records when a fetch starts mid-batch);
-* each event is handled in one Mongo transaction with its inbox record: effectively once;
+* each event is handled in one Mongo transaction with its handled-event record: effectively once;
 * a failing handler is retried with backoff, then the event becomes a dead letter and the
   partition moves on;
 * the request id from the record's headers is bound into every log line.
@@ -23,7 +23,7 @@ from pydantic import ValidationError
 
 from shared.dead_letters import dead_letter_document, record_dead_letter
 from shared.events import Envelope
-from shared.inbox import AlreadyHandled, claim_event
+from shared.handled_events import AlreadyHandled, HandledEvents
 from shared.kafka import ensure_topics
 from shared.metrics import ServiceMetrics
 from shared.outbox import Outbox, Tx
@@ -56,6 +56,7 @@ class ConsumerRunner:
         self.spec = spec
         self.outbox = outbox
         self.db = outbox.db
+        self.handled_events = HandledEvents(self.db)
         self.settings = settings
         self.metrics = metrics
         self.group_id = group_id or (
@@ -126,7 +127,7 @@ class ConsumerRunner:
                 try:
                     await consumer.commit({tp: records[-1].offset + 1})
                 except (CommitFailedError, KafkaError) as exc:
-                    # a rebalance moved the partition: the next owner redelivers, the inbox dedupes
+                    # a rebalance moved the partition: the next owner redelivers (deduped)
                     log.warning(
                         "consumer.commit_failed",
                         consumer=self.consumer_name,
@@ -200,7 +201,7 @@ class ConsumerRunner:
                 await asyncio.sleep(delay)
 
     async def _apply(self, handler: Handler, event: Envelope, tx: Tx) -> None:
-        await claim_event(self.db, tx.session, self.consumer_name, event.id, event.type)
+        await self.handled_events.record(tx.session, self.consumer_name, event.id, event.type)
         await handler(event, tx)
 
     async def _dead_letter(

@@ -52,11 +52,6 @@ class Envelope(BaseModel):
     def from_bytes(cls, raw: bytes) -> Envelope:
         return cls.model_validate(json.loads(raw))
 
-    @property
-    def short_type(self) -> str:
-        """``careloop.appointment.booked`` -> ``appointment.booked``."""
-        return self.type.removeprefix("careloop.")
-
     def payload(self, model: builtins.type[P]) -> P:
         return model.model_validate(self.data)
 

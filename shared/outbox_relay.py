@@ -2,7 +2,8 @@
 
 One replica of a service holds the relay lease at a time, so entries go out in ``_id``
 (uuid7, creation) order. A batch is marked sent only after Kafka acknowledged all of it;
-a relay killed mid-batch republishes that batch, and consumers' inboxes drop the repeats.
+a relay killed mid-batch republishes that batch, and consumers' handled-event records drop
+the repeats.
 While Kafka is down the relay backs off; requests never wait on it.
 """
 

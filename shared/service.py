@@ -26,10 +26,10 @@ from shared.auth import TokenVerifier
 from shared.auth import from_settings as verifier_from_settings
 from shared.consumer import ConsumerRunner, ConsumerSpec
 from shared.dead_letters import DEAD_LETTER_INDEXES
+from shared.handled_events import HANDLED_EVENTS_INDEXES
 from shared.health import ReadinessChecks, health_router
 from shared.http import RequestContextMiddleware
 from shared.ids import new_id
-from shared.inbox import INBOX_INDEXES
 from shared.jobs import JOB_INDEXES, JobHandler, JobRunner
 from shared.kafka import KafkaProbe, ensure_topics
 from shared.logging import configure_logging
@@ -54,7 +54,7 @@ log = structlog.get_logger(__name__)
 
 PLATFORM_INDEXES = [
     OUTBOX_INDEXES,
-    INBOX_INDEXES,
+    HANDLED_EVENTS_INDEXES,
     DEAD_LETTER_INDEXES,
     JOB_INDEXES,
     CollectionIndexes("leases"),

@@ -1,4 +1,4 @@
-"""The consumer runner: idempotent inbox, dead letters, replay, replicas in one group."""
+"""The consumer runner: handled events (idempotence), dead letters, replay, replicas in one group."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from pymongo import AsyncMongoClient
 from shared.consumer import ConsumerRunner, ConsumerSpec
 from shared.dead_letters import DEAD_LETTERS, list_dead_letters, replay_dead_letter
 from shared.events import Envelope, make_event
+from shared.handled_events import HANDLED_EVENTS
 from shared.kafka import dlq_topic, ensure_topics
 from shared.mongo import Database, Document, ensure_indexes
 from shared.outbox import Outbox, Tx
@@ -84,7 +85,7 @@ async def test_the_same_event_delivered_twice_has_one_effect(
 
 
 async def _handled_and_skipped(db: Database, n: int) -> bool:
-    return await db.inbox.count_documents({}) >= n
+    return await db[HANDLED_EVENTS].count_documents({}) >= n
 
 
 async def test_failing_handler_dead_letters_and_partition_moves_on_then_replay(
