@@ -57,7 +57,7 @@ async def bench_notifications(stack: EmbeddedStack) -> list[tuple[str, float, fl
     )
     runtime = await start_runtime(dataclasses.replace(definition(settings), run_workers=False))
     ctx: Notifications = runtime.extras["notifications"]
-    kind = ctx.catalog.kinds["appointment.booked"]
+    kind = ctx.message_kinds.kinds["appointment.booked"]
     try:
         started = time.perf_counter()
         for n in range(EVENTS):

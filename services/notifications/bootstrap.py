@@ -7,7 +7,6 @@ from dataclasses import dataclass
 
 from prometheus_client import Counter
 
-from services.notifications.catalog import Catalog
 from services.notifications.consents import Consents
 from services.notifications.delivery import Delivery
 from services.notifications.dispatch import Dispatcher
@@ -15,6 +14,7 @@ from services.notifications.domain.channels import Channel
 from services.notifications.domain.rules import Preferences
 from services.notifications.inbox import Inbox
 from services.notifications.limits import PatientRateLimit
+from services.notifications.message_kinds import MessageKinds
 from services.notifications.messages import Messages
 from services.notifications.preferences import PreferenceStore
 from services.notifications.providers.base import Provider
@@ -34,7 +34,7 @@ from shared.service import Runtime
 class Notifications:
     runtime: Runtime
     settings: NotificationsSettings
-    catalog: Catalog
+    message_kinds: MessageKinds
     templates: TemplateStore
     preferences: PreferenceStore
     recipients: Recipients
@@ -79,12 +79,12 @@ def build(runtime: Runtime) -> Notifications:
     db = runtime.db
     sent, render_failures, receipt_counter = _counters(runtime)
     cipher = FieldCipher.from_settings(settings.pii_encryption_keys, settings.pii_hash_key)
-    catalog = Catalog.load()
+    message_kinds = MessageKinds.load()
     default = Preferences(
         language=settings.default_language,
         quiet_hours=settings.default_quiet_hours,
     )
-    templates = TemplateStore(db, runtime.outbox, catalog, render_failures)
+    templates = TemplateStore(db, runtime.outbox, message_kinds, render_failures)
     preferences = PreferenceStore(db, default)
     recipients = Recipients(db, cipher)
     consents = Consents(db, settings.wechat_template_ids)
@@ -106,12 +106,21 @@ def build(runtime: Runtime) -> Notifications:
         runtime.redis, settings.redis_key_prefix, settings.patient_rate_limit_per_hour
     )
     delivery = Delivery(
-        db, settings, catalog, messages, dispatcher, templates, consents, limits, providers, sent
+        db,
+        settings,
+        message_kinds,
+        messages,
+        dispatcher,
+        templates,
+        consents,
+        limits,
+        providers,
+        sent,
     )
     return Notifications(
         runtime=runtime,
         settings=settings,
-        catalog=catalog,
+        message_kinds=message_kinds,
         templates=templates,
         preferences=preferences,
         recipients=recipients,
@@ -120,8 +129,8 @@ def build(runtime: Runtime) -> Notifications:
         messages=messages,
         dispatcher=dispatcher,
         delivery=delivery,
-        receipts=Receipts(runtime.outbox, catalog, messages, dispatcher, receipt_counter),
-        reminders=Reminders(db, catalog, dispatcher, settings.reminder_offsets_minutes),
+        receipts=Receipts(runtime.outbox, message_kinds, messages, dispatcher, receipt_counter),
+        reminders=Reminders(db, message_kinds, dispatcher, settings.reminder_offsets_minutes),
         providers=providers,
         idempotency=IdempotencyKeys(db),
         sandbox=SandboxDeliveries(db),

@@ -21,7 +21,6 @@ from typing import Any
 import structlog
 from prometheus_client import Counter
 
-from services.notifications.catalog import Catalog, MessageKind
 from services.notifications.consents import Consents
 from services.notifications.dispatch import DELIVER_JOB, Dispatcher, deliver_job_key
 from services.notifications.domain.channels import Channel
@@ -33,6 +32,7 @@ from services.notifications.events import (
     NotificationSent,
 )
 from services.notifications.limits import PatientRateLimit
+from services.notifications.message_kinds import MessageKind, MessageKinds
 from services.notifications.messages import Messages, Status, event_subject, message_facts
 from services.notifications.providers.base import (
     Provider,
@@ -65,7 +65,7 @@ def redeliver_topic(settings: NotificationsSettings) -> str:
 class Delivery:
     db: Database
     settings: NotificationsSettings
-    catalog: Catalog
+    message_kinds: MessageKinds
     messages: Messages
     dispatcher: Dispatcher
     templates: TemplateStore
@@ -81,7 +81,7 @@ class Delivery:
         msg = await self.messages.get(job.payload["message_id"], tx.session)
         if msg is None or msg["status"] != Status.QUEUED:
             return  # sent, suppressed or failed already
-        kind = self.catalog.get(msg["kind"])
+        kind = self.message_kinds.get(msg["kind"])
         channel = Channel(msg["channel"])
         now = datetime.now(UTC)
         if kind is None:
@@ -318,7 +318,7 @@ class Delivery:
 
     async def _forget_secret(self, tx: Tx, msg: Document, status: Status) -> None:
         """A login code is not kept once its message is out (or given up)."""
-        kind = self.catalog.get(msg["kind"])
+        kind = self.message_kinds.get(msg["kind"])
         if kind is not None and kind.to_address and status != Status.QUEUED:
             await self.messages.update(msg["_id"], tx.session, {"context": {}})
 

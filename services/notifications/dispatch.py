@@ -1,6 +1,6 @@
 """Turning one event (or reminder, or login code) into messages, inside the caller's transaction.
 
-For a kind from the catalog and a patient, it writes the inbox item and its message,
+For a message kind and a patient, it writes the inbox item and its message,
 records a ``suppressed`` message for each push channel left out (turned off, no address),
 and queues the first push channel of the plan with a delivery job due now or at the end
 of the patient's quiet hours. Later channels are queued only when the one before fails
@@ -18,7 +18,6 @@ from typing import Any
 import structlog
 from prometheus_client import Counter
 
-from services.notifications.catalog import MessageKind
 from services.notifications.domain.channels import Channel
 from services.notifications.domain.rules import (
     Preferences,
@@ -28,6 +27,7 @@ from services.notifications.domain.rules import (
     send_at,
 )
 from services.notifications.inbox import Inbox
+from services.notifications.message_kinds import MessageKind
 from services.notifications.messages import Messages, Source, Status, dedupe_key, new_message
 from services.notifications.preferences import PreferenceStore
 from services.notifications.recipients import Recipients

@@ -1,8 +1,8 @@
 """Where the notifications service registers its event handlers and timed jobs.
 
-Every event type the catalog has a message kind for is handled by ``notify``; the
+Every event type that has a message kind is handled by ``notify``; the
 appointment lifecycle events also move reminders, and the patient events keep the
-recipients' contacts. Adding a message for a new event type needs only a catalog file
+recipients' contacts. Adding a message for a new event type needs only a message kind file
 (and the producer's topic in ``CONSUMED_SERVICES``).
 """
 
@@ -29,8 +29,8 @@ Lifecycle = Callable[[Notifications, Envelope, Tx], Awaitable[None]]
 
 
 async def notify(ctx: Notifications, event: Envelope, tx: Tx) -> None:
-    """Send the patient the message the catalog has for this event, if any."""
-    kind = ctx.catalog.for_event(event.type, event.data)
+    """Send the patient the message kind's message for this event, if any."""
+    kind = ctx.message_kinds.for_event(event.type, event.data)
     if kind is None:
         return
     data = event.data
@@ -105,7 +105,7 @@ def consumer_topics(settings: NotificationsSettings) -> tuple[str, ...]:
 
 def consumers(runtime: Runtime) -> list[ConsumerSpec]:
     ctx: Notifications = runtime.extras["notifications"]
-    registered: dict[str, Lifecycle] = {t: notify for t in ctx.catalog.event_types()}
+    registered: dict[str, Lifecycle] = {t: notify for t in ctx.message_kinds.event_types()}
     registered.update(LIFECYCLE)
     handlers: dict[str, Handler] = {t: _bind(ctx, h) for t, h in registered.items()}
     assert isinstance(runtime.settings, NotificationsSettings)

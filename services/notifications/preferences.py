@@ -16,9 +16,9 @@ from typing import Any
 from pydantic import BaseModel, Field, field_validator, model_validator
 from pymongo.errors import DuplicateKeyError
 
-from services.notifications.catalog import LANGUAGES
 from services.notifications.domain.channels import Channel
 from services.notifications.domain.rules import Preferences, QuietHours
+from services.notifications.message_kinds import LANGUAGES
 from services.notifications.store import PREFERENCES
 from shared.mongo import Database, Document, Session
 from shared.problems import Conflict

@@ -13,9 +13,9 @@ from datetime import UTC, datetime
 import structlog
 from prometheus_client import Counter
 
-from services.notifications.catalog import Catalog
 from services.notifications.dispatch import Dispatcher
 from services.notifications.events import NotificationDelivered, NotificationFailed
+from services.notifications.message_kinds import MessageKinds
 from services.notifications.messages import Messages, Status, event_subject, message_facts
 from services.notifications.providers.base import Receipt
 from shared.events import make_event
@@ -27,7 +27,7 @@ log = structlog.get_logger(__name__)
 @dataclass
 class Receipts:
     outbox: Outbox
-    catalog: Catalog
+    message_kinds: MessageKinds
     messages: Messages
     dispatcher: Dispatcher
     counted: Counter  # receipts by provider and outcome
@@ -71,7 +71,7 @@ class Receipts:
         await self.messages.update(
             msg["_id"], tx.session, {"status": Status.FAILED.value, "reason": reason}
         )
-        kind = self.catalog.get(msg["kind"])
+        kind = self.message_kinds.get(msg["kind"])
         next_id = await self.dispatcher.fall_back(tx, kind, msg) if kind else None
         next_msg = await self.messages.get(next_id, tx.session) if next_id else None
         failed = NotificationFailed(

@@ -15,9 +15,9 @@ from typing import Any
 
 import structlog
 
-from services.notifications.catalog import Catalog
 from services.notifications.dispatch import Dispatcher
 from services.notifications.domain.rules import reminder_times
+from services.notifications.message_kinds import MessageKinds
 from services.notifications.messages import Source
 from shared.jobs import JOBS, Job, schedule_job
 from shared.mongo import Database
@@ -36,7 +36,7 @@ def reminder_key(appointment_id: str, minutes_before: int) -> str:
 @dataclass
 class Reminders:
     db: Database
-    catalog: Catalog
+    message_kinds: MessageKinds
     dispatcher: Dispatcher
     offsets_minutes: Sequence[int]
 
@@ -72,7 +72,7 @@ class Reminders:
         return result.modified_count
 
     async def fire(self, job: Job, tx: Tx) -> None:
-        kind = self.catalog.get(REMINDER_KIND)
+        kind = self.message_kinds.get(REMINDER_KIND)
         if kind is None:
             log.error("reminder.kind_missing_from_catalog")
             return

@@ -1,8 +1,9 @@
 """Rendering templates in Jinja2's sandbox, with the filters patient messages need.
 
-Templates come from the catalog (built in) or from staff (stored versions), so they run in
-a :class:`~jinja2.sandbox.SandboxedEnvironment` with ``StrictUndefined``: a template may
-not reach into Python objects, and a missing variable is an error, not an empty string.
+Templates come from the message kind files (built in) or from staff (stored versions), so
+they run in a :class:`~jinja2.sandbox.SandboxedEnvironment` with ``StrictUndefined``: a
+template may not reach into Python objects, and a missing variable is an error, not an
+empty string.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from zoneinfo import ZoneInfo
 from jinja2 import StrictUndefined, Template, TemplateError
 from jinja2.sandbox import SandboxedEnvironment
 
-from services.notifications.catalog import ChannelTemplate
+from services.notifications.message_kinds import ChannelTemplate
 from services.notifications.providers.base import Rendered
 
 SESSION_NAMES = {

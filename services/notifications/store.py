@@ -8,13 +8,13 @@ from shared.mongo import CollectionIndexes
 
 MESSAGES = "messages"  # one per source, kind and channel, with every attempt
 DISPATCHES = "dispatches"  # one per source and kind: the channel plan, and the dedupe
-INBOX = "inbox_items"  # in-app inbox items, per account (the platform owns "inbox")
+INBOX = "inbox_items"  # in-app inbox items, per account ("inbox": the handled events)
 RECIPIENTS = "recipients"  # per patient: the accounts that manage them, phone (encrypted)
 ACCOUNTS = "accounts"  # per account: WeChat openid
 PREFERENCES = "preferences"  # per patient
 CONSENTS = "wechat_consents"  # per account and kind: one-time subscriptions left
 CONSENT_LEDGER = "wechat_consent_ledger"  # every grant and use
-TEMPLATES = "templates"  # stored template versions (the catalog holds the built-in ones)
+TEMPLATES = "templates"  # stored template versions (message_kinds/ holds the built-in ones)
 SANDBOX = "sandbox_deliveries"  # what the local sandbox provider "sent"
 
 INDEXES = [

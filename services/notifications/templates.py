@@ -1,4 +1,4 @@
-"""Versioned templates: the catalog's built-in version 0, and versions staff publish.
+"""Versioned templates: the message kinds' built-in version 0, and versions staff publish.
 
 A stored version may override some languages and channels of a kind; the rest come from
 the built-in template. Publishing renders the new version against the kind's sample first,
@@ -18,8 +18,13 @@ import structlog
 from prometheus_client import Counter
 from pymongo import DESCENDING
 
-from services.notifications.catalog import LANGUAGES, Catalog, ChannelTemplate, MessageKind
 from services.notifications.domain.channels import Channel
+from services.notifications.message_kinds import (
+    LANGUAGES,
+    ChannelTemplate,
+    MessageKind,
+    MessageKinds,
+)
 from services.notifications.providers.base import Rendered
 from services.notifications.rendering import RenderError, render
 from services.notifications.store import TEMPLATES
@@ -43,14 +48,16 @@ class Resolved:
 
 
 class TemplateStore:
-    def __init__(self, db: Database, outbox: Outbox, catalog: Catalog, failures: Counter) -> None:
+    def __init__(
+        self, db: Database, outbox: Outbox, message_kinds: MessageKinds, failures: Counter
+    ) -> None:
         self.collection = db[TEMPLATES]
         self.outbox = outbox
-        self.catalog = catalog
+        self.message_kinds = message_kinds
         self.failures = failures
 
     def kind(self, name: str) -> MessageKind:
-        kind = self.catalog.get(name)
+        kind = self.message_kinds.get(name)
         if kind is None:
             raise unknown_kind(name)
         return kind

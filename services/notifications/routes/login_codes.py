@@ -38,7 +38,7 @@ class LoginCodeSent(BaseModel):
 async def send_login_code(
     ctx: Ctx, caller: Service, body: Annotated[LoginCodeRequest, Body()]
 ) -> LoginCodeSent:
-    kind = ctx.catalog.get(LOGIN_KIND)
+    kind = ctx.message_kinds.get(LOGIN_KIND)
     if kind is None:
         raise ServiceUnavailable("kind_missing", "the login-code template is not installed")
     source = Source(

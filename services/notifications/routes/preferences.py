@@ -201,7 +201,7 @@ async def report_consents(
     body: SubscribeResults,
 ) -> ConsentBalances:
     results = body.results
-    kinds = frozenset(ctx.catalog.kinds)
+    kinds = frozenset(ctx.message_kinds.kinds)
     unknown = [t for t in results if ctx.consents.kind_for(t, kinds) is None]
     if unknown:
         raise BadRequest(

@@ -1,4 +1,4 @@
-"""Routes: message templates — the catalog, stored versions, publishing and previews (staff)."""
+"""Routes: message templates — the kinds, stored versions, publishing and previews (staff)."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from typing import Any
 from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
-from services.notifications.catalog import LANGUAGES, ChannelTemplate
 from services.notifications.domain.channels import Channel
+from services.notifications.message_kinds import LANGUAGES, ChannelTemplate
 from services.notifications.providers.base import Rendered
 from services.notifications.rendering import RenderError, render
 from services.notifications.routes.deps import PREFIX, Admin, Ctx, Staff
@@ -30,7 +30,7 @@ class KindSummary(BaseModel):
 
 
 class ActiveVersion(BaseModel):
-    """The template version to make active (0: the built-in one from the catalog)."""
+    """The template version to make active (0: the built-in one from the message kind file)."""
 
     version: int = Field(ge=0, le=2**31 - 1)
 
@@ -91,7 +91,7 @@ class PublishRequest(BaseModel):
 @router.get("/templates", summary="Every message kind and its active template version")
 async def list_kinds(ctx: Ctx, staff: Staff) -> list[KindSummary]:
     result = []
-    for kind in sorted(ctx.catalog.kinds.values(), key=lambda k: k.kind):
+    for kind in sorted(ctx.message_kinds.kinds.values(), key=lambda k: k.kind):
         version, _ = await ctx.templates.active_version(kind.kind)
         result.append(
             KindSummary(

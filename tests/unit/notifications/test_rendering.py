@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from services.notifications.catalog import ChannelTemplate
+from services.notifications.message_kinds import ChannelTemplate
 from services.notifications.rendering import RenderError, render, render_text
 
 

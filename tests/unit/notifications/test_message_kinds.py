@@ -1,5 +1,5 @@
-"""The message catalog: every kind renders in every language and channel it uses, with its
-sample and with a real event payload; malformed catalogs are refused at load."""
+"""Message kinds: every kind renders in every language and channel it uses, with its
+sample and with a real event payload; malformed kind files are refused at load."""
 
 from __future__ import annotations
 
@@ -8,15 +8,20 @@ from pathlib import Path
 import pytest
 
 import services.appointments.events  # noqa: F401  (registers the payload models)
-from services.notifications.catalog import LANGUAGES, Catalog, CatalogError, MessageKind
 from services.notifications.domain.channels import Channel
+from services.notifications.message_kinds import (
+    LANGUAGES,
+    MessageKind,
+    MessageKindError,
+    MessageKinds,
+)
 from services.notifications.rendering import render
 from services.notifications.templates import sample_context
 from shared.events import REGISTRY
 from shared.privacy import redact_text
 
-CATALOG = Catalog.load()
-KINDS = sorted(CATALOG.kinds.values(), key=lambda k: k.kind)
+MESSAGE_KINDS = MessageKinds.load()
+KINDS = sorted(MESSAGE_KINDS.kinds.values(), key=lambda k: k.kind)
 CASES = [
     (kind, language, channel)
     for kind in KINDS
@@ -26,7 +31,7 @@ CASES = [
 
 
 def test_every_patient_facing_appointment_event_has_a_kind() -> None:
-    assert CATALOG.event_types() >= {
+    assert MESSAGE_KINDS.event_types() >= {
         "careloop.appointment.booked",
         "careloop.appointment.cancelled",
         "careloop.appointment.rescheduled",
@@ -35,7 +40,7 @@ def test_every_patient_facing_appointment_event_has_a_kind() -> None:
         "careloop.appointment.checked_in",
     }
     assert {"appointment.reminder", "auth.login_code", "appointment.clinic_cancelled"} <= set(
-        CATALOG.kinds
+        MESSAGE_KINDS.kinds
     )
 
 
@@ -78,7 +83,7 @@ def test_sample_is_a_valid_event_payload_and_its_dump_renders(kind: MessageKind)
 
 def test_reminder_context_is_the_appointment_facts_plus_the_offset() -> None:
     facts = _model_for("careloop.appointment.booked")
-    reminder = CATALOG.kinds["appointment.reminder"]
+    reminder = MESSAGE_KINDS.kinds["appointment.reminder"]
     facts.model_validate(dict(reminder.sample))
     tomorrow = render(reminder.builtin("en", Channel.SMS), sample_context(reminder, "en"))
     soon = render(
@@ -90,20 +95,23 @@ def test_reminder_context_is_the_appointment_facts_plus_the_offset() -> None:
 
 
 def test_a_hospital_cancellation_is_a_clinic_cancellation() -> None:
-    data = dict(CATALOG.kinds["appointment.cancelled"].sample)
-    assert CATALOG.for_event("careloop.appointment.cancelled", data).kind == "appointment.cancelled"  # type: ignore[union-attr]
-    clinic = CATALOG.for_event(
+    data = dict(MESSAGE_KINDS.kinds["appointment.cancelled"].sample)
+    assert (
+        MESSAGE_KINDS.for_event("careloop.appointment.cancelled", data).kind
+        == "appointment.cancelled"
+    )  # type: ignore[union-attr]
+    clinic = MESSAGE_KINDS.for_event(
         "careloop.appointment.cancelled", {**data, "cancelled_by_role": "hospital"}
     )
     assert clinic is not None
     assert clinic.kind == "appointment.clinic_cancelled"
     assert clinic.mandatory
     assert clinic.urgent
-    assert CATALOG.for_event("careloop.appointment.schedule.published", {}) is None
+    assert MESSAGE_KINDS.for_event("careloop.appointment.schedule.published", {}) is None
 
 
 def test_clinic_cancellation_without_an_offer_still_renders() -> None:
-    kind = CATALOG.kinds["appointment.clinic_cancelled"]
+    kind = MESSAGE_KINDS.kinds["appointment.clinic_cancelled"]
     context = {**sample_context(kind, "zh-CN"), "rebooking_offer_id": None,
                "rebooking_offer_expires_at": None}  # fmt: skip
     rendered = render(kind.builtin("zh-CN", Channel.WECHAT), context)
@@ -140,16 +148,16 @@ body = "b"
         ("kind = [", "x.toml"),
     ],
 )
-def test_malformed_catalogs_are_refused(tmp_path: Path, text: str, message: str) -> None:
+def test_malformed_kind_files_are_refused(tmp_path: Path, text: str, message: str) -> None:
     (tmp_path / "x.toml").write_text(text, encoding="utf-8")
-    with pytest.raises(CatalogError, match=message):
-        Catalog.load(tmp_path)
+    with pytest.raises(MessageKindError, match=message):
+        MessageKinds.load(tmp_path)
 
 
 def test_a_kind_defined_twice_is_refused(tmp_path: Path) -> None:
     (tmp_path / "a.toml").write_text(GOOD, encoding="utf-8")
     (tmp_path / "b.toml").write_text(GOOD, encoding="utf-8")
-    with pytest.raises(CatalogError, match="defined twice"):
-        Catalog.load(tmp_path)
+    with pytest.raises(MessageKindError, match="defined twice"):
+        MessageKinds.load(tmp_path)
     (tmp_path / "b.toml").unlink()
-    assert set(Catalog.load(tmp_path).kinds) == {"x.y"}
+    assert set(MessageKinds.load(tmp_path).kinds) == {"x.y"}

@@ -1,6 +1,6 @@
-"""The message catalog: which event becomes which message, on which channels, in what words.
+"""Message kinds: which event becomes which message, on which channels, in what words.
 
-Every message kind lives in one TOML file under ``catalog/`` (see ``catalog/README.md``):
+Every message kind lives in one TOML file under ``message_kinds/`` (see its ``README.md``):
 the event type that triggers it, its urgency and whether patients may turn it off, its
 push channels in fallback order, and its built-in templates per language and channel.
 Adding an event type is adding one file.
@@ -16,13 +16,13 @@ from typing import Any
 
 from services.notifications.domain.channels import Channel
 
-CATALOG_DIR = Path(__file__).with_name("catalog")
+MESSAGE_KINDS_DIR = Path(__file__).with_name("message_kinds")
 LANGUAGES = ("zh-CN", "en")
 PUSH_CHANNELS = (Channel.WECHAT, Channel.SMS, Channel.VOICE)
 
 
-class CatalogError(ValueError):
-    """A catalog file is malformed: found at start-up and in the unit tests."""
+class MessageKindError(ValueError):
+    """A message kind file is malformed: found at start-up and in the unit tests."""
 
 
 @dataclass(frozen=True)
@@ -38,7 +38,7 @@ class ChannelTemplate:
     def from_mapping(cls, data: Mapping[str, Any]) -> ChannelTemplate:
         unknown = set(data) - {"title", "body", "fields", "page"}
         if unknown:
-            raise CatalogError(f"unknown template keys {sorted(unknown)}")
+            raise MessageKindError(f"unknown template keys {sorted(unknown)}")
         return cls(
             title=str(data.get("title", "")),
             body=str(data.get("body", "")),
@@ -98,13 +98,13 @@ def _kind_from(path: Path, raw: Mapping[str, Any]) -> MessageKind:
     }
     unknown = set(raw) - allowed
     if unknown:
-        raise CatalogError(f"{path.name}: unknown keys {sorted(unknown)}")
+        raise MessageKindError(f"{path.name}: unknown keys {sorted(unknown)}")
     try:
         push = tuple(Channel(c) for c in raw.get("push", []))
     except ValueError as exc:
-        raise CatalogError(f"{path.name}: {exc}") from exc
+        raise MessageKindError(f"{path.name}: {exc}") from exc
     if any(c not in PUSH_CHANNELS for c in push) or len(set(push)) != len(push):
-        raise CatalogError(f"{path.name}: push must list distinct channels of {PUSH_CHANNELS}")
+        raise MessageKindError(f"{path.name}: push must list distinct channels of {PUSH_CHANNELS}")
     kind = MessageKind(
         kind=str(raw["kind"]),
         event=str(raw.get("event", "")),
@@ -122,7 +122,7 @@ def _kind_from(path: Path, raw: Mapping[str, Any]) -> MessageKind:
     for language in LANGUAGES:
         missing = [c for c in kind.channels() if c not in kind.templates.get(language, {})]
         if missing:
-            raise CatalogError(f"{path.name}: no {language} template for {missing}")
+            raise MessageKindError(f"{path.name}: no {language} template for {missing}")
     return kind
 
 
@@ -130,31 +130,31 @@ def _templates(path: Path, raw: Mapping[str, Any]) -> dict[str, dict[Channel, Ch
     result: dict[str, dict[Channel, ChannelTemplate]] = {}
     for language, channels in raw.items():
         if language not in LANGUAGES:
-            raise CatalogError(f"{path.name}: unsupported language {language!r}")
+            raise MessageKindError(f"{path.name}: unsupported language {language!r}")
         try:
             result[language] = {
                 Channel(name): ChannelTemplate.from_mapping(body) for name, body in channels.items()
             }
-        except (ValueError, CatalogError) as exc:
-            raise CatalogError(f"{path.name}: {exc}") from exc
+        except (ValueError, MessageKindError) as exc:
+            raise MessageKindError(f"{path.name}: {exc}") from exc
     return result
 
 
 @dataclass(frozen=True)
-class Catalog:
+class MessageKinds:
     kinds: Mapping[str, MessageKind]
 
     @classmethod
-    def load(cls, directory: Path = CATALOG_DIR) -> Catalog:
+    def load(cls, directory: Path = MESSAGE_KINDS_DIR) -> MessageKinds:
         kinds: dict[str, MessageKind] = {}
         for path in sorted(directory.glob("*.toml")):
             try:
                 raw = tomllib.loads(path.read_text(encoding="utf-8"))
             except tomllib.TOMLDecodeError as exc:
-                raise CatalogError(f"{path.name}: {exc}") from exc
+                raise MessageKindError(f"{path.name}: {exc}") from exc
             kind = _kind_from(path, raw)
             if kind.kind in kinds:
-                raise CatalogError(f"{path.name}: kind {kind.kind!r} defined twice")
+                raise MessageKindError(f"{path.name}: kind {kind.kind!r} defined twice")
             kinds[kind.kind] = kind
         return cls(kinds)
 
