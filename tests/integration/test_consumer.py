@@ -1,4 +1,4 @@
-"""The consumer runner: handled events (idempotence), dead letters, replay, replicas in one group."""
+"""The consumer runner: handled events (dedupe), dead letters, replay, replicas in one group."""
 
 from __future__ import annotations
 
