@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from services.appointments.penalties import APPEAL, Penalties, appeal_view
+from services.appointments.penalties import APPEAL, appeal_view
 from services.appointments.store import PATIENTS, PENALTIES
 from shared.audit import AuditLog
 from shared.mongo import Database
@@ -20,9 +20,8 @@ APPEAL_STATUSES = ("pending", "approved", "rejected", "overridden")
 
 
 class AppealQueue:
-    def __init__(self, db: Database, penalties: Penalties, audit: AuditLog) -> None:
+    def __init__(self, db: Database, audit: AuditLog) -> None:
         self.db = db
-        self.penalties = penalties
         self.audit = audit
 
     async def page(
@@ -36,7 +35,6 @@ class AppealQueue:
         reason: str | None,
     ) -> dict[str, Any]:
         """One page of appeals in filing order; ``next_cursor`` is None on the last page."""
-        await self.penalties.ensure_indexes()
         query: dict[str, Any] = {"kind": APPEAL, "status": status}
         if org_id is not None:
             query["org_id"] = org_id

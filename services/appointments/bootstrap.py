@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from fastapi import Request
 
+from services.appointments import store
 from services.appointments.admission import AdmissionGate
 from services.appointments.appeal_queue import AppealQueue
 from services.appointments.attempt_limits import BookingAttempts
@@ -130,11 +131,12 @@ def build(runtime: Runtime) -> Appointments:
         changes=changes,
         clinic=clinic,
         penalties=penalties,
-        appeals=AppealQueue(db, penalties, audit),
+        appeals=AppealQueue(db, audit),
     )
 
 
 async def on_start(runtime: Runtime) -> None:
+    await store.drop_retired_indexes(runtime.db)
     runtime.extras[EXTRA] = build(runtime)
 
 

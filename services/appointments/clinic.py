@@ -13,7 +13,6 @@ conditional slot claim of ``booking.py``, so no slot is ever booked twice.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 from datetime import UTC, date, datetime
 from functools import partial
@@ -21,7 +20,6 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import structlog
-from pymongo import ASCENDING, DESCENDING, IndexModel
 from redis.exceptions import RedisError
 
 from services.appointments import booking
@@ -34,7 +32,7 @@ from services.appointments.events import AppointmentCancelled, ScheduleCancelled
 from services.appointments.patients import Patients
 from services.appointments.policies import Policies
 from services.appointments.schedules import ALL_POOLS, Schedules
-from services.appointments.store import APPOINTMENTS, SCHEDULES, SLOTS
+from services.appointments.store import APPOINTMENTS, REBOOKING_OFFERS, SCHEDULES, SLOTS
 from services.appointments.views import appointment_facts
 from services.appointments.waitlist import Waitlist
 from shared.audit import AuditLog
@@ -42,26 +40,22 @@ from shared.events import make_event
 from shared.idempotency import StoredResponse
 from shared.ids import new_id
 from shared.jobs import cancel_job
-from shared.mongo import CollectionIndexes, Database, Document, ensure_indexes
+from shared.mongo import Database, Document
 from shared.outbox import Outbox, Tx
 from shared.principal import Principal
 from shared.problems import Conflict, NotFound
 
 log = structlog.get_logger(__name__)
 
-REBOOKING_OFFERS = "rebooking_offers"
-REBOOKING_INDEXES = CollectionIndexes(
-    REBOOKING_OFFERS,
-    [
-        IndexModel([("cancelled_appointment_id", ASCENDING)], unique=True, name="one_per_booking"),
-        IndexModel([("patient_id", ASCENDING), ("created_at", DESCENDING)], name="patient"),
-    ],
-)
 MAX_ALTERNATIVES = 20
 OFFER_COPIES = ("patient_id", "account_id", "org_id", "department_id", "department_name")
 CANCELLED_COPIES = ("resource_name", "clinic_date", "session", "number", "starts_at")
 ALTERNATIVE_COPIES = ("resource_id", "resource_name", "clinic_type", "clinic_date", "session")
 HOSPITAL = "hospital"  # cancelled_by_role of bookings cancelled with their session
+OFFER_SHOWS = (
+    *("patient_id", "reason", "department_id", "department_name", "cancelled"),
+    *("cancelled_schedule_id", "cancelled_appointment_id", "created_at", "expires_at"),
+)
 
 
 def offer_not_found() -> NotFound:
@@ -99,17 +93,6 @@ class ClinicCancellation:
         self.booking = booking
         self.waitlist = waitlist
         self.audit = audit
-        self._indexed = False
-        self._index_lock = asyncio.Lock()
-
-    async def ensure_indexes(self) -> None:
-        """Create the offers collection and its indexes once per process (idempotent)."""
-        if self._indexed:
-            return
-        async with self._index_lock:
-            if not self._indexed:
-                await ensure_indexes(self.db, [REBOOKING_INDEXES])
-                self._indexed = True
 
     # --- cancelling a session -------------------------------------------------------------
 
@@ -127,7 +110,6 @@ class ClinicCancellation:
         clinic_rules.check_session_cancellable(
             status=schedule["status"], now=now, ends_at=schedule["ends_at"]
         )
-        await self.ensure_indexes()
         alternatives = await self.alternatives(
             schedule["org_id"], schedule["department_id"], sid, now, offered_at=now
         )
@@ -258,6 +240,38 @@ class ClinicCancellation:
 
     # --- alternatives and offers ----------------------------------------------------------
 
+    async def offers_of(self, patient_ids: list[str], now: datetime) -> list[dict[str, Any]]:
+        """The patients' offers, newest first (100 at most)."""
+        docs = (
+            await self.db[REBOOKING_OFFERS]
+            .find({"patient_id": {"$in": patient_ids}})
+            .sort("created_at", -1)
+            .to_list(100)
+        )
+        return [await self.offer_view(doc, now) for doc in docs]
+
+    async def offer_view(self, doc: Document, now: datetime) -> dict[str, Any]:
+        """An offer with the alternatives that can be taken right now (an open offer only)."""
+        status = doc["status"]
+        if status == "open" and now >= doc["expires_at"]:
+            status = "expired"
+        alternatives: list[dict[str, Any]] = []
+        if status == "open":
+            alternatives = await self.alternatives(
+                doc["org_id"],
+                doc["department_id"],
+                doc["cancelled_schedule_id"],
+                now,
+                offered_at=doc["created_at"],
+            )
+        return {
+            "id": doc["_id"],
+            "status": status,
+            **{k: doc[k] for k in OFFER_SHOWS},
+            "alternatives": alternatives,
+            "appointment_id": doc.get("appointment_id"),
+        }
+
     async def alternatives(
         self, org_id: str, department_id: str, exclude: str, now: datetime, *, offered_at: datetime
     ) -> list[dict[str, Any]]:
@@ -315,7 +329,6 @@ class ClinicCancellation:
     ) -> dict[str, Any]:
         """Book the patient into an alternative: before release, from any pool, still once."""
         now = now or datetime.now(UTC)
-        await self.ensure_indexes()
         offer = await self._offer_for(principal, offer_id)
         if offer["status"] != "open":
             raise offer_closed(offer["status"], offer.get("appointment_id"))

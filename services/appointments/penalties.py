@@ -11,13 +11,8 @@ for the organization of the ban (given, or the only one the patient is banned at
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 from datetime import UTC, datetime
 from typing import Any
-
-from pymongo import ASCENDING, IndexModel
-from pymongo.errors import OperationFailure
 
 from services.appointments.domain import penalty_rules
 from services.appointments.domain.policy import DEFAULT_POLICY, BookingPolicy
@@ -27,7 +22,7 @@ from services.appointments.records import PatientRecords
 from services.appointments.store import PENALTIES
 from shared.audit import AuditLog
 from shared.ids import new_id
-from shared.mongo import CollectionIndexes, Database, Document, ensure_indexes
+from shared.mongo import Database, Document
 from shared.outbox import Outbox, Tx
 from shared.principal import Principal, Role
 from shared.problems import Forbidden, NotFound, Unprocessable
@@ -35,23 +30,6 @@ from shared.problems import Forbidden, NotFound, Unprocessable
 APPEAL = "appeal"
 OVERRIDE = "override"
 PENDING = "pending"
-# one open appeal per patient and organization, even when two requests race
-PENALTY_INDEXES = CollectionIndexes(
-    PENALTIES,
-    [
-        IndexModel(
-            [("patient_id", ASCENDING), ("org_id", ASCENDING)],
-            unique=True,
-            partialFilterExpression={"open": True},
-            name="one_open_appeal_per_org",
-        ),
-        IndexModel(
-            [("kind", ASCENDING), ("status", ASCENDING), ("org_id", ASCENDING), ("_id", ASCENDING)],
-            name="appeal_queue",
-        ),
-    ],
-)
-OLD_INDEX = "one_open_appeal"  # one per patient, before bans were per organization
 APPEAL_SHOWS = ("patient_id", "org_id", "status", "reason", "at", "banned_until")
 DECISION_SHOWS = ("decided_at", "decided_by", "note")
 
@@ -98,19 +76,6 @@ class Penalties:
         self.records = records
         self.audit = audit
         self.collection = db[PENALTIES]
-        self._indexed = False
-        self._index_lock = asyncio.Lock()
-
-    async def ensure_indexes(self) -> None:
-        """The extra index of ``penalties``, created once per process (idempotent)."""
-        if self._indexed:
-            return
-        async with self._index_lock:
-            if not self._indexed:
-                with contextlib.suppress(OperationFailure):  # never created, or gone
-                    await self.collection.drop_index(OLD_INDEX)
-                await ensure_indexes(self.db, [PENALTY_INDEXES])
-                self._indexed = True
 
     async def _open_appeal(
         self, patient_id: str, org_id: str | None, session: Any = None
@@ -249,7 +214,6 @@ class Penalties:
         if org_id is None:
             org_id = await self.banned_org(principal, await self.records.get(patient_id), now)
         policy = await self.policies.for_org(org_id)
-        await self.ensure_indexes()
 
         async def work(tx: Tx) -> dict[str, Any]:
             # touching the record serializes this patient's appeals and bookings
@@ -349,7 +313,6 @@ class Penalties:
         if org_id is None:
             org_id = await self.banned_org(principal, await self.records.get(patient_id), now)
         policy = await self.policies.for_org(org_id)
-        await self.ensure_indexes()
         by = {"id": principal.subject, "role": principal.primary_role}
 
         async def work(tx: Tx) -> dict[str, Any]:

@@ -23,6 +23,7 @@ from services.appointments.domain.models import (
 from services.appointments.events import SchedulePublished
 from services.appointments.policies import Policies
 from services.appointments.store import APPOINTMENTS, SCHEDULES, SLOTS
+from services.appointments.views import slot_view
 from shared.events import make_event
 from shared.jobs import schedule_job
 from shared.mongo import Database, Document
@@ -321,6 +322,12 @@ class Schedules:
         if doc is None:
             raise NotFound("schedule_not_found", "no such schedule", detail_zh="排班不存在")
         return doc
+
+    async def slots(self, sid: str) -> list[dict[str, Any]]:
+        """A session's numbered slots in number order (404 for an unknown session)."""
+        await self.get(sid)
+        docs = await self.db[SLOTS].find({"schedule_id": sid}).sort("number", 1).to_list(500)
+        return [slot_view(d) for d in docs]
 
     async def snapshot(self, sid: str) -> tuple[dict[str, list[str]], list[str]]:
         """Open slot ids per pool (in number order) and the patients holding a booking."""

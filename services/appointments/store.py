@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from pymongo import ASCENDING, DESCENDING, IndexModel
+import contextlib
 
-from shared.mongo import CollectionIndexes
+from pymongo import ASCENDING, DESCENDING, IndexModel
+from pymongo.errors import OperationFailure
+
+from shared.mongo import CollectionIndexes, Database
 
 POLICIES = "booking_policies"
 DEPARTMENTS = "departments"
@@ -17,6 +20,7 @@ PATIENT_RECORDS = "patient_records"  # active counts, offences, bans
 PENALTIES = "penalties"
 WAITLIST = "waitlist"
 COUNTERS = "counters"
+REBOOKING_OFFERS = "rebooking_offers"  # priority rebooking after a cancelled session
 
 ACTIVE = {"active": True}
 
@@ -96,6 +100,22 @@ INDEXES = [
         PENALTIES,
         [
             IndexModel([("patient_id", ASCENDING), ("at", DESCENDING)], name="patient"),
+            # one open appeal per patient and organization, even when two requests race
+            IndexModel(
+                [("patient_id", ASCENDING), ("org_id", ASCENDING)],
+                unique=True,
+                partialFilterExpression={"open": True},
+                name="one_open_appeal_per_org",
+            ),
+            IndexModel(
+                [
+                    ("kind", ASCENDING),
+                    ("status", ASCENDING),
+                    ("org_id", ASCENDING),
+                    ("_id", ASCENDING),
+                ],
+                name="appeal_queue",
+            ),
         ],
     ),
     CollectionIndexes(
@@ -114,4 +134,24 @@ INDEXES = [
         ],
     ),
     CollectionIndexes(COUNTERS),
+    CollectionIndexes(
+        REBOOKING_OFFERS,
+        [
+            IndexModel(
+                [("cancelled_appointment_id", ASCENDING)], unique=True, name="one_per_booking"
+            ),
+            IndexModel([("patient_id", ASCENDING), ("created_at", DESCENDING)], name="patient"),
+        ],
+    ),
 ]
+
+# indexes of earlier versions, dropped at start-up (after the indexes above exist)
+RETIRED_INDEXES = [
+    (PENALTIES, "one_open_appeal"),  # one per patient, before bans were per organization
+]
+
+
+async def drop_retired_indexes(db: Database) -> None:
+    for collection, name in RETIRED_INDEXES:
+        with contextlib.suppress(OperationFailure):  # never created, or gone
+            await db[collection].drop_index(name)

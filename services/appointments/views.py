@@ -74,3 +74,15 @@ def appointment_view(doc: Document, timezone: str) -> dict[str, Any]:
 
 def _iso(moment: datetime | None) -> str | None:
     return moment.isoformat() if moment else None
+
+
+def slot_view(doc: Document) -> dict[str, Any]:
+    """A numbered slot as the catalog shows it."""
+    return {
+        "id": doc["_id"],
+        "number": doc["number"],
+        "starts_at": doc["starts_at"].isoformat(),
+        "ends_at": doc["ends_at"].isoformat(),
+        "pool": doc["pool"],
+        "available": doc["status"] == "open",
+    }

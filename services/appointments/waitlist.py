@@ -187,6 +187,20 @@ class Waitlist:
         }
         return await self.db[WAITLIST].count_documents(ahead, session=session) + 1
 
+    async def entries_of(
+        self, patient_ids: list[str], *, status: str | None, limit: int
+    ) -> list[dict[str, Any]]:
+        """The patients' entries (of one status, if given), newest first."""
+        query: dict[str, Any] = {"patient_id": {"$in": patient_ids}}
+        if status is not None:
+            query["status"] = status
+        docs = await self.db[WAITLIST].find(query).sort("_id", -1).to_list(limit)
+        items = []
+        for doc in docs:
+            policy = await self.policies.for_org(doc["org_id"])
+            items.append(entry_view(doc, await self.position(doc), policy.timezone))
+        return items
+
     async def owned(self, principal: Principal, entry_id: str) -> Document:
         """The entry, if the caller may act for its patient; anyone else's looks missing."""
         entry = await self.db[WAITLIST].find_one({"_id": entry_id})

@@ -9,7 +9,6 @@ from fastapi import APIRouter, Query
 
 from services.appointments.domain.models import ORG_ID, ResourceKind
 from services.appointments.routes.deps import PREFIX, Caller, Ctx
-from services.appointments.store import SLOTS
 from shared.problems import Unprocessable
 
 router = APIRouter(prefix=PREFIX, tags=["appointments: catalog"])
@@ -74,16 +73,4 @@ async def schedules(
 
 @router.get("/schedules/{schedule_id}/slots", summary="Numbered slots of a session")
 async def slots(ctx: Ctx, _: Caller, schedule_id: str) -> list[dict[str, Any]]:
-    await ctx.schedules.get(schedule_id)
-    docs = await ctx.db[SLOTS].find({"schedule_id": schedule_id}).sort("number", 1).to_list(500)
-    return [
-        {
-            "id": d["_id"],
-            "number": d["number"],
-            "starts_at": d["starts_at"].isoformat(),
-            "ends_at": d["ends_at"].isoformat(),
-            "pool": d["pool"],
-            "available": d["status"] == "open",
-        }
-        for d in docs
-    ]
+    return await ctx.schedules.slots(schedule_id)

@@ -8,8 +8,6 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Response
 from pydantic import BaseModel, Field
 
-from services.appointments.bootstrap import Appointments
-from services.appointments.clinic import REBOOKING_OFFERS
 from services.appointments.routes.admin import check_org
 from services.appointments.routes.deps import (
     PREFIX,
@@ -20,7 +18,6 @@ from services.appointments.routes.deps import (
     idempotent,
 )
 from shared.auth import require_roles
-from shared.mongo import Document
 from shared.principal import Principal, Role
 from shared.problems import problem_responses_doc
 
@@ -30,10 +27,6 @@ router = APIRouter(prefix=PREFIX, tags=["appointments: clinic"])
 SessionStaff = Annotated[
     Principal, Depends(require_roles(Role.ADMIN, Role.SERVICE, Role.COORDINATOR))
 ]
-OFFER_SHOWS = (
-    *("patient_id", "reason", "department_id", "department_name", "cancelled"),
-    *("cancelled_schedule_id", "cancelled_appointment_id", "created_at", "expires_at"),
-)
 
 
 class CancelSessionIn(BaseModel):
@@ -75,38 +68,8 @@ async def cancel_session(
 @router.get("/rebooking-offers", summary="Priority rebooking offers of my account's patients")
 async def my_offers(ctx: Ctx, caller: PatientAccount) -> dict[str, Any]:
     now = datetime.now(UTC)
-    await ctx.clinic.ensure_indexes()
     patient_ids = [p["_id"] for p in await ctx.patients.for_account(caller.subject)]
-    docs = (
-        await ctx.db[REBOOKING_OFFERS]
-        .find({"patient_id": {"$in": patient_ids}})
-        .sort("created_at", -1)
-        .to_list(100)
-    )
-    return {"items": [await offer_view(ctx, doc, now) for doc in docs]}
-
-
-async def offer_view(ctx: Appointments, doc: Document, now: datetime) -> dict[str, Any]:
-    """An offer with the alternatives that can be taken right now (an open offer only)."""
-    status = doc["status"]
-    if status == "open" and now >= doc["expires_at"]:
-        status = "expired"
-    alternatives: list[dict[str, Any]] = []
-    if status == "open":
-        alternatives = await ctx.clinic.alternatives(
-            doc["org_id"],
-            doc["department_id"],
-            doc["cancelled_schedule_id"],
-            now,
-            offered_at=doc["created_at"],
-        )
-    return {
-        "id": doc["_id"],
-        "status": status,
-        **{k: doc[k] for k in OFFER_SHOWS},
-        "alternatives": alternatives,
-        "appointment_id": doc.get("appointment_id"),
-    }
+    return {"items": await ctx.clinic.offers_of(patient_ids, now)}
 
 
 @router.post(

@@ -16,7 +16,6 @@ from services.appointments.routes.deps import (
     PatientOrStaff,
     idempotent,
 )
-from services.appointments.store import WAITLIST
 from services.appointments.waitlist_entries import JoinRequest, entry_view
 from shared.access_reason import AccessReason
 from shared.audit import require_reason
@@ -81,15 +80,7 @@ async def my_entries(
         )
     else:
         ids = [p["_id"] for p in await ctx.patients.for_account(caller.subject)]
-    query: dict[str, Any] = {"patient_id": {"$in": ids}}
-    if status is not None:
-        query["status"] = status
-    docs = await ctx.db[WAITLIST].find(query).sort("_id", -1).to_list(limit)
-    items = []
-    for doc in docs:
-        policy = await ctx.policies.for_org(doc["org_id"])
-        items.append(entry_view(doc, await ctx.waitlist.position(doc), policy.timezone))
-    return {"items": items}
+    return {"items": await ctx.waitlist.entries_of(ids, status=status, limit=limit)}
 
 
 @router.get(
