@@ -5,31 +5,24 @@ Every client and object is built in the lifespan by :mod:`services.gateway.boots
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
 
-import httpx
 import structlog
 import swagger_ui_bundle
-from fastapi import Depends, FastAPI, Request
+from fastapi import Depends, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
-from fastapi.openapi.docs import get_swagger_ui_html
-from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
-from starlette.responses import Response
 
 from services.gateway import bootstrap
 from services.gateway.audit_view import audit_view_router
-from services.gateway.docs import fetch_openapi, merge_openapi
 from services.gateway.front_door import BodyLimitMiddleware, SecurityHeadersMiddleware
 from services.gateway.guard import authenticate
-from services.gateway.proxy import UpstreamProxy
 from services.gateway.routes import auth, ops, staff
 from services.gateway.routes.deps import get_audit
+from services.gateway.routes.front import PROXY_METHODS, front_router, readiness_router
 from services.gateway.settings import GatewaySettings
-from services.gateway.throttle import rate_limit, rate_limit_anonymous
+from services.gateway.throttle import rate_limit_anonymous
 from shared.audit_routes import audit_router
 from shared.health import ReadinessChecks, health_router
 from shared.http import RequestContextMiddleware
@@ -39,7 +32,6 @@ from shared.mongo import ping
 from shared.problems import install_problem_handlers
 
 log = structlog.get_logger(__name__)
-PROXY_METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
 CORS_HEADERS = [
     "authorization",
     "content-type",
@@ -49,17 +41,6 @@ CORS_HEADERS = [
     *("x-access-reason", "x-access-reason*"),  # CORS: staff reasons (shared.access_reason)
 ]
 CORS_EXPOSED = ["etag", "location", "retry-after", "x-request-id"]
-
-
-async def service_readiness(client: httpx.AsyncClient, urls: dict[str, str]) -> dict[str, str]:
-    async def one(name: str, base: str) -> tuple[str, str]:
-        try:
-            response = await client.get(f"{base}/readyz", timeout=2.0)
-            return name, "ok" if response.status_code == 200 else "not_ready"
-        except httpx.HTTPError as exc:
-            return name, f"unreachable: {type(exc).__name__}"
-
-    return dict(await asyncio.gather(*(one(n, u) for n, u in urls.items())))
 
 
 def create_app(settings: GatewaySettings | None = None) -> FastAPI:
@@ -105,21 +86,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         "/docs/static", StaticFiles(directory=swagger_ui_bundle.swagger_ui_path), name="docs-static"
     )
 
-    @app.get("/readyz", include_in_schema=False)
-    async def readyz(request: Request) -> JSONResponse:
-        own = await checks.run()
-        services = await service_readiness(request.app.state.http, settings.service_urls)
-        ready = all(v == "ok" for v in (*own.values(), *services.values()))
-        return JSONResponse(
-            {
-                "status": "ready" if ready else "not_ready",
-                "service": "gateway",
-                "checks": own,
-                "services": services,
-            },
-            status_code=200 if ready else 503,
-        )
-
+    app.include_router(readiness_router(settings, checks))
     app.include_router(health_router(settings.service_name, checks, metrics))  # after /readyz
     limited = [Depends(rate_limit_anonymous)]
     app.include_router(auth.router, dependencies=limited)
@@ -131,27 +98,6 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     )
     app.include_router(audit_router("auth", audit_of=get_audit))  # reached by /v1/audit too
 
-    @app.get("/openapi.json", include_in_schema=False)
-    async def openapi(request: Request) -> dict[str, Any]:
-        documents = await fetch_openapi(request.app.state.http, settings.service_urls)
-        documents["gateway"] = app.openapi()
-        return merge_openapi(documents, title="CareLoop API")
-
-    @app.get("/docs", include_in_schema=False)
-    async def docs() -> HTMLResponse:
-        return get_swagger_ui_html(
-            openapi_url="/openapi.json",
-            title="CareLoop API",
-            swagger_js_url="/docs/static/swagger-ui-bundle.js",
-            swagger_css_url="/docs/static/swagger-ui.css",
-            swagger_favicon_url="/docs/static/favicon-32x32.png",
-        )
-
-    @app.api_route("/v1/{service}/{path:path}", methods=PROXY_METHODS, include_in_schema=False)
-    async def route(request: Request, service: str, path: str) -> Response:
-        principal = await authenticate(request)
-        await rate_limit(request, principal)
-        proxy: UpstreamProxy = request.app.state.proxy
-        return await proxy.forward(request, service)
+    app.include_router(front_router(settings))  # last: /v1/{service}/... catches the rest
 
     return app
