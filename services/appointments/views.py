@@ -6,26 +6,13 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from services.appointments.events import AppointmentFacts
 from shared.mongo import Document
 
-FACT_FIELDS = (
-    "patient_id",
-    "account_id",
-    "org_id",
-    "department_id",
-    "department_name",
-    "resource_id",
-    "resource_name",
-    "resource_kind",
-    "clinic_date",
-    "session",
-    "number",
-    "starts_at",
-    "ends_at",
-    "channel",
-    "referral_id",
-    "preparation",
-)
+# one definition of an appointment's facts: AppointmentFacts, the payload its events share
+FACTS = AppointmentFacts.model_fields
+FACT_FIELDS = tuple(name for name in FACTS if name != "appointment_id")
+HIDDEN_FACTS = frozenset({"account_id"})  # in events, not in the API view
 
 
 def appointment_facts(doc: Document) -> dict[str, Any]:
@@ -34,34 +21,26 @@ def appointment_facts(doc: Document) -> dict[str, Any]:
     return facts
 
 
+def _shown_fact(doc: Document, name: str) -> Any:
+    """A fact as the API view shows it: required ones must be stored, times in ISO 8601."""
+    value = doc[name] if FACTS[name].is_required() else doc.get(name)
+    return value.isoformat() if isinstance(value, datetime) else value
+
+
 def appointment_view(doc: Document, timezone: str) -> dict[str, Any]:
     zone = ZoneInfo(timezone)
     return {
         "id": doc["_id"],
         "status": doc["status"],
-        "patient_id": doc["patient_id"],
-        "org_id": doc["org_id"],
-        "department_id": doc["department_id"],
-        "department_name": doc["department_name"],
-        "resource_id": doc["resource_id"],
-        "resource_name": doc["resource_name"],
-        "resource_kind": doc["resource_kind"],
+        **{name: _shown_fact(doc, name) for name in FACT_FIELDS if name not in HIDDEN_FACTS},
         "title": doc.get("title"),
         "schedule_id": doc["schedule_id"],
         "slot_id": doc["slot_id"],
-        "clinic_date": doc["clinic_date"],
-        "session": doc["session"],
-        "number": doc["number"],
-        "starts_at": doc["starts_at"].isoformat(),
-        "ends_at": doc["ends_at"].isoformat(),
         "starts_local": doc["starts_at"].astimezone(zone).isoformat(),
         "ends_local": doc["ends_at"].astimezone(zone).isoformat(),
-        "channel": doc["channel"],
         "pool": doc["pool"],
         "fee_cents": doc.get("fee_cents", 0),
-        "preparation": doc.get("preparation"),
         "queue_number": doc.get("queue_number"),
-        "referral_id": doc.get("referral_id"),
         "version": doc.get("version", 1),
         "booked_by_role": doc.get("booked_by", {}).get("role"),
         "checked_in_at": _iso(doc.get("checked_in_at")),
