@@ -17,6 +17,7 @@ from services.appointments.routes.deps import (
     PatientAccount,
     idempotent,
 )
+from services.appointments.routes.models import AppointmentPage, AppointmentView
 from shared.access_reason import AccessReason
 from shared.audit import require_reason
 
@@ -31,6 +32,7 @@ router = APIRouter(prefix=PREFIX, tags=["appointments: bookings"])
         "Send an `Idempotency-Key`: a retry returns the first result. Staff booking on a "
         "patient's behalf give a `reason` (query or `X-Access-Reason`; audited)."
     ),
+    response_model=AppointmentView,
 )
 async def book(
     ctx: Ctx,
@@ -53,7 +55,11 @@ async def book(
     )
 
 
-@router.get("/appointments", summary="My account's appointments, newest first")
+@router.get(
+    "/appointments",
+    summary="My account's appointments, newest first",
+    response_model=AppointmentPage,
+)
 async def my_appointments(
     ctx: Ctx,
     caller: PatientAccount,
@@ -65,7 +71,9 @@ async def my_appointments(
     return {"items": items, "next": items[-1]["id"] if len(items) == limit else None}
 
 
-@router.get("/appointments/{appointment_id}", summary="One appointment")
+@router.get(
+    "/appointments/{appointment_id}", summary="One appointment", response_model=AppointmentView
+)
 async def get_appointment(
     ctx: Ctx,
     caller: Caller,
@@ -92,7 +100,11 @@ class CancelRequest(BaseModel):
     reason: str = Field(min_length=1, max_length=200, examples=["feeling better"])
 
 
-@router.post("/appointments/{appointment_id}/cancel", summary="Cancel a booking")
+@router.post(
+    "/appointments/{appointment_id}/cancel",
+    summary="Cancel a booking",
+    response_model=AppointmentView,
+)
 async def cancel(
     ctx: Ctx,
     caller: Booker,

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Query
 
 from services.appointments.domain.models import ORG_ID, ResourceKind
 from services.appointments.routes.deps import PREFIX, Caller, Ctx
+from services.appointments.routes.models import SlotView
 from shared.problems import Unprocessable
 
 router = APIRouter(prefix=PREFIX, tags=["appointments: catalog"])
@@ -71,6 +72,10 @@ async def schedules(
     return out
 
 
-@router.get("/schedules/{schedule_id}/slots", summary="Numbered slots of a session")
+@router.get(
+    "/schedules/{schedule_id}/slots",
+    summary="Numbered slots of a session",
+    response_model=list[SlotView],
+)
 async def slots(ctx: Ctx, _: Caller, schedule_id: str) -> list[dict[str, Any]]:
     return await ctx.schedules.slots(schedule_id)

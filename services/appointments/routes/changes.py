@@ -20,6 +20,7 @@ from services.appointments.routes.deps import (
     IdempotencyKey,
     idempotent,
 )
+from services.appointments.routes.models import AppointmentView
 from shared.access_reason import AccessReason
 from shared.audit import require_reason
 from shared.auth import require_roles
@@ -40,6 +41,7 @@ ExtraNumberStaff = Annotated[Principal, Depends(require_roles(*EXTRA_NUMBER_ROLE
         "give a `reason` (query or `X-Access-Reason`; audited)."
     ),
     responses=problem_responses_doc(400, 403, 404, 409),
+    response_model=AppointmentView,
 )
 async def reschedule(
     ctx: Ctx,
@@ -68,6 +70,7 @@ async def reschedule(
     summary="Check in and get a queue number (签到)",
     description="By the patient or a nurse / hotline agent, inside the check-in window.",
     responses=problem_responses_doc(403, 404, 409),
+    response_model=AppointmentView,
 )
 async def check_in(
     ctx: Ctx,
@@ -92,6 +95,7 @@ async def check_in(
     status_code=201,
     summary="Add an extra number beyond capacity for a patient (加号, staff only)",
     responses=problem_responses_doc(403, 404, 409),
+    response_model=AppointmentView,
 )
 async def add_extra_number(
     ctx: Ctx,

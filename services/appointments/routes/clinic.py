@@ -17,6 +17,7 @@ from services.appointments.routes.deps import (
     PatientAccount,
     idempotent,
 )
+from services.appointments.routes.models import AppointmentView
 from shared.auth import require_roles
 from shared.principal import Principal, Role
 from shared.problems import problem_responses_doc
@@ -77,6 +78,7 @@ async def my_offers(ctx: Ctx, caller: PatientAccount) -> dict[str, Any]:
     status_code=201,
     summary="Take an alternative session of a rebooking offer (before release, any pool)",
     responses=problem_responses_doc(403, 404, 409),
+    response_model=AppointmentView,
 )
 async def accept_offer(
     ctx: Ctx,

@@ -16,6 +16,7 @@ from services.appointments.routes.deps import (
     PatientOrStaff,
     idempotent,
 )
+from services.appointments.routes.models import AppointmentView
 from services.appointments.waitlist_entries import JoinRequest, entry_view
 from shared.access_reason import AccessReason
 from shared.audit import require_reason
@@ -126,6 +127,7 @@ async def leave(
         "`offer_expires_at`: 409 `offer_expired`. Send an `Idempotency-Key`."
     ),
     responses=problem_responses_doc(403, 404, 409),
+    response_model=AppointmentView,
 )
 async def confirm(
     ctx: Ctx,
