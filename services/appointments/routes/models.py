@@ -59,3 +59,44 @@ class SlotView(BaseModel):
     ends_at: str
     pool: str
     available: bool
+
+
+class HeldSlot(BaseModel):
+    """The slot held for an entry while its offer is open."""
+
+    model_config = ConfigDict(extra="allow")
+
+    id: str
+    number: int
+    starts_at: str
+    starts_local: str
+
+
+class WaitlistEntryView(BaseModel):
+    """A waitlist entry (``waitlist_entries.entry_view``); ``position`` while waiting,
+    ``slot`` and ``offer_expires_at`` while offered, ``appointment_id`` once booked."""
+
+    model_config = ConfigDict(extra="allow")
+
+    id: str
+    patient_id: str
+    schedule_id: str
+    department_name: str
+    org_id: str
+    department_id: str
+    resource_id: str
+    resource_name: str
+    clinic_date: str
+    session: str
+    channel: str
+    status: str
+    position: int | None
+    joined_at: str
+    closes_at: str
+    offer_expires_at: str | None
+    slot: HeldSlot | None
+    appointment_id: str | None
+
+
+class WaitlistEntries(BaseModel):
+    items: list[WaitlistEntryView]

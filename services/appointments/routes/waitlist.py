@@ -16,7 +16,11 @@ from services.appointments.routes.deps import (
     PatientOrStaff,
     idempotent,
 )
-from services.appointments.routes.models import AppointmentView
+from services.appointments.routes.models import (
+    AppointmentView,
+    WaitlistEntries,
+    WaitlistEntryView,
+)
 from services.appointments.waitlist_entries import JoinRequest, entry_view
 from shared.access_reason import AccessReason
 from shared.audit import require_reason
@@ -36,6 +40,7 @@ router = APIRouter(prefix=PREFIX, tags=["appointments: waitlist"])
         "`reason`). Send an `Idempotency-Key`: a retry returns the first result."
     ),
     responses=problem_responses_doc(403, 404, 409),
+    response_model=WaitlistEntryView,
 )
 async def join(
     ctx: Ctx,
@@ -57,7 +62,11 @@ async def join(
     )
 
 
-@router.get("/waitlist", summary="My account's waitlist entries, newest first")
+@router.get(
+    "/waitlist",
+    summary="My account's waitlist entries, newest first",
+    response_model=WaitlistEntries,
+)
 async def my_entries(
     ctx: Ctx,
     caller: PatientOrStaff,
@@ -88,6 +97,7 @@ async def my_entries(
     "/waitlist/{entry_id}",
     summary="One waitlist entry",
     responses=problem_responses_doc(400, 404),
+    response_model=WaitlistEntryView,
 )
 async def get_entry(
     ctx: Ctx, caller: Caller, entry_id: str, reason: AccessReason = None
@@ -110,6 +120,7 @@ async def get_entry(
     summary="Leave the waitlist",
     description="An outstanding offer passes to the next in line. Returns the entry (`left`).",
     responses=problem_responses_doc(404, 409),
+    response_model=WaitlistEntryView,
 )
 async def leave(
     ctx: Ctx, caller: Booker, entry_id: str, reason: AccessReason = None
