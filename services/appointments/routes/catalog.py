@@ -9,7 +9,7 @@ from fastapi import APIRouter, Query
 
 from services.appointments.domain.models import ORG_ID, ResourceKind
 from services.appointments.routes.deps import PREFIX, Caller, Ctx
-from services.appointments.routes.models import SlotView
+from services.appointments.routes.models import SessionView, SlotView
 from shared.problems import Unprocessable
 
 router = APIRouter(prefix=PREFIX, tags=["appointments: catalog"])
@@ -32,7 +32,11 @@ async def doctors(
     return await ctx.catalog.resources(org_id, department_id, kind)
 
 
-@router.get("/schedules", summary="Sessions with their remaining slots per pool")
+@router.get(
+    "/schedules",
+    summary="Sessions with their remaining slots per pool",
+    response_model=list[SessionView],
+)
 async def schedules(
     ctx: Ctx,
     _: Caller,

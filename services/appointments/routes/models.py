@@ -100,3 +100,21 @@ class WaitlistEntryView(BaseModel):
 
 class WaitlistEntries(BaseModel):
     items: list[WaitlistEntryView]
+
+
+class SessionView(BaseModel):
+    """A published session with its remaining slots per pool."""
+
+    model_config = ConfigDict(extra="allow")
+
+    id: str
+    resource_id: str
+    resource_name: str
+    clinic_type: str
+    department_id: str
+    clinic_date: str
+    session: str
+    starts_at: str
+    ends_at: str
+    fee_cents: int
+    remaining: dict[str, int]
