@@ -65,3 +65,20 @@ def slot_view(doc: Document) -> dict[str, Any]:
         "pool": doc["pool"],
         "available": doc["status"] == "open",
     }
+
+
+def session_view(doc: Document, remaining: dict[str, int]) -> dict[str, Any]:
+    """A published session as the catalog shows it, with its remaining slots per pool."""
+    return {
+        "id": doc["_id"],
+        "resource_id": doc["resource_id"],
+        "resource_name": doc["resource_name"],
+        "clinic_type": doc["clinic_type"],
+        "department_id": doc["department_id"],
+        "clinic_date": doc["clinic_date"],
+        "session": doc["session"],
+        "starts_at": doc["starts_at"].isoformat(),
+        "ends_at": doc["ends_at"].isoformat(),
+        "fee_cents": doc["fee_cents"],
+        "remaining": remaining,
+    }

@@ -10,6 +10,7 @@ from fastapi import APIRouter, Query
 from services.appointments.domain.models import ORG_ID, ResourceKind
 from services.appointments.routes.deps import PREFIX, Caller, Ctx
 from services.appointments.routes.models import SessionView, SlotView
+from services.appointments.views import session_view
 from shared.problems import Unprocessable
 
 router = APIRouter(prefix=PREFIX, tags=["appointments: catalog"])
@@ -58,21 +59,7 @@ async def schedules(
         date_from=start,
         date_to=end,
     ):
-        out.append(
-            {
-                "id": doc["_id"],
-                "resource_id": doc["resource_id"],
-                "resource_name": doc["resource_name"],
-                "clinic_type": doc["clinic_type"],
-                "department_id": doc["department_id"],
-                "clinic_date": doc["clinic_date"],
-                "session": doc["session"],
-                "starts_at": doc["starts_at"].isoformat(),
-                "ends_at": doc["ends_at"].isoformat(),
-                "fee_cents": doc["fee_cents"],
-                "remaining": await ctx.schedules.availability(doc["_id"]),
-            }
-        )
+        out.append(session_view(doc, await ctx.schedules.availability(doc["_id"])))
     return out
 
 
