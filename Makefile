@@ -22,6 +22,7 @@ lint: env
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 test: env lint
 	$(BIN)/python -m pytest -q

@@ -1,6 +1,6 @@
 """Rate-limit policy of the gateway: endpoint classes, budgets, and a slow lane for bots.
 
-Each request falls into an :class:`EndpointClass` (:mod:`services.gateway.endpoints`) and
+Each request falls into an :class:`EndpointClass` (:mod:`services.gateway.domain.endpoints`) and
 is counted atomically, all or nothing (:mod:`shared.ratelimit`), per client
 address, per account (token subject), per class and per request field (the phone of a
 login-code request). Booking has budgets of its own: a release-time surge gets fast 429s
@@ -31,7 +31,7 @@ from prometheus_client import CollectorRegistry, Counter
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from redis.asyncio import Redis
 
-from services.gateway.endpoints import EndpointClass, classify
+from services.gateway.domain.endpoints import EndpointClass, classify
 from shared.problems import ServiceUnavailable, TooManyRequests
 from shared.ratelimit import (
     Budget,
