@@ -25,7 +25,6 @@ from services.gateway.identity.passwords import hash_password
 from services.gateway.identity.sessions import Sessions
 from services.gateway.identity.wechat import WechatLogin
 from services.gateway.proxy import UpstreamProxy
-from services.gateway.ratelimit import create_limiter_redis
 from services.gateway.settings import GatewaySettings
 from services.gateway.store import INDEXES
 from services.gateway.traffic import TrafficPolicy
@@ -35,6 +34,7 @@ from shared.crypto import FieldCipher
 from shared.metrics import ServiceMetrics
 from shared.mongo import Database, Document, create_client, ensure_indexes
 from shared.principal import Role
+from shared.ratelimit import create_limiter_redis
 from shared.redis_client import create_redis
 
 log = structlog.get_logger(__name__)
