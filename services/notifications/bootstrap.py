@@ -87,7 +87,7 @@ def build(runtime: Runtime) -> Notifications:
     templates = TemplateStore(db, runtime.outbox, message_kinds, render_failures)
     preferences = PreferenceStore(db, default)
     recipients = Recipients(db, cipher)
-    consents = Consents(db, settings.wechat_template_ids)
+    consents = Consents(db, runtime.outbox, settings.wechat_template_ids)
     inbox = Inbox(db, runtime.redis, settings.redis_key_prefix)
     messages = Messages(db)
     dispatcher = Dispatcher(
@@ -100,6 +100,7 @@ def build(runtime: Runtime) -> Notifications:
         cipher,
         settings.hospital_timezone,
         sent,
+        runtime.outbox,
     )
     providers = build_providers(settings, db)
     limits = PatientRateLimit(

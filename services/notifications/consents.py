@@ -17,10 +17,12 @@ from pymongo import ReturnDocument
 from services.notifications.store import CONSENT_LEDGER, CONSENTS
 from shared.ids import new_id
 from shared.mongo import Database, Document, Session
+from shared.outbox import Outbox, Tx
 
 
 class Consents:
-    def __init__(self, db: Database, template_ids: Mapping[str, str]) -> None:
+    def __init__(self, db: Database, outbox: Outbox, template_ids: Mapping[str, str]) -> None:
+        self.outbox = outbox
         self.balances = db[CONSENTS]
         self.ledger = db[CONSENT_LEDGER]
         self.kind_of_template = {tid: kind for kind, tid in template_ids.items()}
@@ -30,6 +32,19 @@ class Consents:
         if template in self.kind_of_template:
             return self.kind_of_template[template]
         return template if template in known_kinds else None
+
+    async def record_results(
+        self, account_id: str, results: Mapping[str, str], known_kinds: frozenset[str]
+    ) -> None:
+        """Grant one consent per accepted template of ``results``, in one transaction."""
+
+        async def work(tx: Tx) -> None:
+            for template, answer in results.items():
+                kind = self.kind_for(template, known_kinds)
+                if answer == "accept" and kind is not None:
+                    await self.grant(tx.session, account_id, kind, template)
+
+        await self.outbox.transaction(work)
 
     async def grant(self, session: Session, account_id: str, kind: str, template: str) -> int:
         now = datetime.now(UTC)

@@ -37,7 +37,7 @@ from services.notifications.templates import TemplateStore
 from shared.crypto import FieldCipher
 from shared.jobs import schedule_job
 from shared.mongo import Database, Document
-from shared.outbox import Tx
+from shared.outbox import Outbox, Tx
 from shared.privacy import mask_phone
 
 log = structlog.get_logger(__name__)
@@ -61,6 +61,25 @@ class Dispatcher:
     cipher: FieldCipher
     timezone: str
     counted: Counter  # notifications by channel and status
+    outbox: Outbox
+
+    async def send_now(
+        self,
+        kind: MessageKind,
+        source: Source,
+        context: Mapping[str, Any],
+        *,
+        address: str,
+        language: str,
+    ) -> list[str]:
+        """Write the messages of one kind to ``address`` in a transaction of their own."""
+
+        async def work(tx: Tx) -> list[str]:
+            return await self.dispatch(
+                tx, kind, source, context, address=address, language=language
+            )
+
+        return await self.outbox.transaction(work)
 
     async def dispatch(
         self,

@@ -10,7 +10,6 @@ from pydantic import BaseModel, Field
 from services.notifications.messages import Source
 from services.notifications.routes.deps import PREFIX, Ctx, Service
 from shared.ids import new_id
-from shared.outbox import Tx
 from shared.problems import ServiceUnavailable, problem_responses_doc
 
 router = APIRouter(prefix=PREFIX, tags=["notifications: login codes"])
@@ -45,11 +44,7 @@ async def send_login_code(
         id=body.request_id or new_id(), event_type=None, patient_id=None, account_id=None
     )
     context = {"code": body.code, "minutes": body.minutes}
-
-    async def work(tx: Tx) -> list[str]:
-        return await ctx.dispatcher.dispatch(
-            tx, kind, source, context, address=body.phone, language=body.language
-        )
-
-    ids = await ctx.runtime.outbox.transaction(work)
+    ids = await ctx.dispatcher.send_now(
+        kind, source, context, address=body.phone, language=body.language
+    )
     return LoginCodeSent(message_ids=ids)

@@ -17,7 +17,6 @@ from services.notifications.routes.deps import (
 )
 from shared.access_reason import AccessReason
 from shared.audit import require_reason
-from shared.outbox import Tx
 from shared.problems import BadRequest, problem_responses_doc
 
 router = APIRouter(prefix=PREFIX, tags=["notifications: preferences"])
@@ -209,14 +208,7 @@ async def report_consents(
             f"unknown template ids: {', '.join(sorted(unknown))}",
             detail_zh="未知的订阅消息模板",
         )
-
-    async def work(tx: Tx) -> None:
-        for template, answer in results.items():
-            kind = ctx.consents.kind_for(template, kinds)
-            if answer == "accept" and kind is not None:
-                await ctx.consents.grant(tx.session, caller.subject, kind, template)
-
-    await ctx.runtime.outbox.transaction(work)
+    await ctx.consents.record_results(caller.subject, results, kinds)
     return ConsentBalances(balances=await ctx.consents.balances_of(caller.subject))
 
 
