@@ -10,6 +10,7 @@ from services.appointments.catalog import DepartmentIn, ResourceIn
 from services.appointments.domain.models import ORG_ID
 from services.appointments.domain.policy import BookingPolicy
 from services.appointments.routes.deps import PREFIX, Admin, Ctx
+from services.appointments.routes.models import PublishedSchedules, SavedIds
 from services.appointments.schedules import ScheduleIn
 from shared.principal import Principal, Role
 from shared.problems import Forbidden
@@ -26,7 +27,11 @@ def check_org(principal: Principal, org_ids: set[str]) -> None:
         raise Forbidden("forbidden_org", "you may only manage your own organization")
 
 
-@router.put("/departments", summary="Create or update departments (bulk, from HIS)")
+@router.put(
+    "/departments",
+    summary="Create or update departments (bulk, from HIS)",
+    response_model=SavedIds,
+)
 async def put_departments(
     ctx: Ctx, principal: Admin, items: Annotated[list[DepartmentIn], Body(max_length=500)]
 ) -> dict[str, Any]:
@@ -34,7 +39,11 @@ async def put_departments(
     return {"ids": await ctx.catalog.upsert_departments(items)}
 
 
-@router.put("/resources", summary="Create or update doctors and exam resources (bulk)")
+@router.put(
+    "/resources",
+    summary="Create or update doctors and exam resources (bulk)",
+    response_model=SavedIds,
+)
 async def put_resources(
     ctx: Ctx, principal: Admin, items: Annotated[list[ResourceIn], Body(max_length=2000)]
 ) -> dict[str, Any]:
@@ -42,7 +51,12 @@ async def put_resources(
     return {"ids": await ctx.catalog.upsert_resources(items)}
 
 
-@router.post("/schedules", status_code=201, summary="Publish schedules and their slots (bulk)")
+@router.post(
+    "/schedules",
+    status_code=201,
+    summary="Publish schedules and their slots (bulk)",
+    response_model=PublishedSchedules,
+)
 async def publish_schedules(
     ctx: Ctx, principal: Admin, items: Annotated[list[ScheduleIn], Body(max_length=1000)]
 ) -> dict[str, Any]:

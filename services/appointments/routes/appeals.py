@@ -10,6 +10,7 @@ from services.appointments.domain.models import ORG_ID
 from services.appointments.penalties import Penalties
 from services.appointments.routes.admin import check_org
 from services.appointments.routes.deps import PREFIX, Ctx
+from services.appointments.routes.models import AppealPage
 from shared.access_reason import AccessReason
 from shared.audit import require_reason
 from shared.auth import require_roles
@@ -29,6 +30,7 @@ Deciders = Annotated[Principal, Depends(require_roles(Role.AGENT, Role.ADMIN))]
     "Give a `reason` (query or `X-Access-Reason`). Pass `next_cursor` back as `cursor` "
     "for the next page; it is `null` on the last one.",
     responses=problem_responses_doc(400, 403),
+    response_model=AppealPage,
 )
 async def staff_appeals(
     ctx: Ctx,

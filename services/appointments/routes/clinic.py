@@ -17,7 +17,7 @@ from services.appointments.routes.deps import (
     PatientAccount,
     idempotent,
 )
-from services.appointments.routes.models import AppointmentView
+from services.appointments.routes.models import AppointmentView, CancelledSession
 from shared.auth import require_roles
 from shared.principal import Principal, Role
 from shared.problems import problem_responses_doc
@@ -42,6 +42,7 @@ class AcceptOfferIn(BaseModel):
     "/admin/schedules/{schedule_id}/cancel",
     summary="Cancel a doctor's session (停诊): its bookings are cancelled and offered rebooking",
     responses=problem_responses_doc(403, 404, 409),
+    response_model=CancelledSession,
 )
 async def cancel_session(
     ctx: Ctx,

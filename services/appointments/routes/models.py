@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from pydantic import BaseModel, ConfigDict
 
 
@@ -118,3 +120,112 @@ class SessionView(BaseModel):
     ends_at: str
     fee_cents: int
     remaining: dict[str, int]
+
+
+class SavedIds(BaseModel):
+    """The ids of the departments or resources a bulk upsert saved, in the order given."""
+
+    ids: list[str]
+
+
+class PublishedSchedule(BaseModel):
+    """One schedule of a bulk publish: ``status`` ``published`` (with ``pools``),
+    ``grown`` (with ``added`` and ``pools``) or ``unchanged``."""
+
+    model_config = ConfigDict(extra="allow")
+
+    schedule_id: str
+    status: str
+
+
+class PublishedSchedules(BaseModel):
+    schedules: list[PublishedSchedule]
+
+
+class OffenceCount(BaseModel):
+    """Offences of one kind in the current window, and the rule that bans."""
+
+    model_config = ConfigDict(extra="allow")
+
+    count: int
+    window_days: int
+    threshold: int
+    ban_days: int
+
+
+class DecidedBy(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    id: str
+    role: str
+
+
+class AppealView(BaseModel):
+    """An appeal against a booking ban (``penalties.appeal_view``)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    id: str
+    patient_id: str | None
+    org_id: str | None
+    status: str | None
+    reason: str | None
+    at: datetime | None
+    banned_until: datetime | None
+    decided_at: datetime | None
+    decided_by: DecidedBy | None
+    note: str | None
+
+
+class BookingSummary(BaseModel):
+    """A patient's offences and ban at one organization (``org_id`` null: at none)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    patient_id: str
+    org_id: str | None
+    no_shows: OffenceCount
+    late_cancels: OffenceCount
+    banned: bool
+    banned_until: datetime | None
+    cleared_at: datetime | None
+
+
+class OrgBookingStatus(BookingSummary):
+    appeal: AppealView | None
+
+
+class BookingStatus(OrgBookingStatus):
+    """The status at the organization that matters most, and at each one."""
+
+    organizations: list[OrgBookingStatus]
+
+
+class OverrideResult(BookingSummary):
+    """The summary once the ban is lifted, with the id of the override's record."""
+
+    override_id: str
+
+
+class StaffAppealView(AppealView):
+    """An appeal in the staff's queue, with the patient's masked name and offences."""
+
+    patient_name: str | None
+    offences: dict[str, OffenceCount]  # ``no_shows``, ``late_cancels``; empty if not recorded
+
+
+class AppealPage(BaseModel):
+    items: list[StaffAppealView]
+    next_cursor: str | None  # pass back as ``cursor``; null on the last page
+
+
+class CancelledSession(BaseModel):
+    """A cancelled session (停诊): bookings cancelled, offers made, alternative sessions."""
+
+    model_config = ConfigDict(extra="allow")
+
+    schedule_id: str
+    status: str
+    cancelled_appointments: int
+    rebooking_offers: int
+    alternatives: list[str]

@@ -10,6 +10,7 @@ from pydantic import BaseModel, Field
 from services.appointments.domain.models import ORG_ID
 from services.appointments.routes.admin import check_org
 from services.appointments.routes.deps import PREFIX, Caller, Ctx, PatientAccount
+from services.appointments.routes.models import AppealView, BookingStatus, OverrideResult
 from shared.access_reason import AccessReason
 from shared.audit import require_reason
 from shared.auth import require_roles
@@ -45,6 +46,7 @@ class OverrideIn(BaseModel):
     "/patients/{patient_id}/booking-status",
     summary="Offences in the current windows, the ban if any, and an open appeal",
     responses=problem_responses_doc(400, 403, 404),
+    response_model=BookingStatus,
 )
 async def booking_status(
     ctx: Ctx,
@@ -65,6 +67,7 @@ async def booking_status(
     status_code=201,
     summary="Appeal a booking ban (the patient's own account)",
     responses=problem_responses_doc(403, 404, 409),
+    response_model=AppealView,
 )
 async def appeal(
     ctx: Ctx, caller: PatientAccount, patient_id: str, body: AppealIn
@@ -76,6 +79,7 @@ async def appeal(
     "/appeals/{appeal_id}/decision",
     summary="Approve (lifts the ban) or reject an appeal (agents, admins; audited)",
     responses=problem_responses_doc(403, 404, 409),
+    response_model=AppealView,
 )
 async def decide(ctx: Ctx, staff: Deciders, appeal_id: str, body: DecisionIn) -> dict[str, Any]:
     appeal = await ctx.penalties.get_appeal(appeal_id)
@@ -87,6 +91,7 @@ async def decide(ctx: Ctx, staff: Deciders, appeal_id: str, body: DecisionIn) ->
     "/patients/{patient_id}/ban-override",
     summary="Lift a patient's booking ban with a reason (admins; audited)",
     responses=problem_responses_doc(403, 404, 409),
+    response_model=OverrideResult,
 )
 async def ban_override(
     ctx: Ctx, admin: AdminOnly, patient_id: str, body: OverrideIn
