@@ -17,7 +17,11 @@ from services.appointments.routes.deps import (
     PatientAccount,
     idempotent,
 )
-from services.appointments.routes.models import AppointmentView, CancelledSession
+from services.appointments.routes.models import (
+    AppointmentView,
+    CancelledSession,
+    RebookingOffers,
+)
 from shared.auth import require_roles
 from shared.principal import Principal, Role
 from shared.problems import problem_responses_doc
@@ -67,7 +71,11 @@ async def cancel_session(
     )
 
 
-@router.get("/rebooking-offers", summary="Priority rebooking offers of my account's patients")
+@router.get(
+    "/rebooking-offers",
+    summary="Priority rebooking offers of my account's patients",
+    response_model=RebookingOffers,
+)
 async def my_offers(ctx: Ctx, caller: PatientAccount) -> dict[str, Any]:
     now = datetime.now(UTC)
     patient_ids = [p["_id"] for p in await ctx.patients.for_account(caller.subject)]

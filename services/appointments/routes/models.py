@@ -229,3 +229,56 @@ class CancelledSession(BaseModel):
     cancelled_appointments: int
     rebooking_offers: int
     alternatives: list[str]
+
+
+class CancelledBooking(BaseModel):
+    """What the cancelled booking was: who, when, which number."""
+
+    model_config = ConfigDict(extra="allow")
+
+    resource_name: str
+    clinic_date: str
+    session: str
+    number: int
+    starts_at: datetime
+
+
+class Alternative(BaseModel):
+    """A session an offer can be taken in, until ``valid_until``."""
+
+    model_config = ConfigDict(extra="allow")
+
+    schedule_id: str
+    resource_id: str | None
+    resource_name: str | None
+    clinic_type: str | None
+    clinic_date: str | None
+    session: str | None
+    starts_at: datetime
+    starts_local: str
+    valid_until: datetime
+    remaining: int
+
+
+class RebookingOfferView(BaseModel):
+    """A priority rebooking offer (``clinic.offer_view``); ``alternatives`` only while open."""
+
+    model_config = ConfigDict(extra="allow")
+
+    id: str
+    status: str
+    patient_id: str
+    reason: str
+    department_id: str
+    department_name: str
+    cancelled: CancelledBooking
+    cancelled_schedule_id: str
+    cancelled_appointment_id: str
+    created_at: datetime
+    expires_at: datetime
+    alternatives: list[Alternative]
+    appointment_id: str | None
+
+
+class RebookingOffers(BaseModel):
+    items: list[RebookingOfferView]
