@@ -3,7 +3,7 @@ password. Every answer carrying tokens is ``Cache-Control: no-store``."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Body, Request, Response
 from pydantic import BaseModel, Field
@@ -135,6 +135,27 @@ async def logout(
     return Response(status_code=204)
 
 
+class Me(BaseModel):
+    """Who the caller is; the fields present depend on the kind of caller (unset ones are
+    left out). Stored staff: ``id kind roles username display_name org_id stored``; stored
+    patient: ``id kind roles phone wechat_login wechat_bound stored``; no account here:
+    ``id kind roles org_id stored``, with ``wechat_bound`` before ``stored`` for patients.
+    The field order below keeps each of these in that order."""
+
+    id: str
+    kind: Literal["patient", "staff", "service"]
+    roles: list[str]
+    username: str | None = Field(None, description="staff accounts")
+    display_name: str | None = Field(None, description="staff accounts")
+    phone: str | None = Field(None, description="patient accounts: the masked number")
+    wechat_login: bool | None = Field(None, description="patient accounts: signs in with WeChat")
+    org_id: str | None = Field(None, description="staff accounts and tokens without an account")
+    wechat_bound: bool | None = Field(
+        None, description="patients: WeChat messages reach the account (null: unknown now)"
+    )
+    stored: bool = Field(description="an account here (true) or only what the token says")
+
+
 def token_view(caller: Principal) -> dict[str, Any]:
     """What a token says of a subject with no account here (a service, a dev token)."""
     kind = "patient"
@@ -156,19 +177,21 @@ def token_view(caller: Principal) -> dict[str, Any]:
         "the account (`null`: unknown right now) and `wechat_login` whether it signs in "
         "with WeChat."
     ),
+    response_model=Me,
+    response_model_exclude_unset=True,
     responses=problem_responses_doc(401),
 )
 async def me(
     request: Request, caller: Caller, logins: LoginsDep, patients: PatientsDep, staff: StaffDep
-) -> dict[str, Any]:
+) -> Me:
     if caller.subject.startswith("st-") and (doc := await staff.get(caller.subject)):
-        return {**staff_view(doc), "stored": True}
+        return Me(**staff_view(doc), stored=True)
     if Role.PATIENT not in caller.roles:
-        return {**token_view(caller), "stored": False}
+        return Me(**token_view(caller), stored=False)
     bound = await logins.wechat_bound(request.headers["authorization"])
     if (doc := await patients.get(caller.subject)) is not None:
-        return {**patient_view(doc, wechat_bound=bound), "stored": True}
-    return {**token_view(caller), "wechat_bound": bound, "stored": False}
+        return Me(**patient_view(doc, wechat_bound=bound), stored=True)
+    return Me(**token_view(caller), wechat_bound=bound, stored=False)
 
 
 @router.post(

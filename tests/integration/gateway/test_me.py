@@ -45,6 +45,9 @@ async def test_a_token_without_an_account_is_described_not_refused(gateway: Gate
         ME, headers=bearer(gateway.minter.mint("his-sync", ["service"]))
     )
     assert (service.json()["kind"], service.json()["stored"]) == ("service", False)
+    # the response model keeps each kind's keys in the order the dict had them
+    assert list(me.json()) == ["id", "kind", "roles", "org_id", "wechat_bound", "stored"]
+    assert list(agent.json()) == ["id", "kind", "roles", "org_id", "stored"]
 
 
 async def test_binding_wechat_in_notifications_shows_in_me(gateway: Gateway) -> None:
@@ -52,6 +55,15 @@ async def test_binding_wechat_in_notifications_shows_in_me(gateway: Gateway) -> 
     token = bearer(login["access_token"])
     assert login["account"]["wechat_bound"] is False
     before = (await gateway.client.get(ME, headers=token)).json()
+    assert list(before) == [
+        "id",
+        "kind",
+        "roles",
+        "phone",
+        "wechat_login",
+        "wechat_bound",
+        "stored",
+    ]
     assert (before["stored"], before["wechat_bound"], before["wechat_login"]) == (
         True,
         False,

@@ -106,6 +106,15 @@ async def test_disabling_or_resetting_ends_every_login_of_the_account(gateway: G
     first = (await gateway.staff_login("agent.li", AGENT_PASSWORD)).json()
     me = await gateway.client.get("/v1/auth/me", headers=bearer(first["access_token"]))
     assert me.json()["username"] == "agent.li"
+    assert list(me.json()) == [
+        "id",
+        "kind",
+        "roles",
+        "username",
+        "display_name",
+        "org_id",
+        "stored",
+    ]
 
     reset = await gateway.client.post(
         f"{STAFF}/{agent['id']}/password",
