@@ -9,7 +9,12 @@ from fastapi import APIRouter, Query
 
 from services.appointments.domain.models import ORG_ID, ResourceKind
 from services.appointments.routes.deps import PREFIX, Caller, Ctx
-from services.appointments.routes.models import SessionView, SlotView
+from services.appointments.routes.models import (
+    DepartmentView,
+    ResourceView,
+    SessionView,
+    SlotView,
+)
 from services.appointments.views import session_view
 from shared.problems import Unprocessable
 
@@ -17,12 +22,20 @@ router = APIRouter(prefix=PREFIX, tags=["appointments: catalog"])
 OrgId = Annotated[str, Query(pattern=ORG_ID)]
 
 
-@router.get("/departments", summary="Departments of an organization")
+@router.get(
+    "/departments",
+    summary="Departments of an organization",
+    response_model=list[DepartmentView],
+)
 async def departments(ctx: Ctx, _: Caller, org_id: OrgId) -> list[dict[str, Any]]:
     return await ctx.catalog.departments(org_id)
 
 
-@router.get("/doctors", summary="Doctors and exam resources, by department")
+@router.get(
+    "/doctors",
+    summary="Doctors and exam resources, by department",
+    response_model=list[ResourceView],
+)
 async def doctors(
     ctx: Ctx,
     _: Caller,

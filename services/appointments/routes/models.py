@@ -282,3 +282,37 @@ class RebookingOfferView(BaseModel):
 
 class RebookingOffers(BaseModel):
     items: list[RebookingOfferView]
+
+
+class DepartmentView(BaseModel):
+    """A department (``catalog.public_view``). The keys keep the stored document's order,
+    which MongoDB's ``$set`` makes alphabetical, then ``id``."""
+
+    model_config = ConfigDict(extra="allow")
+
+    code: str
+    kind: str
+    name: str
+    org_id: str
+    id: str
+
+
+class ResourceView(BaseModel):
+    """A doctor or exam resource (``catalog.public_view``); keys in the stored order
+    (alphabetical, from ``$set``), then ``id``."""
+
+    model_config = ConfigDict(extra="allow")
+
+    clinic_type: str
+    code: str
+    department_code: str
+    department_id: str
+    exam_type: str | None
+    fee_category: str
+    fee_cents: int
+    kind: str
+    name: str
+    org_id: str
+    preparation: str | None
+    title: str | None
+    id: str
