@@ -22,6 +22,7 @@ from services.appointments.domain import booking_rules
 from services.appointments.domain.models import AppointmentStatus, Channel
 from services.appointments.domain.policy import BookingPolicy
 from services.appointments.store import APPOINTMENTS, RESOURCES
+from services.appointments.views import FACT_FIELDS
 from shared.idempotency import IdempotencyKeys, StoredResponse
 from shared.mongo import Database, Document, Session
 from shared.outbox import Outbox, Tx
@@ -29,6 +30,13 @@ from shared.principal import Principal
 from shared.problems import Conflict
 
 T = TypeVar("T")
+
+# the facts a new appointment copies from its session's schedule and from its slot
+SCHEDULE_FACTS = (
+    *("org_id", "department_id", "resource_id", "resource_name", "resource_kind"),
+    *("clinic_date", "session"),
+)
+SLOT_FACTS = ("number", "starts_at", "ends_at")
 
 # a slot freed by a cancellation or a move: True if something (the waitlist) took it
 SlotFreedHook = Callable[[Tx, Document, Document], Awaitable[bool]]
@@ -140,37 +148,58 @@ async def new_appointment(
     """A booked appointment on ``slot`` (not yet inserted), shaped like ``Booking``'s."""
     resource = await db[RESOURCES].find_one({"_id": schedule["resource_id"]}, session=session) or {}
     department = await catalog.department(schedule["department_id"])
+    facts = new_appointment_facts(
+        patient=patient,
+        schedule=schedule,
+        slot=slot,
+        department=department,
+        resource=resource,
+        channel=channel,
+        account_id=account_id or account_of(principal, patient),
+        referral_id=referral_id,
+    )
     return {
         "_id": appointment_id,
-        "patient_id": patient["_id"],
-        "account_id": account_id or account_of(principal, patient),
-        "org_id": schedule["org_id"],
-        "department_id": schedule["department_id"],
-        "department_name": department["name"],
-        "resource_id": schedule["resource_id"],
-        "resource_name": schedule["resource_name"],
-        "resource_kind": schedule["resource_kind"],
+        **facts,
         "title": resource.get("title"),
-        "preparation": resource.get("preparation"),
         "fee_cents": schedule["fee_cents"],
         "schedule_id": schedule["_id"],
         "slot_id": slot["_id"],
-        "clinic_date": schedule["clinic_date"],
-        "session": schedule["session"],
-        "number": slot["number"],
-        "starts_at": slot["starts_at"],
-        "ends_at": slot["ends_at"],
         "pool": slot["pool"],
-        "channel": channel.value,
         "status": AppointmentStatus.BOOKED.value,
         "active": True,
         "booked_by": {"id": principal.subject, "role": principal.primary_role},
         "booked_on": booking_rules.clinic_date_of(now, policy.timezone).isoformat(),
-        "referral_id": referral_id,
         "created_at": now,
         "version": 1,
         **fields,
     }
+
+
+def new_appointment_facts(
+    *,
+    patient: Document,
+    schedule: Document,
+    slot: Document,
+    department: Document,
+    resource: Document,
+    channel: Channel,
+    account_id: str,
+    referral_id: str | None,
+) -> dict[str, Any]:
+    """The stored facts of a new appointment: one per field of ``AppointmentFacts`` but
+    its id (``views.FACT_FIELDS``), in that order; a fact without a source is a KeyError."""
+    sources = {
+        "patient_id": patient["_id"],
+        "account_id": account_id,
+        "department_name": department["name"],
+        **{name: schedule[name] for name in SCHEDULE_FACTS},
+        **{name: slot[name] for name in SLOT_FACTS},
+        "channel": channel.value,
+        "referral_id": referral_id,
+        "preparation": resource.get("preparation"),
+    }
+    return {name: sources[name] for name in FACT_FIELDS}
 
 
 async def remember(

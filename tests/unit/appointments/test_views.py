@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+from services.appointments.booking_common import SCHEDULE_FACTS, SLOT_FACTS, new_appointment_facts
+from services.appointments.domain.models import Channel
 from services.appointments.events import AppointmentFacts
-from services.appointments.views import appointment_facts, appointment_view
+from services.appointments.views import FACT_FIELDS, appointment_facts, appointment_view
 from shared.mongo import Document
 
 STARTS = datetime(2025, 3, 17, 1, 0, tzinfo=UTC)
@@ -37,3 +39,21 @@ def test_the_view_shows_every_fact_but_the_account() -> None:
         "2025-03-17T09:00:00+08:00",
     )
     assert (view["referral_id"], view["preparation"], view["fee_cents"]) == (None, None, 0)
+
+
+def test_a_new_appointment_stores_every_fact_of_the_event_payload() -> None:
+    schedule = {k: DOC[k] for k in SCHEDULE_FACTS}
+    slot = {k: DOC[k] for k in SLOT_FACTS}
+    facts = new_appointment_facts(
+        patient={"_id": "pt-1"},
+        schedule=schedule,
+        slot=slot,
+        department={"name": "心内科"},
+        resource={"preparation": None},
+        channel=Channel(DOC["channel"]),
+        account_id="acc-1",
+        referral_id=None,
+    )
+    assert tuple(facts) == FACT_FIELDS
+    assert facts == {k: v for k, v in appointment_facts(DOC).items() if k != "appointment_id"}
+    assert AppointmentFacts(appointment_id="ap-1", **facts).resource_name == "李医生"
