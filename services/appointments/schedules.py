@@ -6,22 +6,15 @@ import contextlib
 from datetime import UTC, date, datetime
 from typing import Any
 
-from pydantic import BaseModel, Field, model_validator
 from redis.exceptions import RedisError
 
 from services.appointments.admission import AdmissionGate
-from services.appointments.catalog import CODE, Catalog
+from services.appointments.catalog import Catalog
 from services.appointments.domain import booking_rules, change_rules
-from services.appointments.domain.models import (
-    ORG_ID,
-    ClinicType,
-    LocalTime,
-    Pool,
-    Session,
-    SlotStatus,
-)
+from services.appointments.domain.models import ClinicType, Pool, SlotStatus
 from services.appointments.events import SchedulePublished
 from services.appointments.policies import Policies
+from services.appointments.schedule_requests import ScheduleIn, refusal, resource_key, schedule_id
 from services.appointments.store import APPOINTMENTS, SCHEDULES, SLOTS
 from services.appointments.views import slot_view
 from shared.events import make_event
@@ -33,32 +26,6 @@ from shared.problems import Conflict, FieldError, NotFound, Unprocessable
 ALL_POOLS = [p.value for p in Pool]
 POOL_RETURN_JOB = "schedule.pool_return"
 NO_SHOW_JOB = "schedule.no_show_sweep"
-
-
-class ScheduleIn(BaseModel):
-    org_id: str = Field(pattern=ORG_ID)
-    resource_code: str = Field(pattern=CODE)
-    clinic_date: date
-    session: Session
-    starts: LocalTime
-    ends: LocalTime
-    slot_count: int = Field(ge=1, le=300)
-    clinic_type: ClinicType | None = None  # defaults to the doctor's
-
-    @model_validator(mode="after")
-    def _order(self) -> ScheduleIn:
-        if self.ends <= self.starts:
-            raise ValueError("ends must be after starts")
-        return self
-
-
-def resource_key(item: ScheduleIn) -> str:
-    """The resource's id: a code is unique within its organization only."""
-    return f"{item.org_id}.{item.resource_code}"
-
-
-def schedule_id(resource_id: str, clinic_date: date, session: Session | str) -> str:
-    return f"{resource_id}.{clinic_date.isoformat()}.{Session(session).value}"
 
 
 class Schedules:
@@ -111,7 +78,7 @@ class Schedules:
             sid = schedule_id(resources[resource_key(item)]["_id"], item.clinic_date, item.session)
             existing = await self.db[SCHEDULES].find_one({"_id": sid})
             if existing is not None:
-                if refused := self._refusal(existing, item):
+                if refused := refusal(existing, item):
                     raise refused
                 if item.slot_count == existing["slot_count"]:
                     continue  # re-posting a published session: a no-op, even after it ended
@@ -222,32 +189,9 @@ class Schedules:
         await self.sync_admission(sid, force=True)
         return {"schedule_id": sid, "status": "published", "pools": counts}
 
-    @staticmethod
-    def _refusal(existing: Document, item: ScheduleIn) -> Conflict | None:
-        """Why a published session cannot take ``item``, if it cannot."""
-        sid = existing["_id"]
-        times = (existing["starts_local"], existing["ends_local"])
-        if times != (item.starts.isoformat(), item.ends.isoformat()):
-            return Conflict(
-                "schedule_times_changed",
-                "a published session's times cannot change; cancel it instead",
-                extra={"schedule_id": sid},
-            )
-        if existing["status"] != "published":
-            return Conflict(
-                "schedule_cancelled", "this session has been cancelled", extra={"schedule_id": sid}
-            )
-        if item.slot_count < existing["slot_count"]:
-            return Conflict(
-                "schedule_shrink_refused",
-                "capacity cannot be reduced; cancel bookings or the session",
-                extra={"schedule_id": sid, "slot_count": existing["slot_count"]},
-            )
-        return None
-
     async def _change(self, existing: Document, item: ScheduleIn) -> dict[str, Any]:
         """A re-published session: identical is a no-op; more slots adds numbers (public)."""
-        if refused := self._refusal(existing, item):
+        if refused := refusal(existing, item):
             raise refused
         if item.slot_count == existing["slot_count"]:
             return {"schedule_id": existing["_id"], "status": "unchanged"}

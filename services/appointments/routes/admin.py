@@ -11,7 +11,7 @@ from services.appointments.domain.models import ORG_ID
 from services.appointments.domain.policy import BookingPolicy
 from services.appointments.routes.deps import PREFIX, Admin, Ctx
 from services.appointments.routes.models import PublishedSchedules, SavedIds
-from services.appointments.schedules import ScheduleIn
+from services.appointments.schedule_requests import ScheduleIn
 from shared.principal import Principal, Role
 from shared.problems import Forbidden
 
