@@ -187,20 +187,28 @@ class TokenVerifier:
         )
 
 
+def read_pem(inline: str, file: str | None, *, missing: str) -> str:
+    """A PEM key given inline (an env var, possibly squeezed onto one line) or as a file."""
+    pem = inline.strip()
+    if not pem and file:
+        pem = Path(file).read_text(encoding="utf-8")
+    if not pem:
+        raise ValueError(missing)
+    if "\\n" in pem and "\n" not in pem:  # PEM squeezed onto one line in an env var
+        pem = pem.replace("\\n", "\n")
+    return pem
+
+
 def from_settings(
     settings: ServiceSettings, *, is_revoked: RevocationCheck | None = None
 ) -> TokenVerifier:
     """Build the verifier from ``jwt_public_key`` (PEM) or ``jwt_public_key_file``."""
-    pem = settings.jwt_public_key.strip()
-    if not pem and settings.jwt_public_key_file:
-        pem = Path(settings.jwt_public_key_file).read_text(encoding="utf-8")
-    if not pem:
-        raise ValueError(
-            "no JWT public key configured: set CARELOOP_<SERVICE>_JWT_PUBLIC_KEY (PEM) "
-            "or CARELOOP_<SERVICE>_JWT_PUBLIC_KEY_FILE"
-        )
-    if "\\n" in pem and "\n" not in pem:  # PEM squeezed onto one line in an env var
-        pem = pem.replace("\\n", "\n")
+    pem = read_pem(
+        settings.jwt_public_key,
+        settings.jwt_public_key_file,
+        missing="no JWT public key configured: set CARELOOP_<SERVICE>_JWT_PUBLIC_KEY (PEM) "
+        "or CARELOOP_<SERVICE>_JWT_PUBLIC_KEY_FILE",
+    )
     return TokenVerifier(
         pem,
         issuer=settings.jwt_issuer,

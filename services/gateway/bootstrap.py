@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -29,7 +28,7 @@ from services.gateway.settings import GatewaySettings
 from services.gateway.store import INDEXES
 from services.gateway.traffic import TrafficPolicy
 from shared.audit import AuditLog
-from shared.auth import TokenMinter, TokenVerifier, from_settings
+from shared.auth import TokenMinter, TokenVerifier, from_settings, read_pem
 from shared.crypto import FieldCipher
 from shared.metrics import ServiceMetrics
 from shared.mongo import Database, Document, create_client, ensure_indexes
@@ -41,15 +40,12 @@ log = structlog.get_logger(__name__)
 
 
 def private_key_pem(settings: GatewaySettings) -> str:
-    pem = settings.jwt_private_key.strip()
-    if not pem and settings.jwt_private_key_file:
-        pem = Path(settings.jwt_private_key_file).read_text(encoding="utf-8")
-    if not pem:
-        raise ValueError(
-            "no JWT signing key: set CARELOOP_GATEWAY_JWT_PRIVATE_KEY (PEM) or "
-            "CARELOOP_GATEWAY_JWT_PRIVATE_KEY_FILE"
-        )
-    return pem.replace("\\n", "\n") if "\\n" in pem and "\n" not in pem else pem
+    return read_pem(
+        settings.jwt_private_key,
+        settings.jwt_private_key_file,
+        missing="no JWT signing key: set CARELOOP_GATEWAY_JWT_PRIVATE_KEY (PEM) or "
+        "CARELOOP_GATEWAY_JWT_PRIVATE_KEY_FILE",
+    )
 
 
 def build_logins(
