@@ -117,6 +117,7 @@ def build(runtime: Runtime) -> Notifications:
         limits,
         providers,
         sent,
+        runtime.outbox,
     )
     return Notifications(
         runtime=runtime,

@@ -44,11 +44,13 @@ from services.notifications.providers.base import (
 from services.notifications.rendering import RenderError
 from services.notifications.settings import NotificationsSettings
 from services.notifications.templates import TemplateStore
+from shared.audit import AuditLog
 from shared.dead_letters import dead_letter_document, record_dead_letter
 from shared.events import make_event
 from shared.jobs import Job, schedule_job
 from shared.mongo import Database, Document
-from shared.outbox import Tx
+from shared.outbox import Outbox, Tx
+from shared.principal import Principal
 
 log = structlog.get_logger(__name__)
 
@@ -73,6 +75,7 @@ class Delivery:
     limits: PatientRateLimit
     providers: dict[Channel, Provider]
     counted: Counter
+    outbox: Outbox
     _answers: OrderedDict[tuple[str, int], SendResult | ProviderError] = field(
         default_factory=OrderedDict
     )
@@ -288,6 +291,28 @@ class Delivery:
             tx, msg, datetime.now(UTC), "redelivery", attempt_base=len(msg["attempts"])
         )
         return True
+
+    async def retry_failed(
+        self, msg: Document, admin: Principal, audit: AuditLog, reason: str | None
+    ) -> bool:
+        """A staff retry of a failed message: queue it again, audited in the same
+        transaction; False if the message is not failed (nothing is written)."""
+
+        async def work(tx: Tx) -> bool:
+            retried = await self.redeliver(tx, msg["_id"])
+            if retried:  # audited with the change, in its transaction
+                await audit.record(
+                    admin,
+                    "notification.message.retry",
+                    patient_id=msg.get("patient_id"),
+                    resource=f"message:{msg['_id']}",
+                    reason=reason or "retry a failed delivery",
+                    details={"channel": msg.get("channel"), "kind": msg.get("kind")},
+                    session=tx.session,
+                )
+            return retried
+
+        return await self.outbox.transaction(work)
 
     async def _suppress(self, tx: Tx, kind: MessageKind, msg: Document, reason: str) -> None:
         await self._finish(tx, msg, Status.SUPPRESSED, reason)

@@ -10,7 +10,6 @@ from services.notifications.messages import MessageView, Status
 from services.notifications.routes.deps import PREFIX, Admin, Caller, Ctx
 from shared.access_reason import AccessReason
 from shared.audit import require_reason
-from shared.outbox import Tx
 from shared.problems import Conflict, NotFound, problem_responses_doc
 
 router = APIRouter(prefix=PREFIX, tags=["notifications: messages"])
@@ -60,22 +59,7 @@ async def retry_message(
     doc = await ctx.messages.get(message_id)
     if doc is None:
         raise NotFound("message_not_found", "no such message")
-
-    async def work(tx: Tx) -> bool:
-        retried = await ctx.delivery.redeliver(tx, message_id)
-        if retried:  # audited with the change, in its transaction
-            await ctx.runtime.audit.record(
-                admin,
-                "notification.message.retry",
-                patient_id=doc.get("patient_id"),
-                resource=f"message:{message_id}",
-                reason=reason or "retry a failed delivery",
-                details={"channel": doc.get("channel"), "kind": doc.get("kind")},
-                session=tx.session,
-            )
-        return retried
-
-    if not await ctx.runtime.outbox.transaction(work):
+    if not await ctx.delivery.retry_failed(doc, admin, ctx.runtime.audit, reason):
         raise Conflict(
             "message_not_failed", f"only failed messages are retried; this one is {doc['status']}"
         )

@@ -211,3 +211,34 @@ async def test_provider_callbacks_refuse_bad_credentials_and_count_unknown_recei
             'careloop_notification_receipts_total{outcome="unknown",provider="aliyun"} 1.0'
             in metrics
         )
+
+
+async def test_staff_retry_requeues_only_a_failed_message_and_audits_it(
+    notifications_api: NotificationsApi,
+) -> None:
+    from services.notifications.store import MESSAGES
+
+    api = notifications_api
+    patient_id, account_id, _ = await api.register_patient()
+    await api.publish(booked(facts(patient_id, account_id)))
+    sms = (await api.wait_for_sandbox(1, patient_id=patient_id, channel="sms"))[0]
+    admin = api.token("ops-1", Role.ADMIN)
+    url = f"/v1/notifications/admin/messages/{sms['message_id']}/retry"
+
+    why = {"reason": "check the gateway"}
+    missing = await api.client.post(
+        "/v1/notifications/admin/messages/nope/retry", params=why, headers=admin
+    )
+    assert (missing.status_code, missing.json()["code"]) == (404, "message_not_found")
+    refused = await api.client.post(url, params=why, headers=admin)
+    assert (refused.status_code, refused.json()["code"]) == (409, "message_not_failed")
+
+    db = api.ctx.runtime.db
+    await db[MESSAGES].update_one({"_id": sms["message_id"]}, {"$set": {"status": "failed"}})
+    retried = await api.client.post(url, params={"reason": "gateway back"}, headers=admin)
+    assert retried.status_code == 200, retried.text
+    assert retried.json() == {"message_id": sms["message_id"], "status": "queued"}
+    audits = await db[AUDIT_COLLECTION].find({"action": "notification.message.retry"}).to_list()
+    assert [(a["resource"], a["reason"]) for a in audits] == [
+        (f"message:{sms['message_id']}", "gateway back")
+    ]
