@@ -12,8 +12,13 @@
   ``timeout``, so an upstream that breaks off mid-answer becomes a 502 problem instead of a
   truncated body that looks complete.
 * Only idempotent methods are retried, and only when no answer could have been produced
-  (no connection, or the connection was closed before anything came back). A service that
-  cannot be reached gets a fast 503 problem, one that breaks the exchange a 502.
+  (no connection, or the connection was closed before anything came back); a POST or a
+  PATCH goes upstream at most once. A service that cannot be reached gets a fast 503
+  problem, one that does not answer in time a 503 ``upstream_timeout``, one that breaks the
+  exchange (a reset, a connection closed mid-request, mid-headers or mid-body, an answer
+  that is not HTTP) a 502: every transport failure is one of these, whatever raised it
+  (httpx, or an httpcore, anyio, h11 or socket error leaking through it), and an error
+  while closing an upstream answer is logged, never answered.
 """
 
 from __future__ import annotations
@@ -216,7 +221,11 @@ class UpstreamProxy:
             except (TimeoutError, httpx.TimeoutException) as exc:
                 log.warning("gateway.upstream_timeout", service=service, error=type(exc).__name__)
                 raise _timed_out(service) from exc
-            except httpx.HTTPError as exc:  # read or write broke off, a bad answer, ...
+            except Problem:
+                raise
+            except Exception as exc:  # any other transport failure is a 502
+                # httpx.HTTPError (a write or read broke off, a bad answer), or an httpcore,
+                # anyio, h11 or OSError that got past httpx's own mapping
                 log.warning("gateway.upstream_failed", service=service, error=type(exc).__name__)
                 raise bad_gateway(service, "broke off the exchange") from exc
         raise AssertionError("unreachable")  # the loop returns or raises
@@ -235,11 +244,13 @@ class UpstreamProxy:
         except (TimeoutError, httpx.TimeoutException) as exc:
             log.warning("gateway.upstream_timeout", service=service, error=type(exc).__name__)
             raise _timed_out(service) from exc
-        except httpx.HTTPError as exc:
+        except Problem:
+            raise
+        except Exception as exc:  # httpx, httpcore, anyio, h11, OSError alike
             log.warning("gateway.upstream_failed", service=service, error=type(exc).__name__)
             raise bad_gateway(service, "broke off its answer") from exc
         finally:
-            await response.aclose()
+            await _close(response, service)
         return b"".join(chunks)
 
     async def _relay(self, response: httpx.Response, service: str) -> AsyncIterator[bytes]:
@@ -253,7 +264,15 @@ class UpstreamProxy:
                 except StopAsyncIteration:
                     return
                 yield chunk
-        except (TimeoutError, httpx.HTTPError) as exc:
+        except Exception as exc:  # silence, or any transport failure
             log.info("gateway.stream_ended", service=service, reason=type(exc).__name__)
         finally:
-            await response.aclose()
+            await _close(response, service)
+
+
+async def _close(response: httpx.Response, service: str) -> None:
+    """Close an upstream answer; a connection that breaks while closing is only logged."""
+    try:
+        await response.aclose()
+    except Exception as exc:  # the answer is decided already
+        log.info("gateway.upstream_close_failed", service=service, error=type(exc).__name__)
