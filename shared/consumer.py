@@ -6,6 +6,9 @@
 * each event is handled in one Mongo transaction with its handled-event record: effectively once;
 * a failing handler is retried with backoff, then the event becomes a dead letter and the
   partition moves on;
+* contention (write conflicts, transient transaction errors, :class:`~shared.mongo.Contended`)
+  is not a failure: it is waited out with jittered backoff, spends none of the event's
+  attempts and never makes a dead letter;
 * the request id from the record's headers is bound into every log line.
 """
 
@@ -13,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import random
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 
@@ -26,7 +30,7 @@ from shared.events import Envelope
 from shared.handled_events import AlreadyHandled, HandledEvents
 from shared.kafka import ensure_topics
 from shared.metrics import ServiceMetrics
-from shared.outbox import Outbox, Tx
+from shared.outbox import Outbox, Tx, is_contention
 from shared.settings import ServiceSettings
 
 log = structlog.get_logger(__name__)
@@ -41,6 +45,11 @@ class ConsumerSpec:
     name: str
     topics: tuple[str, ...]
     handlers: Mapping[str, Handler]  # CloudEvents type -> handler
+
+
+class ConsumerStopping(Exception):
+    """The consumer was asked to stop while an event waited out contention: the batch is
+    left uncommitted, to be handled again after the restart."""
 
 
 class ConsumerRunner:
@@ -75,6 +84,8 @@ class ConsumerRunner:
                 backoff = 0.2
             except asyncio.CancelledError:
                 raise
+            except ConsumerStopping:
+                log.info("consumer.stopped_mid_batch", consumer=self.consumer_name)
             except Exception as exc:
                 log.warning(
                     "consumer.restart",
@@ -165,14 +176,14 @@ class ConsumerRunner:
         if handler is None:
             self._count(event.type, "ignored")
             return
-        attempt = 0
+        attempt = 0  # failures of the handler; contention is not one
+        contended = 0
         while True:
-            attempt += 1
             try:
                 await self.outbox.transaction(lambda tx: self._apply(handler, event, tx))
                 self.handled += 1
                 self._count(event.type, "handled")
-                log.info("event.handled", attempt=attempt)
+                log.info("event.handled", attempt=attempt + 1, contended=contended)
                 return
             except AlreadyHandled:
                 self._count(event.type, "duplicate")
@@ -181,6 +192,11 @@ class ConsumerRunner:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
+                if is_contention(exc):
+                    contended += 1
+                    await self._wait_out_contention(event, exc, contended)
+                    continue
+                attempt += 1
                 if attempt >= self.settings.consumer_max_attempts:
                     await self._dead_letter(
                         record, headers, f"{type(exc).__name__}: {exc}", attempt, event
@@ -199,6 +215,31 @@ class ConsumerRunner:
                 )
                 self._count(event.type, "retried")
                 await asyncio.sleep(delay)
+
+    async def _wait_out_contention(self, event: Envelope, exc: Exception, times: int) -> None:
+        """Back off (full jitter, growing to the retry cap) and let the caller try again.
+
+        Contention passes: concurrent transactions commit, and an open transaction left by
+        a killed process is reaped by the server (60 s). It spends none of the event's
+        attempts and never makes a dead letter. A consumer asked to stop meanwhile
+        abandons the batch uncommitted, so the event is handled after the restart.
+        """
+        if self._stopping.is_set():
+            raise ConsumerStopping(self.consumer_name)
+        cap = min(
+            self.settings.consumer_retry_base_seconds * 2 ** min(times, 16),
+            self.settings.consumer_retry_max_seconds,
+        )
+        delay = random.uniform(cap / 2, cap)  # noqa: S311 - jitter, not a secret
+        self._count(event.type, "contended")
+        log.warning(
+            "event.contended",
+            times=times,
+            error=str(exc)[:300],
+            error_type=type(exc).__name__,
+            delay_seconds=round(delay, 3),
+        )
+        await self._sleep(delay)
 
     async def _apply(self, handler: Handler, event: Envelope, tx: Tx) -> None:
         await self.handled_events.record(tx.session, self.consumer_name, event.id, event.type)

@@ -16,13 +16,22 @@ from typing import Any, TypeVar
 
 import structlog
 from pymongo import ASCENDING, AsyncMongoClient, IndexModel
+from pymongo.errors import ConnectionFailure, OperationFailure
 
 from shared.events import Envelope
-from shared.mongo import CollectionIndexes, Database, Document, Session, in_transaction
+from shared.mongo import (
+    CollectionIndexes,
+    Contended,
+    Database,
+    Document,
+    Session,
+    in_transaction,
+)
 
 T = TypeVar("T")
 
 OUTBOX = "outbox"
+WRITE_CONFLICT = 112  # mongod's WriteConflict code
 SENT_RETENTION_SECONDS = 7 * 24 * 3600
 
 OUTBOX_INDEXES = CollectionIndexes(
@@ -34,6 +43,23 @@ OUTBOX_INDEXES = CollectionIndexes(
         ),
     ],
 )
+
+
+def is_contention(exc: BaseException) -> bool:
+    """Whether ``exc`` says only that a transaction lost to a concurrent one (or to an open
+    transaction of a crashed process, until the server reaps it): trying later will pass.
+
+    That is :class:`~shared.mongo.Contended` (a transaction that kept conflicting), a write
+    conflict, or any error labelled ``TransientTransactionError``. It is never a reason to
+    give up on the work (docs/architecture.md §6).
+    """
+    if isinstance(exc, Contended):
+        return True
+    if isinstance(exc, OperationFailure) and exc.code == WRITE_CONFLICT:
+        return True
+    if isinstance(exc, ConnectionFailure | OperationFailure):
+        return exc.has_error_label("TransientTransactionError")
+    return False
 
 
 @dataclass

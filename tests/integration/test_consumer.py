@@ -14,7 +14,7 @@ from shared.dead_letters import DEAD_LETTERS, list_dead_letters, replay_dead_let
 from shared.events import Envelope, make_event
 from shared.handled_events import HANDLED_EVENTS
 from shared.kafka import dlq_topic, ensure_topics
-from shared.mongo import Database, Document, ensure_indexes
+from shared.mongo import Contended, Database, Document, ensure_indexes
 from shared.outbox import Outbox, Tx
 from shared.outbox_relay import OutboxRelay
 from shared.service import PLATFORM_INDEXES
@@ -179,3 +179,76 @@ async def test_two_replicas_split_partitions_and_handle_each_event_once(
         for r in runners:
             r.stop()
         await asyncio.gather(*tasks)
+
+
+async def test_contention_spends_no_attempts_and_never_dead_letters(
+    mongo: AsyncMongoClient[Document], make_settings: Callable[..., ServiceSettings]
+) -> None:
+    settings = make_settings(consumer_max_attempts=2, consumer_retry_max_seconds=0.2)
+    topic = f"{settings.kafka_topic_prefix}.source"
+    outbox = await setup(mongo, settings, topic, partitions=1)
+    db = outbox.db
+    counting = counting_handler(db)
+    # event 0: contention beyond the attempts, one real failure among it, then success;
+    # event 1: a real failure every time, dead-lettered after its two attempts
+    script: dict[int, list[Exception]] = {
+        0: [*(Contended(12) for _ in range(4)), RuntimeError("flaky"), Contended(12)],
+        1: [RuntimeError("broken") for _ in range(10)],
+    }
+
+    async def handler(event: Envelope, tx: Tx) -> None:
+        outcomes = script[event.data["n"]]
+        if outcomes:
+            raise outcomes.pop(0)
+        await counting(event, tx)
+
+    spec = ConsumerSpec("effects", (topic,), {THING: handler})
+    runner = ConsumerRunner(spec, outbox, settings)
+    events = [make_event(ThingHappened(n=n), source="t", subject="same-key") for n in range(2)]
+    await publish(settings.kafka_bootstrap, topic, events)
+    task = asyncio.create_task(runner.run())
+    try:
+        await wait_until(lambda: _count(db, DEAD_LETTERS, 1), what="event 1 dead-lettered")
+        assert await effects(db) == {0: 1}
+        assert script[0] == []
+        dead = await list_dead_letters(db)
+        assert [(d["event_id"], d["attempts"]) for d in dead] == [(events[1].id, 2)]
+        assert runner.handled == 1
+    finally:
+        runner.stop()
+        await task
+
+
+async def test_an_open_transaction_holding_the_event_is_waited_out_not_dead_lettered(
+    mongo: AsyncMongoClient[Document], make_settings: Callable[..., ServiceSettings]
+) -> None:
+    """A process killed mid-transaction leaves it open on the server, holding what it wrote
+    (the handled-event record first of all) until the server reaps it (60 s). The next
+    owner of the partition conflicts with it all that while: it must wait, not give up."""
+    settings = make_settings(consumer_max_attempts=3)
+    topic = f"{settings.kafka_topic_prefix}.source"
+    outbox = await setup(mongo, settings, topic, partitions=1)
+    db = outbox.db
+    spec = ConsumerSpec("effects", (topic,), {THING: counting_handler(db)})
+    runner = ConsumerRunner(spec, outbox, settings)
+    event = make_event(ThingHappened(n=7), source="t", subject="p7")
+    orphan = mongo.start_session()
+    await orphan.start_transaction()
+    await db[HANDLED_EVENTS].insert_one(
+        {"_id": f"{runner.consumer_name}:{event.id}", "consumer": "killed"}, session=orphan
+    )
+    await publish(settings.kafka_bootstrap, topic, [event])
+    task = asyncio.create_task(runner.run())
+    try:
+        # longer than the consumer's attempts used to last (12 conflicts x 3 attempts)
+        await asyncio.sleep(8)
+        assert await effects(db) == {}
+        assert await db[DEAD_LETTERS].count_documents({}) == 0
+        await orphan.abort_transaction()  # what the server's reaper does
+        await wait_until(lambda: _count(db, "effects", 1), what="the event handled")
+        assert await effects(db) == {7: 1}
+        assert await db[DEAD_LETTERS].count_documents({}) == 0
+    finally:
+        await orphan.end_session()
+        runner.stop()
+        await task
