@@ -28,14 +28,27 @@ log, memory is one short string per key whatever the capacity, and a hit costs O
 * ``retry_after`` is the wait (rounded up to whole seconds, at least 1) until the most
   binding refused limit would allow the request.
 * Redis down, slow or erroring: :meth:`RateLimiter.hit` raises :class:`LimiterUnavailable`
-  and the caller's policy decides whether to fail open or closed.
+  and the caller's policy decides whether to fail open or closed. Its subclass
+  :class:`LimiterBusy` says Redis is there but could not be asked in time (no pooled
+  connection free within the pool's wait, or the call ran past its timeout): a surge,
+  which a caller may answer with a quick "try again" rather than as an outage.
 
-* Mapping a budget of "N per window W": ``Limit(capacity=N, window_seconds=W)`` lets a
-  rested subject make N hits at once and then one every W/N; over a long run that is N
-  per W. Unlike a sliding log it does not promise "at most N in *any* window W" (a burst
-  of N followed by the refill admits up to 2N - 1 in the first W), and a refusal's
-  ``retry_after`` is the wait for the next refill (W/N after a burst), not for a whole
-  window.
+* Two meanings of "N per window W" (``burst`` of :class:`Limit` and :class:`Budget`):
+
+  - ``burst=None`` (the default, *N per W on average*): ``Limit(capacity=N,
+    window_seconds=W)`` lets a rested subject make N hits at once and then one every
+    W/N; over a long run that is N per W. It does not promise "at most N in *any* window
+    W": a burst of N followed by the refill admits up to 2N - 1 in the first W, and a
+    refusal's ``retry_after`` is the wait for the next refill (W/N after a burst).
+  - ``burst=B`` with 1 <= B <= N (*never more than N in any W*): at most B hits at once,
+    and never more than N in any window of length W, wherever it starts. To keep that
+    promise the bucket refills one hit every ``W / (N - B + 1)`` (rounded *up* to the
+    microsecond), so the long-run rate is (N - B + 1) per W. Why it holds: GCRA admits
+    n hits in a span of length L only if ``(n - B) * T <= L``; inside a window of length
+    W a span is shorter than W, so ``n < B + W / T = N + 1``. ``burst=N`` is N at once
+    and then one per W; ``burst=1`` is one every W/N, evenly spaced, with the average
+    rate of N per W; between them the caller trades the size of a burst against the
+    rate that follows it. (Only a sliding log has both the burst of N and N per W.)
 
 All keys of one call are touched by one script, so on Redis Cluster they would need a
 common hash tag; the deployment uses a single Redis (docs/architecture.md §3). Each user
@@ -53,50 +66,74 @@ import ipaddress
 import math
 from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Any, Self, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 from redis.asyncio import Redis
-from redis.exceptions import RedisError
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import MaxConnectionsError, RedisError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from shared.redis_client import create_redis
 
 _US = 1_000_000
 T = TypeVar("T")
 
-# KEYS: one per limit. ARGV: now in µs ('' for Redis TIME), then per limit its emission
-# interval and its window (capacity * interval), both in whole microseconds.
-# -> {1, 0, remaining} when allowed; {0, index of the most binding refusal, wait in ms}.
-GCRA = """
-local now = tonumber(ARGV[1])
-if not now then
-  local t = redis.call('TIME')
-  now = tonumber(t[1]) * 1000000 + tonumber(t[2])
-end
-local tats = {}
-local worst, worst_wait, remaining = 0, 0, -1
-for i = 1, #KEYS do
-  local interval = tonumber(ARGV[2 * i])
-  local window = tonumber(ARGV[2 * i + 1])
-  local tat = tonumber(redis.call('GET', KEYS[i]) or '0')
-  if tat < now then tat = now end
-  local new_tat = tat + interval
-  local allow_at = new_tat - window
-  if allow_at > now then
-    if allow_at - now > worst_wait then worst, worst_wait = i, allow_at - now end
-  else
-    local left = math.floor((now - allow_at) / interval)
-    if remaining < 0 or left < remaining then remaining = left end
+# Lua functions other scripts embed (the gateway's front door, services.gateway.front_check):
+# gcra_now(arg) is the caller's clock in µs, or Redis TIME when arg is not a number;
+# gcra_hit(now, keys, intervals, buckets) counts one hit against every key, or against
+# none: -> {1, 0, remaining} when allowed; {0, index of the most binding refusal, wait in
+# ms}. A key's bucket is its interval times its burst (the delay tolerance plus one
+# interval), both in whole microseconds.
+GCRA_FUNCTIONS = """
+local function gcra_now(arg)
+  local now = tonumber(arg)
+  if not now then
+    local t = redis.call('TIME')
+    now = tonumber(t[1]) * 1000000 + tonumber(t[2])
   end
-  tats[i] = new_tat
+  return now
 end
-if worst > 0 then return {0, worst, math.ceil(worst_wait / 1000)} end
-for i = 1, #KEYS do
-  local ttl = math.ceil((tats[i] - now) / 1000) + 1
-  redis.call('SET', KEYS[i], string.format('%.0f', tats[i]), 'PX', ttl)
+
+local function gcra_hit(now, keys, intervals, buckets)
+  local tats = {}
+  local worst, worst_wait, remaining = 0, 0, -1
+  for i = 1, #keys do
+    local interval = intervals[i]
+    local tat = tonumber(redis.call('GET', keys[i]) or '0')
+    if tat < now then tat = now end
+    local new_tat = tat + interval
+    local allow_at = new_tat - buckets[i]
+    if allow_at > now then
+      if allow_at - now > worst_wait then worst, worst_wait = i, allow_at - now end
+    else
+      local left = math.floor((now - allow_at) / interval)
+      if remaining < 0 or left < remaining then remaining = left end
+    end
+    tats[i] = new_tat
+  end
+  if worst > 0 then return {0, worst, math.ceil(worst_wait / 1000)} end
+  for i = 1, #keys do
+    local ttl = math.ceil((tats[i] - now) / 1000) + 1
+    redis.call('SET', keys[i], string.format('%.0f', tats[i]), 'PX', ttl)
+  end
+  return {1, 0, remaining}
 end
-return {1, 0, remaining}
 """
+
+# KEYS: one per limit. ARGV: now in µs ('' for Redis TIME), then per limit its emission
+# interval and its bucket (:func:`gcra_args`).
+GCRA = (
+    GCRA_FUNCTIONS
+    + """
+local intervals, buckets = {}, {}
+for i = 1, #KEYS do
+  intervals[i] = tonumber(ARGV[2 * i])
+  buckets[i] = tonumber(ARGV[2 * i + 1])
+end
+return gcra_hit(gcra_now(ARGV[1]), KEYS, intervals, buckets)
+"""
+)
 
 
 def create_limiter_redis(url: str) -> Redis:
@@ -110,47 +147,102 @@ class LimiterUnavailable(Exception):
     """Redis could not be asked (down, slow, erroring): the caller decides open or closed."""
 
 
+class LimiterBusy(LimiterUnavailable):
+    """Redis could not be asked in time: every pooled connection stayed busy for the pool's
+    whole wait, or the call ran past its timeout (a surge, not an outage)."""
+
+
+def limiter_failure(exc: BaseException) -> LimiterUnavailable:
+    """``exc`` of a Redis call as :class:`LimiterBusy` (pool exhausted, timed out) or else
+    :class:`LimiterUnavailable` (refused, reset, an error reply)."""
+    name = type(exc).__name__
+    busy = isinstance(exc, TimeoutError | RedisTimeoutError | MaxConnectionsError) or (
+        isinstance(exc, RedisConnectionError) and isinstance(exc.__cause__, TimeoutError)
+    )  # BlockingConnectionPool: "No connection available." from the wait's TimeoutError
+    if busy:
+        return LimiterBusy(f"rate limiter busy: {name}")
+    return LimiterUnavailable(f"rate limiter unavailable: {name}")
+
+
 @dataclass(frozen=True)
 class Limit:
-    """At most ``capacity`` hits per ``window_seconds`` for one ``key`` of limit ``name``.
+    """``capacity`` hits per ``window_seconds`` for one ``key`` of limit ``name``.
 
-    ``name`` identifies the rule (``booking.account``) and appears in problems and
-    metrics; ``key`` the subject it counts (an account id, an address, a hash). Neither
-    may contain personal data in clear: keys are stored in Redis as given.
+    ``burst=None``: N per W on average, N at once; ``burst=B``: never more than N in any
+    window W, at most B at once (the module's docstring). ``name`` identifies the rule
+    (``booking.account``) and appears in problems and metrics; ``key`` the subject it
+    counts (an account id, an address, a hash). Neither may contain personal data in
+    clear: keys are stored in Redis as given.
     """
 
     name: str
     key: str
     capacity: int
     window_seconds: float
+    burst: int | None = None
 
     def __post_init__(self) -> None:
         if self.capacity < 1:
             raise ValueError("a limit's capacity must be at least 1")
         if self.window_seconds <= 0:
             raise ValueError("a limit's window must be positive")
+        if self.burst is not None and not 1 <= self.burst <= self.capacity:
+            raise ValueError("a limit's burst must be between 1 and its capacity")
         if self.interval_us < 1:
             raise ValueError("capacity too large for the window (under 1 µs per hit)")
 
     @property
     def interval_us(self) -> int:
-        """GCRA emission interval in whole microseconds (floored: the burst stays exact)."""
-        return int(self.window_seconds * _US) // self.capacity
+        """GCRA emission interval in whole microseconds: W/N floored (the burst of N stays
+        exact) by default; W/(N - B + 1) rounded up with a ``burst`` (the bound stays)."""
+        window_us = int(self.window_seconds * _US)
+        if self.burst is None:
+            return window_us // self.capacity
+        return -(-window_us // (self.capacity - self.burst + 1))
+
+    @property
+    def bucket_us(self) -> int:
+        """The bucket: ``burst`` (default ``capacity``) intervals."""
+        return self.interval_us * (self.capacity if self.burst is None else self.burst)
+
+
+def gcra_args(limits: Sequence[Limit]) -> list[int]:
+    """Per limit, its interval and its bucket: the ARGV that :data:`GCRA_FUNCTIONS` reads."""
+    return [n for limit in limits for n in (limit.interval_us, limit.bucket_us)]
+
+
+def gcra_decision(limits: Sequence[Limit], result: Sequence[Any]) -> Decision:
+    """The :class:`Decision` of ``gcra_hit``'s answer ``{allowed, index, value}``."""
+    allowed, index, value = (int(x) for x in result[:3])
+    if allowed == 1:
+        return Decision(allowed=True, retry_after=0, limit=None, remaining=value)
+    retry_after = max(1, math.ceil(value / 1000))
+    return Decision(allowed=False, retry_after=retry_after, limit=limits[index - 1], remaining=0)
 
 
 class Budget(BaseModel):
-    """Configuration of a limit: ``capacity`` per ``window_seconds`` (0 turns it off)."""
+    """Configuration of a limit: ``capacity`` per ``window_seconds`` (0 turns it off);
+    ``burst`` (at most ``capacity``) makes it "never more than ``capacity`` in any window",
+    at most ``burst`` at once; unset, "``capacity`` per window on average" (:class:`Limit`)."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     capacity: int = Field(ge=0)
     window_seconds: float = Field(gt=0, le=86_400)
+    burst: int | None = Field(None, ge=1)
+
+    @model_validator(mode="after")
+    def _check(self) -> Self:
+        if self.burst is not None and self.capacity and self.burst > self.capacity:
+            raise ValueError("a budget's burst may not exceed its capacity")
+        return self
 
     def limits(self, name: str, key: str, multiplier: int = 1) -> list[Limit]:
         """``[Limit]`` for ``key``, or ``[]`` when the budget is off."""
         if self.capacity == 0:
             return []
-        return [Limit(name, key, self.capacity * multiplier, self.window_seconds)]
+        burst = None if self.burst is None else self.burst * multiplier
+        return [Limit(name, key, self.capacity * multiplier, self.window_seconds, burst)]
 
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -225,15 +317,8 @@ class RateLimiter:
             raise ValueError("two limits of one hit share a key")
         if now_us is not None and now_us < 0:
             raise ValueError("now_us must not be negative")
-        args: list[int | str] = ["" if now_us is None else now_us]
-        for limit in limits:
-            args += [limit.interval_us, limit.interval_us * limit.capacity]
-        allowed, index, value = await self.call(self._gcra(keys=keys, args=args))
-        if int(allowed) == 1:
-            return Decision(allowed=True, retry_after=0, limit=None, remaining=int(value))
-        refused = limits[int(index) - 1]
-        retry_after = max(1, math.ceil(int(value) / 1000))
-        return Decision(allowed=False, retry_after=retry_after, limit=refused, remaining=0)
+        args: list[int | str] = ["" if now_us is None else now_us, *gcra_args(limits)]
+        return gcra_decision(limits, await self.call(self._gcra(keys=keys, args=args)))
 
     async def call(self, awaitable: Awaitable[T]) -> T:
         """Await a Redis call within the timeout; any failure becomes LimiterUnavailable."""
@@ -241,4 +326,4 @@ class RateLimiter:
             async with asyncio.timeout(self.timeout_seconds):
                 return await awaitable
         except (RedisError, OSError, TimeoutError) as exc:
-            raise LimiterUnavailable(f"rate limiter unavailable: {type(exc).__name__}") from exc
+            raise limiter_failure(exc) from exc

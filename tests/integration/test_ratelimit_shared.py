@@ -15,7 +15,7 @@ import pytest
 from redis.asyncio import Redis
 
 from devstack.stack import EmbeddedStack
-from shared.ratelimit import Limit, LimiterUnavailable, RateLimiter
+from shared.ratelimit import Budget, Limit, LimiterBusy, LimiterUnavailable, RateLimiter
 from shared.redis_client import create_redis
 
 pytestmark = pytest.mark.integration
@@ -100,10 +100,41 @@ async def test_prefixes_do_not_interfere(redis: Redis, run_id: str) -> None:
 async def test_redis_down_raises_limiter_unavailable() -> None:
     dead = create_redis(DEAD_REDIS)
     try:
-        with pytest.raises(LimiterUnavailable):
+        with pytest.raises(LimiterUnavailable) as raised:
             await RateLimiter(dead, timeout_seconds=3).hit([Limit("test.down", "k", 1, 60)])
+        assert not isinstance(raised.value, LimiterBusy)  # refused: an outage, not a surge
     finally:
         await dead.aclose()
+
+
+async def test_an_exhausted_pool_is_busy_not_down(stack: EmbeddedStack, run_id: str) -> None:
+    client = create_redis(stack.redis_url(), max_connections=1, wait_seconds=0.05)
+    limiter = RateLimiter(client, f"{run_id}:", timeout_seconds=2)
+    limit = Limit("test.busy", "k", 5, 60)
+    held = await client.connection_pool.get_connection()  # type: ignore[no-untyped-call]
+    try:
+        with pytest.raises(LimiterBusy):
+            await limiter.hit([limit])
+    finally:
+        await client.connection_pool.release(held)
+    assert (await limiter.hit([limit])).allowed
+    await client.aclose()
+    other = create_redis(stack.redis_url())
+    slow = RateLimiter(other, f"{run_id}:", timeout_seconds=0.05)
+    try:  # a script keeps Redis busy for 0.3 s: the hit runs past its timeout
+        busy = other.eval(BUSY_LOOP, 0)
+        with pytest.raises(LimiterBusy):
+            await asyncio.gather(busy, slow.hit([limit]))
+    finally:
+        await other.aclose()
+
+
+BUSY_LOOP = """
+local t = redis.call('TIME')
+local until_us = tonumber(t[1]) * 1000000 + tonumber(t[2]) + 300000
+repeat t = redis.call('TIME') until tonumber(t[1]) * 1000000 + tonumber(t[2]) > until_us
+return 1
+"""
 
 
 # --- a caller's clock ----------------------------------------------------------------
@@ -147,3 +178,88 @@ async def test_namespaces_keep_users_apart(redis: Redis, run_id: str) -> None:
     assert (await gateway.hit([limit])).allowed
     assert (await other.hit([limit])).allowed
     assert not (await other.hit([limit])).allowed
+
+
+# --- burst: never more than N in any window -------------------------------------------
+
+
+def admitted_in_windows(times: list[float], window: float) -> int:
+    """The most admitted hits in any half-open window [t, t + window)."""
+    return max(sum(1 for u in times if t <= u < t + window) for t in times)
+
+
+async def run_clock(limiter: RateLimiter, limit: Limit, step: float, seconds: float) -> list[float]:
+    """Try a hit every ``step`` seconds of the caller's clock; the times that were admitted."""
+    admitted, n = [], 0
+    while (at := n * step) < seconds:
+        if (await limiter.hit([limit], now_us=T0 + round(at * S))).allowed:
+            admitted.append(at)
+        n += 1
+    return admitted
+
+
+@pytest.mark.parametrize("burst", [1, 2, 5])
+async def test_with_a_burst_no_window_ever_holds_more_than_the_capacity(
+    redis: Redis, run_id: str, burst: int
+) -> None:
+    limiter = RateLimiter(redis, f"{run_id}:", namespace=f"test:b{burst}:")
+    limit = Limit("strict", "k", 5, 60, burst=burst)  # 5 per minute, never more
+    admitted = await run_clock(limiter, limit, 0.5, 600)
+    assert admitted_in_windows(admitted, 60) == 5
+    at_once = RateLimiter(redis, f"{run_id}:", namespace=f"test:once{burst}:")
+    tries = [(await at_once.hit([limit], now_us=T0)).allowed for _ in range(burst + 1)]
+    assert tries == [True] * burst + [False]  # B at once, no more
+    per_window = (5 - burst + 1) * 600 / 60  # the long-run rate: (N - B + 1) per window
+    assert per_window <= len(admitted) <= per_window + burst
+
+
+async def test_a_burst_of_n_is_n_at_once_then_one_per_window(redis: Redis, run_id: str) -> None:
+    limiter = RateLimiter(redis, f"{run_id}:", namespace="test:")
+    limit = Limit("strict_n", "k", 3, 60, burst=3)
+
+    async def at(seconds: float) -> tuple[bool, int]:
+        decision = await limiter.hit([limit], now_us=T0 + int(seconds * S))
+        return decision.allowed, decision.retry_after
+
+    assert [await at(0) for _ in range(4)] == [(True, 0)] * 3 + [(False, 60)]
+    assert await at(59.5) == (False, 1)
+    assert await at(60) == (True, 0)
+    assert await at(60) == (False, 60)
+
+
+async def test_without_a_burst_the_first_window_admits_up_to_2n_minus_1(
+    redis: Redis, run_id: str
+) -> None:
+    """The default meaning, N per W on average: pinned, so that changing it is a decision."""
+    limiter = RateLimiter(redis, f"{run_id}:", namespace="test:")
+    admitted = await run_clock(limiter, Limit("average", "k", 5, 60), 0.5, 60)
+    assert len(admitted) == 2 * 5 - 1
+
+
+async def test_arrivals_exactly_one_interval_apart_keep_the_bound(
+    redis: Redis, run_id: str
+) -> None:
+    """The interval is rounded up: hits spaced by it to the microsecond still fit."""
+    limiter = RateLimiter(redis, f"{run_id}:", namespace="test:")
+    limit = Limit("exact", "k", 7, 1, burst=3)  # 1 s / 5 = 200 000 µs exactly; 1 s / 7 not
+    odd = Limit("odd", "k", 7, 1, burst=1)  # 142 857.14 µs: rounded up to 142 858
+    for each in (limit, odd):
+        admitted = [
+            t
+            for t in (i * each.interval_us for i in range(40))
+            for _ in range(3)
+            if (await limiter.hit([each], now_us=T0 + t)).allowed
+        ]
+        assert admitted_in_windows([t / S for t in admitted], 1.0) <= 7
+
+
+def test_burst_is_validated_and_scales_with_a_multiplier() -> None:
+    with pytest.raises(ValueError, match="burst"):
+        Limit("x", "k", 3, 60, burst=4)
+    with pytest.raises(ValueError, match="burst"):
+        Limit("x", "k", 3, 60, burst=0)
+    with pytest.raises(ValueError, match="burst"):
+        Budget(capacity=3, window_seconds=60, burst=4)
+    budget = Budget(capacity=3, window_seconds=60, burst=2)
+    assert budget.limits("n", "k", 10) == [Limit("n", "k", 30, 60, burst=20)]
+    assert Budget(capacity=3, window_seconds=60).limits("n", "k") == [Limit("n", "k", 3, 60)]
