@@ -1,9 +1,17 @@
-"""The whole CareLoop system as local processes: the embedded stack, four services, gateway."""
+"""The whole CareLoop system as local processes: the embedded stack, four services, gateway.
+
+A service runs as one process (``python -m services.<name>``) or as several replicas on one
+port (``workers``): the supervisor binds the port once, refusing it when taken, and hands the
+listening socket to each replica (:mod:`devstack.serve`); each replica also gets a private
+port of its own for its readiness. ``processes`` holds every replica: ``gateway`` is the
+first, ``gateway.2`` the second, and so on.
+"""
 
 from __future__ import annotations
 
 import json
 import os
+import socket
 import sys
 import time
 from collections.abc import Mapping
@@ -13,8 +21,10 @@ from pathlib import Path
 import httpx
 
 from devstack.keys import DevSecrets, secret_env
-from devstack.processes import ManagedProcess, free_port
+from devstack.processes import ManagedProcess, free_port, listen_socket
 from devstack.stack import EmbeddedStack
+
+ROOT = Path(__file__).resolve().parent.parent
 
 SERVICES = ("appointments", "referrals", "notifications", "followup")
 REDIS_DBS = {"appointments": 1, "referrals": 2, "notifications": 3, "followup": 4, "gateway": 0}
@@ -58,6 +68,8 @@ class System:
     stack: EmbeddedStack
     processes: dict[str, ManagedProcess] = field(default_factory=dict)
     ports: dict[str, int] = field(default_factory=dict)
+    workers: dict[str, int] = field(default_factory=dict)
+    _later: dict[str, tuple[socket.socket, dict[str, str], Path]] = field(default_factory=dict)
 
     @property
     def gateway_url(self) -> str:
@@ -74,10 +86,15 @@ class System:
         db_suffix: str = "",
         partitions: int = 6,
         extra_env: dict[str, dict[str, str]] | None = None,
+        workers: Mapping[str, int] | None = None,
+        port_hints: Mapping[str, str] | None = None,
     ) -> None:
-        """Start every service and the gateway; ``extra_env`` adds variables per process."""
+        """Start every service and the gateway; ``extra_env`` adds variables per process,
+        ``workers`` runs that many replicas of a service on its port (default one), and
+        ``port_hints`` completes the refusal of a taken port (what the operator may set)."""
         logs = self.stack.state_dir / "logs"
         self.ports = ports or {name: free_port() for name in (*SERVICES, "gateway")}
+        self.workers = {name: max(1, (workers or {}).get(name, 1)) for name in self.ports}
         urls = {name: self.service_url(name) for name in SERVICES}
         for name in (*SERVICES, "gateway"):
             env = service_env(
@@ -91,20 +108,44 @@ class System:
             if name == "gateway":
                 env["CARELOOP_GATEWAY_SERVICE_URLS"] = json.dumps(urls)
             env.update((extra_env or {}).get(name, {}))
-            proc = ManagedProcess(
-                name=name,
-                argv=[sys.executable, "-m", f"services.{name}"],
-                port=self.ports[name],
-                log_path=logs / f"{name}.log",
-                env=env,
-                cwd=Path(__file__).resolve().parent.parent,
-            )
-            self.processes[name] = proc.start(wait=False)
+            log_path = logs / f"{name}.log"
+            if self.workers[name] == 1:
+                proc = ManagedProcess(
+                    name=name,
+                    argv=[sys.executable, "-m", f"services.{name}"],
+                    port=self.ports[name],
+                    log_path=log_path,
+                    env=env,
+                    cwd=ROOT,
+                )
+                self.processes[name] = proc.start(wait=False)
+                continue
+            hint = (port_hints or {}).get(name, "")
+            shared = listen_socket(self.ports[name], name, hint=hint)
+            self.processes[name] = _replica(name, name, shared, env, log_path)
+            # the others once the first is ready: it alone creates collections and indexes
+            self._later[name] = (shared, env, log_path)
+
+    def _start_other_replicas(self, name: str) -> list[str]:
+        shared, env, log_path = self._later.pop(name)
+        with shared:
+            labels = [f"{name}.{n}" for n in range(2, self.workers[name] + 1)]
+            for label in labels:
+                self.processes[label] = _replica(label, name, shared, env, log_path)
+        return labels
+
+    def replicas(self, name: str) -> list[ManagedProcess]:
+        """Every process of service ``name``, the first one first."""
+        return [
+            proc
+            for label, proc in self.processes.items()
+            if label == name or label.startswith(f"{name}.")
+        ]
 
     def wait_ready(self, timeout: float = 90.0) -> dict[str, str]:
-        """Wait until every service and the gateway answer ``/readyz`` with 200."""
+        """Wait until every process (each replica) answers ``/readyz`` with 200."""
         deadline = time.monotonic() + timeout
-        pending = dict(self.ports)
+        pending = {label: proc.port for label, proc in self.processes.items()}
         status: dict[str, str] = {}
         with httpx.Client(timeout=2.0) as client:
             while pending and time.monotonic() < deadline:
@@ -120,13 +161,39 @@ class System:
                     status[name] = "ready" if response.status_code == 200 else "starting"
                     if response.status_code == 200:
                         del pending[name]
+                        if name in self._later:
+                            for label in self._start_other_replicas(name):
+                                pending[label] = self.processes[label].port
                 time.sleep(0.2)
         if pending:
             raise TimeoutError(f"not ready after {timeout}s: {sorted(pending)}")
         return status
 
     def stop(self) -> None:
+        for shared, _env, _log in self._later.values():
+            shared.close()
+        self._later.clear()
         for name in ("gateway", *SERVICES):
-            if name in self.processes:
-                self.processes[name].stop()
+            for proc in self.replicas(name):
+                proc.stop()
         self.stack.stop()
+
+
+def _replica(
+    label: str, name: str, shared: socket.socket, env: dict[str, str], log_path: Path
+) -> ManagedProcess:
+    """Start one replica of ``name`` on the ``shared`` socket and a private one of its own
+    (its ``port``); the parent's copies of both close once the child holds them."""
+    with listen_socket(0, f"{label} private") as private:
+        port = int(private.getsockname()[1])
+        fds = (shared.fileno(), private.fileno())
+        proc = ManagedProcess(
+            name=label,
+            argv=[sys.executable, "-m", "devstack.serve", name, *map(str, fds)],
+            port=port,
+            log_path=log_path,
+            env=env,
+            cwd=ROOT,
+            pass_fds=fds,
+        )
+        return proc.start(wait=False)
