@@ -36,8 +36,12 @@ integration: env
 e2e: env
 	$(BIN)/python -m pytest -q tests/e2e
 
+# the surge: SURGE_PATIENTS patients on SURGE_NUMBERS numbers (benchmarks/surge); results in .data/bench/
+SURGE_PATIENTS ?= 10000
+SURGE_NUMBERS  ?= 500
 bench: env
 	$(BIN)/python -m benchmarks
+	$(BIN)/python -m benchmarks.surge --patients $(SURGE_PATIENTS) --numbers $(SURGE_NUMBERS)
 
 # requirements.lock: the production image; requirements-dev.lock: make up, tests, tools
 lock: env

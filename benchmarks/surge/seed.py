@@ -1,0 +1,188 @@
+"""The surge's system and data: the whole system started the way ``make up`` starts it (same
+replicas, the gateway's real rate limits) on free ports, then one session with ``numbers``
+public numbers and ``patients`` patients, each on an account of their own.
+
+Seeding goes straight to the appointments service (it is not what is measured): the HIS
+publishes the session with a service token, and each patient's own account adds its
+real-name patient (``POST /v1/appointments/patients``), so the account really manages it.
+Access tokens are minted with the dev signing key, as ``python -m devstack.token`` does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import tempfile
+from dataclasses import dataclass
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import structlog
+
+from devstack.keys import DevSecrets, ensure_dev_secrets
+from devstack.stack import EmbeddedStack
+from devstack.system import System
+from devstack.up import configured_workers
+from shared.auth import TokenMinter
+
+log = structlog.get_logger(__name__)
+
+ORG = "surge"
+DB_SUFFIX = ""
+BROWSER_UA = (
+    "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 "
+    "(KHTML, like Gecko) Mobile/15E148 MicroMessenger/8.0.50(0x1800322c) NetType/WIFI"
+)
+ID_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
+ID_CHECK = "10X98765432"
+
+
+@dataclass(frozen=True)
+class Patient:
+    n: int
+    account_id: str
+    token: str
+    address: str  # the loopback source address this patient books from
+    patient_id: str = ""
+
+
+def source_address(n: int) -> str:
+    """Patient ``n``'s own loopback address: 127.1.0.1, 127.1.0.2, ... (254 a /24)."""
+    return f"127.1.{n // 254}.{n % 254 + 1}"
+
+
+def national_id(n: int) -> str:
+    """A valid resident ID, distinct for each ``n`` (birth day and sequence from it)."""
+    birth = date(1950, 1, 1) + timedelta(days=n // 1000)
+    first17 = f"110101{birth:%Y%m%d}{n % 1000:03d}"
+    weighted = sum(int(d) * w for d, w in zip(first17, ID_WEIGHTS, strict=True))
+    return first17 + ID_CHECK[weighted % 11]
+
+
+@dataclass
+class Running:
+    system: System
+    secrets: DevSecrets
+    minter: TokenMinter
+
+    @property
+    def gateway(self) -> str:
+        return self.system.gateway_url
+
+    @property
+    def appointments(self) -> str:
+        return self.system.service_url("appointments")
+
+    @property
+    def mongo_url(self) -> str:
+        return self.system.stack.mongo_url
+
+    def stop(self) -> None:
+        self.system.stop()
+
+
+def start_system(state: Path | None = None) -> Running:
+    """Everything ``make up`` starts, with its replicas (``CARELOOP_<SERVICE>_WORKERS``)."""
+    state = state or Path(tempfile.mkdtemp(prefix="careloop-surge-"))
+    secrets = ensure_dev_secrets(state)
+    stack = EmbeddedStack.start(state, persistent_mongo=False)
+    system = System(stack)
+    try:
+        system.start_services(secrets, workers=configured_workers(os.environ))
+        system.wait_ready(timeout=180)
+    except BaseException:
+        system.stop()
+        raise
+    minter = TokenMinter(
+        secrets.jwt_private_key_file.read_text(), issuer="careloop-gateway", audience="careloop"
+    )
+    return Running(system, secrets, minter)
+
+
+async def publish_session(running: Running, numbers: int) -> str:
+    """One session two days ahead whose ``numbers`` numbers are all public; its id."""
+    day = date.today() + timedelta(days=2)
+    his = running.minter.mint("his-surge", ["service"], ttl_seconds=3600)
+    admin = running.minter.mint("ops-surge", ["admin"], ttl_seconds=3600)
+    policy = {"pool_shares": {"referral": 0, "hotline": 0, "onsite": 0}}
+    calls: list[tuple[str, str, str, Any]] = [
+        ("PUT", f"/admin/policies/{ORG}", admin, policy),
+        ("PUT", "/admin/departments", his, [{"org_id": ORG, "code": "CARD", "name": "心内科"}]),
+        ("PUT", "/admin/resources", his, [{
+            "org_id": ORG, "code": "D1", "department_code": "CARD", "name": "王医生",
+            "title": "主任医师", "clinic_type": "expert", "fee_cents": 5000,
+        }]),
+        ("POST", "/admin/schedules", his, [{
+            "org_id": ORG, "resource_code": "D1", "clinic_date": day.isoformat(),
+            "session": "morning", "starts": "08:00", "ends": "12:00", "slot_count": numbers,
+        }]),
+    ]  # fmt: skip
+    async with httpx.AsyncClient(base_url=running.appointments, timeout=60) as client:
+        for method, path, token, body in calls:
+            answer = await client.request(
+                method,
+                f"/v1/appointments{path}",
+                json=body,
+                headers={"authorization": f"Bearer {token}"},
+            )
+            if answer.status_code >= 300:
+                raise RuntimeError(f"{method} {path}: {answer.status_code} {answer.text}")
+        schedule: dict[str, Any] = answer.json()["schedules"][0]
+    if schedule["pools"].get("public") != numbers:
+        raise RuntimeError(f"expected {numbers} public numbers, got {schedule['pools']}")
+    return str(schedule["schedule_id"])
+
+
+async def add_patients(running: Running, count: int, *, concurrency: int = 32) -> list[Patient]:
+    """``count`` accounts, each adding its own real-name patient (``self``)."""
+    patients: list[Patient] = []
+    queue = list(range(count))
+
+    async def worker(client: httpx.AsyncClient) -> None:
+        while queue:
+            n = queue.pop()
+            account = f"pa-surge-{n:06d}"
+            token = running.minter.mint(account, ["patient"], org_id=ORG, ttl_seconds=7200)
+            body = {
+                "name": f"患者{n}",
+                "national_id": national_id(n),
+                "phone": f"139{n:08d}",
+                "relation": "self",
+            }
+            for attempt in range(5):
+                answer = await client.post(
+                    "/v1/appointments/patients",
+                    json=body,
+                    headers={"authorization": f"Bearer {token}"},
+                )
+                if answer.status_code == 201:
+                    break
+                if answer.status_code < 500 or attempt == 4:
+                    raise RuntimeError(f"patient {n}: {answer.status_code} {answer.text}")
+                await asyncio.sleep(0.2 * (attempt + 1))
+            patients.append(
+                Patient(n, account, token, source_address(n), patient_id=answer.json()["id"])
+            )
+
+    limits = httpx.Limits(max_connections=concurrency)
+    async with httpx.AsyncClient(base_url=running.appointments, timeout=60, limits=limits) as c:
+        await asyncio.gather(*(worker(c) for _ in range(concurrency)))
+    return sorted(patients, key=lambda p: p.n)
+
+
+async def wait_outbox_drained(running: Running, timeout: float = 120.0) -> None:
+    """Let the relay publish what seeding produced, so the surge runs on a quiet system."""
+    admin = running.minter.mint("ops-surge", ["admin"], ttl_seconds=600)
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    async with httpx.AsyncClient(base_url=running.appointments, timeout=10) as client:
+        while loop.time() < deadline:
+            answer = await client.get(
+                "/v1/appointments/ops/outbox", headers={"authorization": f"Bearer {admin}"}
+            )
+            if answer.status_code == 200 and not answer.json().get("pending"):
+                return
+            await asyncio.sleep(1)
+    log.warning("surge.outbox_not_drained", timeout_seconds=timeout)
