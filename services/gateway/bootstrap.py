@@ -33,7 +33,6 @@ from shared.crypto import FieldCipher
 from shared.metrics import ServiceMetrics
 from shared.mongo import Database, Document, create_client, ensure_indexes
 from shared.principal import Role
-from shared.ratelimit import create_limiter_redis
 from shared.redis_client import create_redis
 
 log = structlog.get_logger(__name__)
@@ -113,15 +112,18 @@ class Gateway:
     settings: GatewaySettings
     http: httpx.AsyncClient  # to the services (and WeChat)
     own_http: httpx.AsyncClient  # to this app itself (the audit view's own part)
-    redis: Any
-    limiter_redis: Any
+    redis: Any  # sessions, login codes: the gateway's own /v1/auth routes
+    front_redis: Any  # the front door's script: its own pool (GatewaySettings.front_door_*)
     mongo: AsyncMongoClient[Document]
     db: Database
     proxy: UpstreamProxy
     audit: AuditLog
     traffic: TrafficPolicy
     logins: Logins
-    token_verifier: TokenVerifier
+    token_verifier: TokenVerifier  # with the revocation hook: the /v1/auth routes
+    front_verifier: (
+        TokenVerifier  # signature and claims only: the front door's script checks the rest
+    )
 
     def install(self, app: FastAPI) -> None:
         """Put every object where the routes and dependencies read it."""
@@ -134,6 +136,7 @@ class Gateway:
         app.state.traffic = self.traffic
         app.state.logins = self.logins
         app.state.token_verifier = self.token_verifier
+        app.state.front_verifier = self.front_verifier
 
     async def start(self) -> None:
         await ensure_indexes(self.db, INDEXES)
@@ -144,7 +147,7 @@ class Gateway:
         await self.http.aclose()
         await self.own_http.aclose()
         await self.redis.aclose()
-        await self.limiter_redis.aclose()
+        await self.front_redis.aclose()
         await self.mongo.close()
 
 
@@ -157,7 +160,11 @@ def build(settings: GatewaySettings, metrics: ServiceMetrics, app: FastAPI) -> G
         limits=httpx.Limits(max_connections=500, max_keepalive_connections=100),
     )
     redis = create_redis(settings.redis_url)
-    limiter_redis = create_limiter_redis(settings.redis_url)
+    front_redis = create_redis(
+        settings.redis_url,
+        max_connections=settings.front_door_redis_max_connections,
+        wait_seconds=settings.front_door_redis_wait_seconds,
+    )
     mongo = create_client(settings.mongo_url, app_name=settings.service_name)
     db = mongo[settings.database_name]
     own_http = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=OWN_BASE)
@@ -171,7 +178,7 @@ def build(settings: GatewaySettings, metrics: ServiceMetrics, app: FastAPI) -> G
         max_response_bytes=settings.max_upstream_response_bytes,
     )
     traffic = TrafficPolicy(
-        limiter_redis,
+        front_redis,
         settings.rate_limits,
         prefix=settings.redis_key_prefix,
         hash_key=settings.pii_hash_key.encode(),
@@ -183,7 +190,7 @@ def build(settings: GatewaySettings, metrics: ServiceMetrics, app: FastAPI) -> G
         http=client,
         own_http=own_http,
         redis=redis,
-        limiter_redis=limiter_redis,
+        front_redis=front_redis,
         mongo=mongo,
         db=db,
         proxy=proxy,
@@ -191,4 +198,5 @@ def build(settings: GatewaySettings, metrics: ServiceMetrics, app: FastAPI) -> G
         traffic=traffic,
         logins=logins,
         token_verifier=from_settings(settings, is_revoked=logins.sessions.is_revoked),
+        front_verifier=from_settings(settings),
     )

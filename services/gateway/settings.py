@@ -62,3 +62,10 @@ class GatewaySettings(ServiceSettings):
     max_request_bytes: int = Field(1_048_576, ge=1024)
     trusted_proxies: list[str] = Field(default_factory=list)  # may set X-Forwarded-For
     rate_limits: RateLimitSettings = RateLimitSettings()
+    # The front door's own Redis pool: one script call per proxied request (token logout,
+    # ended logins, slow lane, every limit). Sized for a release-time surge; a request
+    # never queues long for a connection: past front_door_redis_wait_seconds it gets a 429
+    # overloaded with Retry-After (rate_limits.overloaded_retry_after_seconds), as it does
+    # when the call runs past rate_limits.redis_timeout_seconds. Per gateway replica.
+    front_door_redis_max_connections: int = Field(1000, ge=1, le=100_000)
+    front_door_redis_wait_seconds: float = Field(0.075, gt=0, le=5)

@@ -1,8 +1,10 @@
 """Rate limits at the front door: the request-side glue of :class:`TrafficPolicy`.
 
-Proxied requests are counted after their token is checked (per account, per address,
-per endpoint class); the gateway's own ``/v1/auth`` routes before they run, keyed also
-by the phone or username in their body, so guessing and SMS pumping meet a 429.
+Proxied requests are counted after their token's signature is checked (per account, per
+address, per endpoint class), in the same Redis script call that checks the token's
+logout and ended logins (:func:`admit`); the gateway's own ``/v1/auth`` routes before
+they run, keyed also by the phone or username in their body, so guessing and SMS
+pumping meet a 429.
 """
 
 from __future__ import annotations
@@ -12,6 +14,8 @@ import json
 from fastapi import Request
 
 from services.gateway.front_door import client_ip
+from services.gateway.front_script import TokenKeys
+from services.gateway.identity.sessions import Sessions
 from services.gateway.settings import GatewaySettings
 from services.gateway.traffic import TrafficPolicy
 from shared.principal import Principal
@@ -20,11 +24,21 @@ BODY_KEYS = ("phone", "username")  # request fields that are limit keys of their
 _MAX_PARSED_BYTES = 8192  # login bodies are tiny; a bigger one is not worth parsing here
 
 
-async def rate_limit(request: Request, principal: Principal | None) -> None:
+async def admit(request: Request, principal: Principal | None) -> None:
+    """A proxied request: its token's logout and ended logins and its budgets, in one
+    Redis call; raises a 401, 429 or 503 problem to refuse it."""
+    sessions: Sessions = request.app.state.logins.sessions
+    await rate_limit(request, principal, sessions.token_keys(principal) if principal else None)
+
+
+async def rate_limit(
+    request: Request, principal: Principal | None, token: TokenKeys | None = None
+) -> None:
     """Count a request against its budgets; raises a 429 (or 503) problem to refuse it."""
     policy: TrafficPolicy = request.app.state.traffic
     settings: GatewaySettings = request.app.state.settings
     await policy.check(
+        token=token,
         method=request.method,
         path=request.url.path,
         client_ip=client_ip(request, settings.trusted_proxies),

@@ -6,11 +6,15 @@ address, per account (token subject), per class and per request field (the phone
 login-code request). Booking has budgets of its own: a release-time surge gets fast 429s
 with ``Retry-After``; cancelling and checking in spend the ``appointment`` budgets.
 
+Per request one Redis script call does it all, the token's revocation included
+(:mod:`services.gateway.front_script`); :class:`TrafficPolicy` says what to fail with.
+
 Slow lane (OWASP API6): inside a release window a booking client that acts like a bot
 (missing or scripted User-Agent, or attempts faster than ``bot_account_burst`` /
 ``bot_ip_burst``) is flagged in Redis until the window ends and gets the small
 ``slow_lane`` budget and 429 ``slow_lane``. Nothing is flagged outside windows; staff
-never. If Redis cannot be asked, ``fail_closed`` classes get a 503, others pass.
+never. If Redis answers too late (a surge), 429 ``overloaded``; if it is down, a token
+cannot be checked (503), and without one ``fail_closed`` classes get a 503, others pass.
 """
 
 from __future__ import annotations
@@ -32,18 +36,27 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from redis.asyncio import Redis
 
 from services.gateway.domain.endpoints import EndpointClass, classify
-from shared.problems import ServiceUnavailable, TooManyRequests
+from services.gateway.front_script import FRONT, FrontPlan, Outcome, SlowLane, TokenKeys, outcome
+from services.gateway.refusals import overloaded, refusal, token_refused
+from shared.problems import ServiceUnavailable
 from shared.ratelimit import (
     Budget,
-    Decision,
     Limit,
+    LimiterBusy,
     LimiterUnavailable,
     RateLimiter,
     client_key,
     parse_address,
 )
 
-__all__ = ["ClassLimits", "EndpointClass", "RateLimitSettings", "TrafficPolicy", "classify"]
+__all__ = [
+    "ClassLimits",
+    "EndpointClass",
+    "RateLimitSettings",
+    "TrafficPolicy",
+    "classify",
+    "refusal",
+]
 
 log = structlog.get_logger(__name__)
 
@@ -95,7 +108,10 @@ class RateLimitSettings(BaseModel):
     ipv6_prefix: int = Field(64, ge=32, le=128)
     fail_closed: list[EndpointClass] = Field(default_factory=lambda: list(FAIL_CLOSED))
     unavailable_retry_after_seconds: int = Field(5, ge=1)
+    # the front door's one script call per request; past it, or with no pooled connection
+    # free within GatewaySettings.front_door_redis_wait_seconds: 429 overloaded
     redis_timeout_seconds: float = Field(0.5, gt=0, le=10)
+    overloaded_retry_after_seconds: int = Field(1, ge=1, le=60)
 
     # the slow lane for bots during slot releases
     release_windows: list[str] = Field(default_factory=lambda: ["07:00", "08:00", "15:00"])
@@ -183,42 +199,22 @@ def limits_for(
     return [lim for n, key, budget, m in wanted if budget for lim in budget.limits(n, key, m)]
 
 
-_MESSAGES = {
-    EndpointClass.LOGIN_CODE: ("Too many login code requests", "验证码请求过于频繁"),
-    EndpointClass.LOGIN: ("Too many sign-in attempts", "登录尝试过于频繁"),
-    EndpointClass.BOOKING: ("Too many booking requests right now", "当前预约请求过多"),
-    EndpointClass.APPOINTMENT: ("Too many appointment changes", "预约操作过于频繁"),
-}
-_DEFAULT_MESSAGE = ("Too many requests", "请求过于频繁")
-_SLOW_LANE_MESSAGE = (
-    "Automated booking is slowed down during slot release",
-    "放号期间预约过快，已限速",
-)
-
-
-def refusal(
-    endpoint_class: EndpointClass, decision: Decision, *, slow_lane: bool
-) -> TooManyRequests:
-    """The 429 problem for a refused ``decision`` (``slow_lane`` for flagged bookers)."""
-    seconds = max(1, decision.retry_after)
-    code, (en, zh) = "rate_limited", _MESSAGES.get(endpoint_class, _DEFAULT_MESSAGE)
-    if slow_lane:
-        code, (en, zh) = "slow_lane", _SLOW_LANE_MESSAGE
-    return TooManyRequests(
-        code,
-        f"{en}; retry in {seconds} {'second' if seconds == 1 else 'seconds'}.",
-        detail_zh=f"{zh}，请 {seconds} 秒后再试。",
-        retry_after=seconds,
-        extra={"limit": decision.limit.name if decision.limit else endpoint_class.value},
-    )
-
-
 class TrafficPolicy:
     """The per-request entry point: :meth:`check` raises a problem or lets a request pass.
 
-    ``hash_key`` keys the HMAC that makes request fields (phone, username) limit keys, so
-    they are never in Redis in clear. ``clock`` decides release windows (tests inject
-    one); ``registry`` adds a Prometheus counter.
+    One script call per request (:mod:`services.gateway.front_script`): the token's
+    revocation when ``token`` is given, the slow lane, every limit. ``redis`` is the front
+    door's own pool (``GatewaySettings.front_door_redis_*``). ``hash_key`` keys the HMAC
+    that makes request fields (phone, username) limit keys, so they are never in Redis in
+    clear. ``clock`` decides release windows (tests inject one); ``registry`` adds a
+    Prometheus counter.
+
+    Redis answering too late (no pooled connection within the pool's wait, or the call
+    past ``redis_timeout_seconds``): 429 ``overloaded`` with ``Retry-After``, for every
+    request. Redis down (refused, reset): a request with a token gets 503
+    ``auth_unavailable`` (a logged-out token must not pass unseen: fail closed, as the
+    services' revocation check did); without one, ``fail_closed`` classes a 503
+    ``rate_limiter_unavailable`` and the others pass.
     """
 
     def __init__(
@@ -238,11 +234,13 @@ class TrafficPolicy:
         self._hash_key = hash_key
         self._clock = clock
         self._warned_at = -math.inf
+        self._front = redis.register_script(FRONT)
         self._events: Counter | None = None
         if registry is not None:
             self._events = Counter(
                 "careloop_gateway_rate_limit_events_total",
-                "Refusals (rate_limited, slow_lane) and slow-lane flags (flagged_<reason>)",
+                "Refusals (rate_limited, slow_lane, overloaded) and slow-lane flags "
+                "(flagged_<reason>)",
                 ["endpoint_class", "event"],
                 registry=registry,
             )
@@ -257,32 +255,45 @@ class TrafficPolicy:
         user_agent: str | None,
         body_keys: Mapping[str, str] | None = None,
         is_staff: bool = False,
+        token: TokenKeys | None = None,
     ) -> EndpointClass:
-        """Count the request; raise 429 (``rate_limited``/``slow_lane``) or 503 to refuse."""
+        """Check ``token`` and count the request; raise 401, 429 (``rate_limited``,
+        ``slow_lane``, ``overloaded``) or 503 to refuse."""
         endpoint, s = classify(method, path), self.settings
-        if not s.enabled:
-            return endpoint
-        extra = {k: self._digest(k, v) for k, v in (body_keys or {}).items() if v}
-        limits = limits_for(
-            s,
-            endpoint_class=endpoint,
-            client_ip=client_ip,
-            account_id=account_id,
-            extra_keys=extra,
-            is_staff=is_staff,
-        )
-        lane: list[Limit] = []
-        try:
+        limits: list[Limit] = []
+        lane: SlowLane | None = None
+        if s.enabled:
+            extra = {k: self._digest(k, v) for k, v in (body_keys or {}).items() if v}
+            limits = limits_for(
+                s,
+                endpoint_class=endpoint,
+                client_ip=client_ip,
+                account_id=account_id,
+                extra_keys=extra,
+                is_staff=is_staff,
+            )
             if endpoint is EndpointClass.BOOKING and not (is_staff or is_exempt(s, client_ip)):
-                lane = await self._slow_lane(client_ip, account_id, user_agent)
-            decision = await self.limiter.hit(limits + lane)
-        except LimiterUnavailable as exc:
-            self._unavailable(endpoint, exc)
+                lane = self._slow_lane(client_ip, account_id, user_agent)
+        if token is None and not limits and lane is None:
             return endpoint
-        if not decision.allowed:
-            problem = refusal(endpoint, decision, slow_lane=bool(lane))
-            if self._events is not None:
-                self._events.labels(endpoint.value, problem.code).inc()
+        plan = FrontPlan.build(self.limiter.redis_key, limits, token, lane)
+        try:
+            answer = await self.limiter.call(self._front(keys=plan.keys, args=plan.args))
+        except LimiterBusy as exc:
+            self._count(endpoint, "overloaded")
+            raise overloaded(s.overloaded_retry_after_seconds) from exc
+        except LimiterUnavailable as exc:
+            self._unavailable(endpoint, exc, token is not None)
+            return endpoint
+        result = outcome(plan, answer)
+        if result.token:
+            raise token_refused(result.token)
+        if result.flagged:
+            self._flagged(result, client_ip, account_id)
+        decision = result.decision
+        if decision is not None and not decision.allowed:
+            problem = refusal(endpoint, decision, slow_lane=result.slow_lane)
+            self._count(endpoint, problem.code)
             raise problem
         return endpoint
 
@@ -290,59 +301,51 @@ class TrafficPolicy:
         material = f"ratelimit:{field}:{value.strip().lower()}".encode()
         return hmac.new(self._hash_key, material, hashlib.sha256).hexdigest()[:32]
 
-    async def _slow_lane(
+    def _slow_lane(
         self, client_ip: str | None, account_id: str | None, user_agent: str | None
-    ) -> list[Limit]:
-        """The slow-lane limits of a flagged booker, flagging it now if it acts like a bot."""
+    ) -> SlowLane | None:
+        """What the script needs to apply (or decide) the slow lane; None outside windows."""
         s = self.settings
         now = self._clock()
         window = s.release_window_at(now)
         if window is None:
-            return []
-        address = client_key(client_ip, s.ipv6_prefix)
-        subjects = {"ip": f"ip:{address}"}
+            return None
+        subjects = {"ip": f"ip:{client_key(client_ip, s.ipv6_prefix)}"}
         if account_id:
             subjects["account"] = f"account:{account_id}"
-        keys = {kind: self._flag_prefix + subject for kind, subject in subjects.items()}
-        found = await self.limiter.call(self.redis.mget(list(keys.values())))
-        flagged = [kind for kind, value in zip(keys, found, strict=True) if value]
-        if not flagged:
-            reason, kind = await self._looks_like_bot(subjects, user_agent)
-            if reason is None:
-                return []
-            ttl = max(1, math.ceil((window[1] - now).total_seconds()))
-            await self.limiter.call(self.redis.set(keys[kind], reason, ex=ttl, nx=True))
-            log.info(
-                "gateway.bot_flagged",
-                reason=reason,
-                subject=kind,
-                account_id=account_id,
-                client=address,
-                until=window[1].isoformat(),
-            )
-            if self._events is not None:
-                self._events.labels("booking", f"flagged_{reason}").inc()
-            flagged = [kind]
-        return [x for k in flagged for x in s.slow_lane.limits("booking.slow_lane", subjects[k])]
+        bursts = {"ip": ("bot.ip_burst", s.bot_ip_burst)}
+        bursts["account"] = ("bot.account_burst", s.bot_account_burst)
+        return SlowLane(
+            ip_flag=self._flag_prefix + subjects["ip"],
+            account_flag=self._flag_prefix + subjects["account"] if account_id else None,
+            ttl_seconds=max(1, math.ceil((window[1] - now).total_seconds())),
+            scripted=is_scripted_user_agent(user_agent, s.bot_user_agents),
+            lane={k: s.slow_lane.limits("booking.slow_lane", v)[0] for k, v in subjects.items()},
+            probes={
+                kind: limit
+                for kind, subject in subjects.items()
+                for limit in bursts[kind][1].limits(bursts[kind][0], subject)
+            },
+        )
 
-    async def _looks_like_bot(
-        self, subjects: Mapping[str, str], user_agent: str | None
-    ) -> tuple[str | None, str]:
-        """(reason, subject kind to flag); the burst probes count attempts as they go."""
-        s = self.settings
-        kind = "account" if "account" in subjects else "ip"
-        if is_scripted_user_agent(user_agent, s.bot_user_agents):
-            return "user_agent", kind
-        probes = s.bot_ip_burst.limits("bot.ip_burst", subjects["ip"])
-        if "account" in subjects:
-            probes += s.bot_account_burst.limits("bot.account_burst", subjects["account"])
-        burst = await self.limiter.hit(probes)
-        if burst.allowed or burst.limit is None:
-            return None, kind
-        return "burst", "ip" if burst.limit.name == "bot.ip_burst" else "account"
+    def _flagged(self, result: Outcome, client_ip: str | None, account_id: str | None) -> None:
+        window = self.settings.release_window_at(self._clock())
+        log.info(
+            "gateway.bot_flagged",
+            reason=result.reason,
+            subject=result.flagged,
+            account_id=account_id,
+            client=client_key(client_ip, self.settings.ipv6_prefix),
+            until=window[1].isoformat() if window else None,
+        )
+        self._count(EndpointClass.BOOKING, f"flagged_{result.reason}")
 
-    def _unavailable(self, endpoint: EndpointClass, exc: LimiterUnavailable) -> None:
-        closed = endpoint in self.settings.fail_closed
+    def _count(self, endpoint: EndpointClass, event: str) -> None:
+        if self._events is not None:
+            self._events.labels(endpoint.value, event).inc()
+
+    def _unavailable(self, endpoint: EndpointClass, exc: LimiterUnavailable, token: bool) -> None:
+        closed = token or endpoint in self.settings.fail_closed
         now = monotonic.monotonic()
         if now - self._warned_at >= 10.0:  # one line per 10 s while Redis is away
             self._warned_at = now
@@ -350,8 +353,16 @@ class TrafficPolicy:
                 "gateway.rate_limiter_unavailable",
                 endpoint_class=endpoint.value,
                 outcome="refused" if closed else "allowed",
+                token=token,
                 error=str(exc),
             )
+        if token:
+            raise ServiceUnavailable(
+                "auth_unavailable",
+                "Sign-in cannot be checked right now. Please try again shortly.",
+                retry_after=1,
+                detail_zh="暂时无法验证登录状态，请稍后再试。",
+            ) from exc
         if closed:
             raise ServiceUnavailable(
                 "rate_limiter_unavailable",

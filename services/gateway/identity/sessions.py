@@ -17,10 +17,13 @@ from dataclasses import dataclass, field
 
 from pydantic import BaseModel
 from redis.asyncio import Redis
+from redis.exceptions import RedisError
 
+from services.gateway.front_script import TokenKeys
+from services.gateway.refusals import token_refused
 from shared.auth import TokenMinter
 from shared.principal import Principal, Role
-from shared.problems import Unauthorized
+from shared.problems import ServiceUnavailable, Unauthorized
 
 # KEYS: the refresh token's key -> {outcome, family}
 USE = """
@@ -181,6 +184,29 @@ class Sessions:
 
     async def is_revoked(self, token_id: str) -> bool:
         return bool(await self.redis.exists(f"{self._p}jti:{token_id}"))
+
+    def token_keys(self, principal: Principal) -> TokenKeys:
+        """Where the front door's script finds this token's logout and its account's end."""
+        jti = f"{self._p}jti:{principal.token_id}" if principal.token_id else None
+        return TokenKeys(jti, f"{self._p}block:{principal.subject}", principal.issued_at or 0)
+
+    async def check_token(self, principal: Principal) -> None:
+        """Outside the front door's script (the audit view): logout and ended logins in
+        one round trip; 401 ``token_invalid``/``token_revoked``, 503 if Redis fails."""
+        keys = self.token_keys(principal)
+        try:
+            jti, blocked = await self.redis.mget([keys.jti_key or keys.block_key, keys.block_key])
+        except (RedisError, OSError) as exc:
+            raise ServiceUnavailable(
+                "auth_unavailable",
+                "Sign-in cannot be checked right now. Please try again shortly.",
+                retry_after=1,
+                detail_zh="暂时无法验证登录状态，请稍后再试。",
+            ) from exc
+        if keys.jti_key and jti is not None:
+            raise token_refused("revoked")
+        if blocked is not None and keys.issued_at <= int(blocked):
+            raise token_refused("ended")
 
     async def check_not_ended(self, principal: Principal) -> None:
         """401 when the account's logins were ended after this token was issued."""

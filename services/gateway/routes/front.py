@@ -13,10 +13,10 @@ from fastapi.responses import HTMLResponse, JSONResponse
 from starlette.responses import Response
 
 from services.gateway.docs import fetch_openapi, merge_openapi
-from services.gateway.guard import authenticate
+from services.gateway.guard import bearer_principal
 from services.gateway.proxy import UpstreamProxy
 from services.gateway.settings import GatewaySettings
-from services.gateway.throttle import rate_limit
+from services.gateway.throttle import admit
 from shared.health import ReadinessChecks
 
 PROXY_METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
@@ -77,8 +77,8 @@ def front_router(settings: GatewaySettings) -> APIRouter:
 
     @router.api_route("/v1/{service}/{path:path}", methods=PROXY_METHODS, include_in_schema=False)
     async def route(request: Request, service: str, path: str) -> Response:
-        principal = await authenticate(request)
-        await rate_limit(request, principal)
+        principal = bearer_principal(request)  # the signature, in-process
+        await admit(request, principal)  # logout, ended logins, limits: one Redis call
         proxy: UpstreamProxy = request.app.state.proxy
         return await proxy.forward(request, service)
 

@@ -19,6 +19,7 @@ import pytest
 from redis.asyncio import Redis
 
 from devstack.stack import EmbeddedStack
+from services.gateway.front_script import TokenKeys
 from services.gateway.traffic import (
     ClassLimits,
     EndpointClass,
@@ -198,5 +199,12 @@ async def test_redis_down_fails_open_for_reads_and_closed_for_booking_and_login(
                 await policy.check(method=method, path=path, **common)
             assert refused.value.code == "rate_limiter_unavailable"
             assert (refused.value.headers or {})["Retry-After"] == "5"
+        # a token whose logout cannot be checked is refused, even for a read (fail closed)
+        token = TokenKeys("auth:jti:t-1", "auth:block:acct-1", 1_700_000_000)
+        with pytest.raises(ServiceUnavailable) as unknown:
+            await policy.check(
+                method="GET", path="/v1/appointments/schedules", token=token, **common
+            )
+        assert unknown.value.code == "auth_unavailable"
     finally:
         await dead.aclose()
