@@ -287,6 +287,7 @@ class TrafficPolicy:
             return endpoint
         result = outcome(plan, answer)
         if result.token:
+            log.info("gateway.token_refused", reason=result.token, account_id=account_id)
             raise token_refused(result.token)
         if result.flagged:
             self._flagged(result, client_ip, account_id)
