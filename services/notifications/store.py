@@ -56,6 +56,12 @@ INDEXES = [
         [
             IndexModel([("patient_id", ASCENDING), ("_id", ASCENDING)], name="patient"),
             IndexModel([("message_id", ASCENDING)], name="message"),
+            IndexModel(
+                [("send_key", ASCENDING)],
+                name="send_key",
+                unique=True,
+                partialFilterExpression={"send_key": {"$type": "string"}},
+            ),
         ],
     ),
 ]

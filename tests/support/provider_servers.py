@@ -15,8 +15,8 @@ import json
 import re
 import secrets
 from collections import deque
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 from urllib.parse import parse_qsl, quote
 
@@ -54,6 +54,8 @@ _ALIYUN_COMMON = (
     "Signature",
 )
 _ALIYUN_SEND = ("PhoneNumbers", "SignName", "TemplateCode")
+_ALIYUN_QUERY = ("PhoneNumber", "SendDate", "PageSize", "CurrentPage")
+_CHINA = timezone(timedelta(hours=8))
 _MAINLAND_MOBILE = re.compile(r"(\+?86)?1[3-9][0-9]{9}")
 
 
@@ -81,6 +83,7 @@ class AliyunSend:
     out_id: str | None
     biz_id: str
     method: str
+    sent_at: datetime = field(default_factory=lambda: datetime.now(_CHINA))
 
 
 @dataclass(frozen=True)
@@ -91,7 +94,8 @@ class _Failure:
 
 
 class AliyunSmsServer:
-    """dysmsapi ``SendSms``: verifies the AccessKeyId, signature, nonce and parameters."""
+    """dysmsapi ``SendSms`` and ``QuerySendDetails``: verifies the AccessKeyId, signature,
+    nonce and parameters. Like Aliyun, it does not deduplicate sends by ``OutId``."""
 
     def __init__(
         self,
@@ -111,8 +115,10 @@ class AliyunSmsServer:
         self.sends: list[AliyunSend] = []
         self.requests = 0
         self.refused: list[str] = []  # codes answered for invalid requests
+        self.queries = 0  # QuerySendDetails requests answered
         self._nonces: set[str] = set()
         self._next: deque[_Failure] = deque()
+        self._late: deque[float] = deque()
 
     def fail_next(self, count: int, code: str | None, *, status: int = 200) -> None:
         """Answer the next ``count`` valid sends with ``code`` (or a bare ``status`` page)."""
@@ -121,6 +127,11 @@ class AliyunSmsServer:
     def delay_next(self, count: int, seconds: float) -> None:
         """Accept the next ``count`` valid sends, but only after ``seconds``."""
         self._next.extend(_Failure("OK", 200, seconds) for _ in range(count))
+
+    def answer_late(self, count: int, seconds: float) -> None:
+        """Accept the next ``count`` valid sends at once (the SMS goes out), but answer only
+        after ``seconds``: a caller killed meanwhile never learns it was sent."""
+        self._late.extend(seconds for _ in range(count))
 
     async def _handle(self, request: Request) -> Response:
         self.requests += 1
@@ -131,6 +142,12 @@ class AliyunSmsServer:
         if refusal is not None:
             self.refused.append(refusal[1])
             return _aliyun_answer(refusal[0], refusal[1], refusal[2])
+        if params["Action"] == "QuerySendDetails":
+            return self._query(params)
+        if self._late:
+            answer = self._accept(request.method, params)
+            await asyncio.sleep(self._late.popleft())
+            return answer
         failure = self._next.popleft() if self._next else _Failure("OK", 200)
         await asyncio.sleep(failure.delay)
         if failure.delay and await request.is_disconnected():
@@ -143,7 +160,9 @@ class AliyunSmsServer:
 
     def _check(self, method: str, params: dict[str, str]) -> tuple[int, str, str] | None:
         """The first reason to refuse the request, as (HTTP status, Code, Message)."""
-        missing = [name for name in (*_ALIYUN_COMMON, *_ALIYUN_SEND) if not params.get(name)]
+        query = params.get("Action") == "QuerySendDetails"
+        own = _ALIYUN_QUERY if query else _ALIYUN_SEND
+        missing = [name for name in (*_ALIYUN_COMMON, *own) if not params.get(name)]
         if missing:
             return 400, "MissingParameter", f"missing {missing[0]}"
         if params["AccessKeyId"] != self.access_key_id:
@@ -155,7 +174,7 @@ class AliyunSmsServer:
             return 400, "SignatureNonceUsed", "Specified signature nonce was used already."
         self._nonces.add(params["SignatureNonce"])
         fixed = {
-            "Action": "SendSms",
+            "Action": "QuerySendDetails" if query else "SendSms",
             "Version": "2017-05-25",
             "Format": "JSON",
             "SignatureMethod": "HMAC-SHA1",
@@ -165,7 +184,46 @@ class AliyunSmsServer:
         wrong = [name for name, value in fixed.items() if params.get(name) != value]
         if wrong:
             return 400, "InvalidParameter", f"unexpected {wrong[0]}"
-        return self._check_send(params)
+        return self._check_query(params) if query else self._check_send(params)
+
+    def _check_query(self, params: dict[str, str]) -> tuple[int, str, str] | None:
+        if not re.fullmatch(r"[0-9]{8}", params["SendDate"]):
+            return 200, "isv.INVALID_PARAMETERS", "SendDate must be yyyyMMdd"
+        if not params["PageSize"].isdigit() or not 1 <= int(params["PageSize"]) <= 50:
+            return 200, "isv.INVALID_PARAMETERS", "PageSize must be 1 to 50"
+        if not params["CurrentPage"].isdigit() or int(params["CurrentPage"]) < 1:
+            return 200, "isv.INVALID_PARAMETERS", "CurrentPage must be 1 or more"
+        return None
+
+    def _query(self, params: dict[str, str]) -> Response:
+        """The sends to one number on one day (Beijing time), a page of them."""
+        self.queries += 1
+        day = datetime.strptime(params["SendDate"], "%Y%m%d").date()
+        matching = [
+            s for s in self.sends if s.phone == params["PhoneNumber"] and s.sent_at.date() == day
+        ]
+        size, page = int(params["PageSize"]), int(params["CurrentPage"])
+        items = [
+            {
+                "PhoneNum": s.phone,
+                "SendStatus": 3,
+                "ErrCode": "DELIVERED",
+                "TemplateCode": s.template_code,
+                "Content": json.dumps(s.params, ensure_ascii=False),
+                "SendDate": s.sent_at.strftime("%Y-%m-%d %H:%M:%S"),
+                "ReceiveDate": s.sent_at.strftime("%Y-%m-%d %H:%M:%S"),
+                "OutId": s.out_id or "",
+            }
+            for s in matching[(page - 1) * size : page * size]
+        ]
+        body = {
+            "Code": "OK",
+            "Message": "OK",
+            "RequestId": secrets.token_hex(8),
+            "TotalCount": len(matching),
+            "SmsSendDetailDTOs": {"SmsSendDetailDTO": items},
+        }
+        return JSONResponse(body)
 
     def _check_send(self, params: dict[str, str]) -> tuple[int, str, str] | None:
         try:

@@ -1,10 +1,20 @@
-"""Aliyun SMS adapter: ``SendSms`` of dysmsapi 2017-05-25 (RPC style) and its delivery reports.
+"""Aliyun SMS adapter: ``SendSms`` and ``QuerySendDetails`` of dysmsapi 2017-05-25 (RPC
+style), and its delivery reports.
 
 Requests are signed as Aliyun's SMS "signature method" page describes: RFC 3986
 percent-encoding (``~`` kept, space ``%20``, ``*`` ``%2A``), parameters sorted by name,
 ``StringToSign = METHOD&%2F&percentEncode(canonicalized)``, HMAC-SHA1 keyed with
 ``secret + "&"``, base64. The adapter POSTs the parameters as a form, so neither the phone
 number nor the signature ends up in a URL (and in access logs).
+
+Each send carries the request's key (the message id) as ``OutId``. ``SendSms`` is not
+idempotent (an ``OutId`` sent twice is two SMS), so after a crash between a send and its
+record the delivery asks first: :meth:`AliyunSmsProvider.lookup` pages through
+``QuerySendDetails`` for the phone number and the day of the attempt (Beijing time, and the
+next day when the attempt was near midnight) and matches ``OutId``. ``SendStatus`` 3 is
+delivered, 1 waiting for the receipt (sent), 2 failed (``ErrCode`` says why). Aliyun lists a
+send in ``QuerySendDetails`` after a short delay; the delivery looks up only after a lease
+has expired (tens of seconds), well after.
 
 Delivery reports (``SmsReport``, HTTP batch push) are parsed by :func:`parse_receipts`.
 """
@@ -26,6 +36,8 @@ import structlog
 
 from services.notifications.domain.channels import Channel
 from services.notifications.providers.base import (
+    NEVER_SENT,
+    Lookup,
     ProviderError,
     Receipt,
     SendRequest,
@@ -55,6 +67,9 @@ API_VERSION = "2017-05-25"
 REGION_ID = "cn-hangzhou"
 _CHINA_TZ = timezone(timedelta(hours=8))  # SmsReport times are Beijing time, no zone given
 _REPORT_TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
+QUERY_PAGE_SIZE = 50  # the most QuerySendDetails gives per page
+QUERY_MAX_PAGES = 20
+SEND_STATUS_FAILED, SEND_STATUS_DELIVERED = 2, 3
 
 # Flow control, platform faults and nonce clashes: the same send may well pass later.
 RETRYABLE_CODES = frozenset(
@@ -173,16 +188,59 @@ class AliyunSmsProvider:
 
     async def send(self, request: SendRequest) -> SendResult:
         """Sign and POST ``SendSms``; map the answer onto a result or a :class:`ProviderError`."""
-        params = self._params(request)
+        response = await self._post(request, self._params(request))
+        return self._answer(request, response)
+
+    async def lookup(self, request: SendRequest, since: datetime) -> Lookup:
+        """The send with ``OutId`` = ``request.key`` to this number since ``since``, if any."""
+        days = sorted({since.astimezone(_CHINA_TZ).date(), datetime.now(_CHINA_TZ).date()})
+        for day in days:
+            for page in range(1, QUERY_MAX_PAGES + 1):
+                body = await self._query(request, day.strftime("%Y%m%d"), page)
+                items = _details(body)
+                found = [item for item in items if item.get("OutId") == request.key]
+                if found:
+                    return Lookup(known=True, result=self._detail(request, found[-1]))
+                if len(items) < QUERY_PAGE_SIZE:
+                    break
+        return NEVER_SENT
+
+    async def _query(self, request: SendRequest, day: str, page: int) -> dict[str, object]:
+        params = {
+            **self._common("QuerySendDetails"),
+            "PhoneNumber": request.address,
+            "SendDate": day,
+            "PageSize": str(QUERY_PAGE_SIZE),
+            "CurrentPage": str(page),
+        }
+        response = await self._post(request, params)
+        body = _json_object(response) or {}
+        code = body.get("Code")
+        if code != "OK":
+            status = response.status_code
+            text = code if isinstance(code, str) and code else f"http_{status}"
+            # a lookup that cannot be made now is tried again later, whatever the code
+            raise self._failed(request, text, str(body.get("Message", "")), retryable=True)
+        return body
+
+    def _detail(self, request: SendRequest, item: dict[str, object]) -> SendResult | ProviderError:
+        status = item.get("SendStatus")
+        log.info("aliyun_sms.found", attempt_id=request.attempt_id, send_status=status)
+        if status == SEND_STATUS_FAILED:
+            code = str(item.get("ErrCode") or "failed")
+            return ProviderError(PROVIDER, code, "undelivered (QuerySendDetails)", retryable=False)
+        delivered = status == SEND_STATUS_DELIVERED
+        return SendResult(SendStatus.DELIVERED if delivered else SendStatus.SENT, PROVIDER, None)
+
+    async def _post(self, request: SendRequest, params: dict[str, str]) -> httpx.Response:
         params["Signature"] = sign("POST", params, self._secret)
         try:
-            response = await self._client.post(self._endpoint, data=params)
+            return await self._client.post(self._endpoint, data=params)
         except httpx.TimeoutException as exc:
             raise self._failed(request, "timeout", type(exc).__name__, retryable=True) from exc
         except httpx.TransportError as exc:
             error = self._failed(request, "connection_error", type(exc).__name__, retryable=True)
             raise error from exc
-        return self._answer(request, response)
 
     async def aclose(self) -> None:
         if self._owns_client:
@@ -194,8 +252,18 @@ class AliyunSmsProvider:
         rendered = request.rendered
         template_param = rendered.fields if rendered.fields else {"content": rendered.body}
         return {
+            **self._common("SendSms"),
+            "PhoneNumbers": request.address,
+            "SignName": self._sign_name,
+            "TemplateCode": request.provider_template,
+            "TemplateParam": json.dumps(template_param, ensure_ascii=False, separators=(",", ":")),
+            "OutId": request.key,
+        }
+
+    def _common(self, action: str) -> dict[str, str]:
+        return {
             "AccessKeyId": self._access_key_id,
-            "Action": "SendSms",
+            "Action": action,
             "Format": "JSON",
             "RegionId": REGION_ID,
             "SignatureMethod": "HMAC-SHA1",
@@ -203,11 +271,6 @@ class AliyunSmsProvider:
             "SignatureVersion": "1.0",
             "Timestamp": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
             "Version": API_VERSION,
-            "PhoneNumbers": request.address,
-            "SignName": self._sign_name,
-            "TemplateCode": request.provider_template,
-            "TemplateParam": json.dumps(template_param, ensure_ascii=False, separators=(",", ":")),
-            "OutId": request.attempt_id,
         }
 
     def _answer(self, request: SendRequest, response: httpx.Response) -> SendResult:
@@ -249,6 +312,15 @@ def _json_object(response: httpx.Response) -> dict[str, object] | None:
     except ValueError:
         return None
     return body if isinstance(body, dict) else None
+
+
+def _details(body: dict[str, object]) -> list[dict[str, object]]:
+    """The ``SmsSendDetailDTO`` items of a ``QuerySendDetails`` answer (one may be bare)."""
+    holder = body.get("SmsSendDetailDTOs")
+    items = holder.get("SmsSendDetailDTO") if isinstance(holder, dict) else None
+    if isinstance(items, dict):
+        items = [items]
+    return [item for item in items if isinstance(item, dict)] if isinstance(items, list) else []
 
 
 def parse_receipts(body: object) -> list[Receipt]:

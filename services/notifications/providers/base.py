@@ -1,9 +1,22 @@
-"""What every delivery provider adapter offers: send one message, read its receipts.
+"""What every delivery provider adapter offers: send one message, look up an earlier send,
+read its receipts.
 
 A provider adapter turns a rendered message into the provider's HTTP call and maps the
 provider's answer onto :class:`SendResult` or :class:`ProviderError`. Adapters hold no
 state that matters across restarts (an access token cache at most); whatever must survive
 is recorded by the delivery code in Mongo.
+
+Every send carries a key (:attr:`SendRequest.key`: the message id) that the provider
+keeps with it, where it has a field for one. After a crash between a send and its record,
+the delivery asks the provider about that key (:meth:`Provider.lookup`) before sending
+again. What each provider offers:
+
+* sandbox (ours): the key is an idempotency key, and it can be looked up;
+* Aliyun SMS: the key travels as ``OutId``; ``SendSms`` is not idempotent, but
+  ``QuerySendDetails`` (by phone and day) lists each send with its ``OutId`` and status;
+* WeChat subscription messages: no caller reference, no idempotency, no query by message
+  (only the ``subscribe_msg_sent_event`` push, by WeChat's own ``MsgID``): unknowable;
+* voice: only the sandbox serves it today.
 """
 
 from __future__ import annotations
@@ -37,7 +50,9 @@ class SendRequest:
 
     ``address`` is the phone number (SMS, voice) or the WeChat openid, in clear: adapters
     never log it. ``message_id`` is stable across attempts; ``attempt_id`` is unique per
-    attempt and is passed to providers that take a caller reference (Aliyun ``OutId``).
+    attempt. :attr:`key` is what the provider keeps with the send (Aliyun ``OutId``, the
+    sandbox's idempotency key): the message id, or ``idempotency_key`` when given (a
+    redelivery that must really send again gets a key of its own).
     ``provider_template`` is the provider's own template code / id for this message kind.
     """
 
@@ -50,6 +65,11 @@ class SendRequest:
     rendered: Rendered
     provider_template: str | None = None
     patient_id: str | None = None
+    idempotency_key: str = ""
+
+    @property
+    def key(self) -> str:
+        return self.idempotency_key or self.message_id
 
 
 @dataclass(frozen=True)
@@ -97,6 +117,24 @@ def template_not_configured(provider: str, kind: str) -> ProviderError:
     )
 
 
+@dataclass(frozen=True)
+class Lookup:
+    """What a provider says about an earlier send under a request's key.
+
+    ``known`` False: the provider offers no way to tell (:data:`UNKNOWABLE`). Else
+    ``result`` is what became of it: a :class:`SendResult` (it went out), a
+    :class:`ProviderError` (the provider took it and reports it failed), or ``None``
+    (:data:`NEVER_SENT`: no send under that key, so sending now is safe).
+    """
+
+    known: bool
+    result: SendResult | ProviderError | None = None
+
+
+UNKNOWABLE = Lookup(known=False)
+NEVER_SENT = Lookup(known=True)
+
+
 class Provider(Protocol):
     """A delivery adapter for one channel."""
 
@@ -104,5 +142,10 @@ class Provider(Protocol):
     channel: Channel
 
     async def send(self, request: SendRequest) -> SendResult: ...
+
+    async def lookup(self, request: SendRequest, since: datetime) -> Lookup:
+        """What became of a send under ``request.key`` made at ``since`` or later; raises
+        a retryable :class:`ProviderError` when the provider cannot be asked now."""
+        ...
 
     async def aclose(self) -> None: ...

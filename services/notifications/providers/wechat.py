@@ -7,6 +7,12 @@ token is cached until a minute before ``expires_in`` and fetched by one coroutin
 time; a send answered with a token error (40001 / 42001 / 40014) refreshes it and is tried
 once more.
 
+WeChat offers no way to learn whether a send went out when its answer was lost: the send
+takes no caller reference and is not idempotent, and there is no query by message (the
+``subscribe_msg_sent_event`` push names only WeChat's own ``MsgID``, which the lost answer
+carried). :meth:`WechatSubscribeProvider.lookup` says so (:data:`UNKNOWABLE`), and the
+delivery records such a message ``unknown`` rather than send it (and spend a consent) twice.
+
 WeChat takes the token in the query string; :class:`_HideAccessToken` keeps it out of
 httpx's request log. Openids, the app secret and tokens are never logged.
 """
@@ -28,6 +34,8 @@ import structlog
 
 from services.notifications.domain.channels import Channel
 from services.notifications.providers.base import (
+    UNKNOWABLE,
+    Lookup,
     ProviderError,
     Receipt,
     SendRequest,
@@ -152,6 +160,10 @@ class WechatSubscribeProvider:
                 retryable=error.retryable,
             )
             raise
+
+    async def lookup(self, request: SendRequest, since: datetime) -> Lookup:
+        """WeChat cannot be asked about a send (see the module's docstring)."""
+        return UNKNOWABLE
 
     async def _send(self, request: SendRequest) -> SendResult:
         body = self._body(request)

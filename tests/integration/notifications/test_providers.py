@@ -162,7 +162,7 @@ async def test_aliyun_send_is_signed_and_carries_the_request(
     (seen,) = server.sends
     assert (seen.phone, seen.sign_name, seen.template_code) == (PHONE, "CareLoop", "SMS_71390007")
     assert seen.params == {"dept": "心内科", "time": "5月1日 09:30"}
-    assert seen.out_id == "att-1"
+    assert seen.out_id == "msg-1"  # the key: the message id, not the attempt
     assert seen.method == "POST"
     assert result == SendResult(SendStatus.SENT, "aliyun", seen.biz_id)
     assert (sms.name, sms.channel) == ("aliyun", Channel.SMS)
