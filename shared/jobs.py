@@ -4,16 +4,24 @@ Two workers never run one job: a claim is an atomic ``find_one_and_update``. A w
 dies holding a job leaves a lease that expires; another worker then claims it. A job's
 effects and its completion commit in one transaction that checks the lease is still ours,
 so a job whose lease was taken over cannot also complete.
+
+A job that must call another system (a provider) cannot hold a transaction across the
+call: a worker killed in the middle would leave it open on the server, holding the job
+until the server reaps it. Such a handler is :class:`Stepwise`: it gets :class:`JobSteps`,
+runs short transactions that each check (and renew) the lease, calls out between them,
+and finishes the job in one of them (``steps.finish(tx)``). Write contention never uses up a
+job's attempts: the job is tried again shortly.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import random
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 import structlog
 from pymongo import ASCENDING, IndexModel, ReturnDocument
@@ -21,10 +29,11 @@ from pymongo import ASCENDING, IndexModel, ReturnDocument
 from shared.ids import new_id
 from shared.metrics import ServiceMetrics
 from shared.mongo import CollectionIndexes, Database, Document, Session
-from shared.outbox import Outbox, Tx
+from shared.outbox import Outbox, Tx, is_contention
 from shared.settings import ServiceSettings
 
 log = structlog.get_logger(__name__)
+T = TypeVar("T")
 
 JOBS = "jobs"
 JOB_INDEXES = CollectionIndexes(
@@ -63,11 +72,48 @@ class Job:
         )
 
 
-JobHandler = Callable[[Job, Tx], Awaitable[None]]
-
-
 class LeaseLost(Exception):
     """Another worker took the job over: this run's effects are rolled back."""
+
+
+class JobSteps:
+    """The transactions of one run of a :class:`Stepwise` job, each under the job's lease."""
+
+    def __init__(self, runner: JobRunner, job: Job) -> None:
+        self._runner = runner
+        self._job = job
+        self.finished = False
+
+    async def transaction(self, work: Callable[[Tx], Awaitable[T]]) -> T:
+        """Run ``work`` in a transaction that first checks the lease is still ours and
+        renews it (:class:`LeaseLost` if not)."""
+
+        async def run(tx: Tx) -> T:
+            await self._runner.hold_lease(self._job, tx, finish=False)
+            return await work(tx)
+
+        return await self._runner.outbox.transaction(run)
+
+    async def finish(self, tx: Tx) -> None:
+        """Mark the job done in ``tx`` (one of this run's transactions), before writes that
+        may schedule it again under its key."""
+        await self._runner.hold_lease(self._job, tx, finish=True)
+        self.finished = True
+
+
+@dataclass(frozen=True)
+class Stepwise:
+    """A job handler whose work does not fit in one transaction (see the module docstring).
+
+    ``run`` finishes the job with ``steps.finish(tx)`` in one of its transactions; if it
+    returns without, the runner marks the job done. An exception fails the run (tried again
+    later; contention gives the attempt back).
+    """
+
+    run: Callable[[Job, JobSteps], Awaitable[None]]
+
+
+JobHandler = Callable[[Job, Tx], Awaitable[None]] | Stepwise
 
 
 async def schedule_job(
@@ -178,7 +224,13 @@ class JobRunner:
         handler = self.handlers[job.kind]
         structlog.contextvars.bind_contextvars(job_id=job.id, job_kind=job.kind)
         try:
-            await self.outbox.transaction(lambda tx: self._complete(handler, job, tx))
+            if isinstance(handler, Stepwise):
+                steps = JobSteps(self, job)
+                await handler.run(job, steps)
+                if not steps.finished:
+                    await steps.transaction(steps.finish)
+            else:
+                await self.outbox.transaction(lambda tx: self._complete(handler, job, tx))
             self.completed += 1
             self._count(job.kind, "done")
             log.info("job.done", attempts=job.attempts)
@@ -190,19 +242,28 @@ class JobRunner:
         finally:
             structlog.contextvars.unbind_contextvars("job_id", "job_kind")
 
-    async def _complete(self, handler: JobHandler, job: Job, tx: Tx) -> None:
+    async def _complete(
+        self, handler: Callable[[Job, Tx], Awaitable[None]], job: Job, tx: Tx
+    ) -> None:
+        await self.hold_lease(job, tx, finish=True)
+        await handler(job, tx)
+
+    async def hold_lease(self, job: Job, tx: Tx, *, finish: bool) -> None:
+        """In ``tx``: check the job is still ours, then mark it done or renew the lease."""
+        now = datetime.now(UTC)
+        change = {"status": "done", "done_at": now} if finish else {"lease_until": now + self.lease}
         result = await self.db[JOBS].update_one(
             {"_id": job.id, "status": "running", "lease_owner": self.worker_id},
-            {"$set": {"status": "done", "done_at": datetime.now(UTC)}},
+            {"$set": change},
             session=tx.session,
         )
         if result.matched_count != 1:
             raise LeaseLost(job.id)
-        await handler(job, tx)
 
     async def _fail(self, job: Job, exc: Exception) -> None:
-        final = job.attempts >= self.settings.jobs_max_attempts
-        delay = min(2**job.attempts, 300)
+        contended = is_contention(exc)  # not the job's fault: its attempt is given back
+        final = not contended and job.attempts >= self.settings.jobs_max_attempts
+        delay = random.uniform(0.1, 1.0) if contended else min(2**job.attempts, 300)  # noqa: S311
         await self.db[JOBS].update_one(
             {"_id": job.id, "lease_owner": self.worker_id, "status": "running"},
             {
@@ -212,12 +273,14 @@ class JobRunner:
                     "lease_owner": None,
                     "lease_until": None,
                     "last_error": f"{type(exc).__name__}: {exc}"[:1000],
-                }
+                },
+                "$inc": {"attempts": -1 if contended else 0},
             },
         )
-        self._count(job.kind, "failed" if final else "retry")
+        outcome = "contended" if contended else "failed" if final else "retry"
+        self._count(job.kind, outcome)
         log.warning(
-            "job.failed",
+            "job.contended" if contended else "job.failed",
             error=str(exc),
             error_type=type(exc).__name__,
             attempts=job.attempts,

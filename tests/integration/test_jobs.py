@@ -9,8 +9,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from pymongo import AsyncMongoClient
 
-from shared.jobs import JOBS, Job, JobRunner, cancel_job, schedule_job
-from shared.mongo import Document, ensure_indexes
+from shared.jobs import JOBS, Job, JobRunner, JobSteps, Stepwise, cancel_job, schedule_job
+from shared.mongo import Contended, Document, ensure_indexes
 from shared.outbox import Outbox, Tx
 from shared.service import PLATFORM_INDEXES
 from shared.settings import ServiceSettings
@@ -118,3 +118,76 @@ async def test_keyed_jobs_move_and_cancel(
     doc = await db[JOBS].find_one({"_id": job_id})
     assert doc is not None
     assert doc["status"] == "cancelled"
+
+
+async def test_a_stepwise_job_commits_each_step_under_its_lease_and_finishes_once(
+    mongo: AsyncMongoClient[Document], make_settings: Callable[..., ServiceSettings]
+) -> None:
+    settings = make_settings(jobs_lease_seconds=1.5)
+    outbox = await make_outbox(mongo, settings)
+    db = outbox.db
+    outside: list[bool] = []
+
+    async def run(job: Job, steps: JobSteps) -> None:
+        async def begin(tx: Tx) -> None:
+            await db.effects.insert_one({"_id": "begun"}, session=tx.session)
+
+        await steps.transaction(begin)
+        # between the steps no transaction is open: what the first wrote is committed
+        outside.append(await db.effects.find_one({"_id": "begun"}) is not None)
+
+        async def end(tx: Tx) -> None:
+            await steps.finish(tx)
+            await db.effects.insert_one({"_id": "ended"}, session=tx.session)
+
+        await steps.transaction(end)
+
+    job_id = await schedule_job(db, None, kind="call", due_at=datetime.now(UTC))
+    runner = JobRunner(outbox, settings, {"call": Stepwise(run)}, worker_id="w1")
+    claimed = await runner.claim_next()
+    assert claimed is not None
+    await runner.run_job(claimed)
+    assert outside == [True]
+    assert runner.completed == 1
+    doc = await db[JOBS].find_one({"_id": job_id})
+    assert doc is not None
+    assert (doc["status"], doc["attempts"]) == ("done", 1)
+    assert {d["_id"] async for d in db.effects.find()} == {"begun", "ended"}
+
+    # a worker that lost the lease between its steps cannot take the next one
+    late_id = await schedule_job(db, None, kind="call", due_at=datetime.now(UTC))
+    slow = JobRunner(outbox, settings, {"call": Stepwise(run)}, worker_id="slow")
+    taken = await slow.claim_next()
+    assert taken is not None
+    await db[JOBS].update_one({"_id": late_id}, {"$set": {"lease_owner": "other"}})
+    await db.effects.delete_many({})
+    await slow.run_job(taken)
+    assert slow.completed == 0
+    assert await db.effects.count_documents({}) == 0
+
+
+async def test_contention_gives_a_job_its_attempt_back(
+    mongo: AsyncMongoClient[Document], make_settings: Callable[..., ServiceSettings]
+) -> None:
+    settings = make_settings(jobs_max_attempts=2)
+    outbox = await make_outbox(mongo, settings)
+    db = outbox.db
+    conflicts = [Contended(12) for _ in range(4)]
+
+    async def run(job: Job, tx: Tx) -> None:
+        if conflicts:
+            raise conflicts.pop()
+        await db.effects.insert_one({"_id": job.id}, session=tx.session)
+
+    job_id = await schedule_job(db, None, kind="sla", due_at=datetime.now(UTC))
+    runner = JobRunner(outbox, settings, {"sla": run}, worker_id="w1")
+    task = asyncio.create_task(runner.run())
+    try:
+        await wait_until(lambda: _done(db, 1), timeout=20, what="the job done")
+        doc = await db[JOBS].find_one({"_id": job_id})
+        assert doc is not None
+        assert (doc["status"], doc["attempts"]) == ("done", 1)
+        assert await db.effects.count_documents({}) == 1
+    finally:
+        runner.stop()
+        await task
