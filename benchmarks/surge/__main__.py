@@ -54,20 +54,18 @@ def main() -> None:
 
 async def run(running: seed.Running, args: argparse.Namespace, work: Path) -> dict[str, object]:
     t0 = time.perf_counter()
-    schedule_id = await seed.publish_session(running, args.numbers)
-    patients = await seed.add_patients(running, args.patients)
-    await seed.wait_outbox_drained(running)
-    print(f"  seeded in {time.perf_counter() - t0:.0f} s; release!", flush=True)
-    results, wall = await crowd.surge(
-        patients, schedule_id, running.gateway, deadline=args.deadline
-    )
-    counted = report.overbooking(running.mongo_url, schedule_id, args.numbers)
+    schedules = await seed.publish_session(running, args.numbers)
+    patients = await seed.add_patients(running, args.patients, schedules)
+    seeded = time.perf_counter() - t0
+    quiet = await seed.wait_quiet(running)
+    print(f"  seeded in {seeded:.0f} s, quiet {quiet:.0f} s later; release!", flush=True)
+    results, wall = await crowd.surge(patients, running.gateway, deadline=args.deadline)
+    counted = report.overbooking(running.mongo_url, schedules, args.numbers)
     sold_out = [r.patient for r in results if r.outcome == "sold_out"]
     print(f"  surge over in {wall:.1f} s; steady load with wrk ...", flush=True)
     booking, healthz = await asyncio.to_thread(
         steady.sold_out_vs_healthz,
         running.gateway,
-        schedule_id,
         sold_out or [r.patient for r in results],
         work,
         connections=args.wrk_connections,
@@ -76,6 +74,7 @@ async def run(running: seed.Running, args: argparse.Namespace, work: Path) -> di
     settings = {
         "patients": args.patients,
         "numbers": args.numbers,
+        "schedules": schedules,
         "deadline_seconds": args.deadline,
         "wrk_connections": args.wrk_connections,
         "wrk_seconds": args.wrk_seconds,

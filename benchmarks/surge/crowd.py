@@ -1,9 +1,10 @@
 """The crowd at release time: every patient books the same session at the same instant,
 through the gateway, from a loopback address of their own, as a browser would.
 
-Each patient keeps at it the way the mini-program does: a 429 is retried after its
-``Retry-After``, a 5xx or a broken connection after a short back-off (same
-``Idempotency-Key``: a retry returns the first result); a 202 ``queued`` answer is followed by
+Each patient keeps at it the way the mini-program does: a 429, a 502/503/504 or a 409
+``idempotency_in_progress`` is retried after its ``Retry-After`` (else a short back-off),
+as is a broken connection, with the same ``Idempotency-Key`` (a retry returns the first
+result); any other 5xx is final; a 202 ``queued`` answer is followed by
 polling its ticket (``Location`` or the body's ``ticket.poll_url``) until it is final.
 A patient who has neither a booking nor a sold-out answer by the deadline is left without a
 definitive answer.
@@ -24,6 +25,9 @@ from benchmarks.surge.seed import BROWSER_UA, Patient
 MAX_ATTEMPTS = 6
 RETRY_AFTER_CAP = 10.0  # seconds: a patient waits at most this long between two attempts
 DEFINITIVE = {"booked", "sold_out"}
+# our first attempt is still being worked on (the gateway timed out waiting for it): the
+# app asks again with the same Idempotency-Key and gets its result
+RETRYABLE_CODES = {"idempotency_in_progress"}
 
 
 @dataclass
@@ -103,7 +107,6 @@ def _code(answer: httpx.Response) -> str:
 
 async def book(
     patient: Patient,
-    schedule_id: str,
     gateway: str,
     gate: Gate,
     tls: ssl.SSLContext,
@@ -116,7 +119,7 @@ async def book(
         "user-agent": BROWSER_UA,
         "idempotency-key": f"surge-{patient.patient_id}",
     }
-    body = {"patient_id": patient.patient_id, "schedule_id": schedule_id}
+    body = {"patient_id": patient.patient_id, "schedule_id": patient.schedule_id}
     async with httpx.AsyncClient(
         transport=transport, base_url=gateway, headers=headers, timeout=60
     ) as client:
@@ -149,7 +152,7 @@ async def book(
                 hint = float(ticket.get("estimated_wait_seconds") or 1.0)
                 await _poll(client, str(url), result, hint, release, end)
                 return result
-            if answer.status_code == 429 or answer.status_code >= 500:
+            if answer.status_code in (429, 503, 502, 504) or code in RETRYABLE_CODES:
                 wait = float(answer.headers.get("retry-after") or 0.5 * (attempt + 1))
                 await asyncio.sleep(min(wait, RETRY_AFTER_CAP))
                 continue
@@ -163,14 +166,12 @@ async def book(
 
 
 async def surge(
-    patients: list[Patient], schedule_id: str, gateway: str, *, deadline: float = 120.0
+    patients: list[Patient], gateway: str, *, deadline: float = 120.0
 ) -> tuple[list[Result], float]:
     """Every patient books at once; the results and the wall time of the whole surge."""
     tls = ssl.create_default_context()  # one context for all clients (none is used: http)
     gate = Gate(expected=len(patients))
-    tasks = [
-        asyncio.create_task(book(p, schedule_id, gateway, gate, tls, deadline)) for p in patients
-    ]
+    tasks = [asyncio.create_task(book(p, gateway, gate, tls, deadline)) for p in patients]
     await gate.all_in.wait()  # every client built and waiting
     gate.open()
     results = await asyncio.gather(*tasks)

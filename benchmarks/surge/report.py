@@ -19,10 +19,8 @@ def label(answer: Answer) -> str:
         return "no answer (connection)"
     if answer.status == 409:
         return "409 slot_sold_out" if answer.code == "slot_sold_out" else f"409 {answer.code}"
-    if answer.status >= 500:
-        return f"{answer.status} {answer.code}".strip()
-    names = {201: "201 booked", 202: "202 queued", 429: "429"}
-    return names.get(answer.status, str(answer.status))
+    names = {201: "201 booked", 202: "202 queued"}
+    return names.get(answer.status, f"{answer.status} {answer.code}".strip())
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -39,12 +37,12 @@ def latency_row(values: list[float]) -> dict[str, float]:
     }
 
 
-def overbooking(mongo_url: str, schedule_id: str, numbers: int) -> dict[str, int]:
+def overbooking(mongo_url: str, schedules: list[str], numbers: int) -> dict[str, int]:
     """Counted in the appointments database, whatever the answers said."""
     client: MongoClient[dict[str, Any]] = MongoClient(mongo_url)
     try:
         bookings = client["careloop_appointments"]["appointments"]
-        active = list(bookings.find({"schedule_id": schedule_id, "active": True}))
+        active = list(bookings.find({"schedule_id": {"$in": schedules}, "active": True}))
     finally:
         client.close()
     per_slot = Counter(str(b.get("slot_id")) for b in active)
@@ -97,7 +95,8 @@ def summarize(
             "left_without_definitive_answer_by_reason": undecided,
             "answer_times": [[round(a.at, 3), label(a)] for a in answers],
         },
-        "overbooking": counted,
+        "overbooking": counted
+        | {"bookings_their_patient_never_learned_of": counted["active_bookings"] - confirmed},
         "steady": {
             "connections": settings["wrk_connections"],
             "sold_out": booking.as_json(),
@@ -114,8 +113,9 @@ def summarize(
 def table(report: dict[str, Any]) -> str:
     s, o, w = report["surge"], report["overbooking"], report["steady"]
     lines = [
-        f"surge: {s['patients']} patients, {o['numbers']} numbers, one release, through the "
-        f"gateway ({report['settings']['workers']})",
+        f"surge: {s['patients']} patients, {o['numbers']} numbers (one morning session, "
+        f"{len(report['settings']['schedules'])} doctors' schedules), one release, through the "
+        f"gateway; replicas {report['settings']['workers']}",
         f"  {s['seconds']:.2f} s until every patient had an answer or gave up; "
         f"last number confirmed after {s['last_number_confirmed_after_seconds']:.2f} s",
         f"  attempts/s {s['attempts_per_second']:>9.1f}   ({s['attempts']} attempts)",
@@ -139,7 +139,8 @@ def table(report: dict[str, Any]) -> str:
         f"overbooking (Mongo): {o['active_bookings']} active bookings for {o['numbers']} "
         f"numbers; slots booked twice {o['slots_booked_more_than_once']}; beyond the numbers "
         f"{o['bookings_beyond_numbers']}; patients booked twice "
-        f"{o['patients_booked_more_than_once']}",
+        f"{o['patients_booked_more_than_once']}; bookings whose patient never learned of "
+        f"them {o['bookings_their_patient_never_learned_of']}",
         f"steady, wrk, {w['connections']} connections, {w['sold_out']['seconds']:.0f} s each:",
         f"  sold-out answers/s {w['sold_out_per_second']:>9.1f}  p50 {w['sold_out']['p50_ms']:.1f} "
         f"p99 {w['sold_out']['p99_ms']:.1f} ms  {w['sold_out']['statuses']}",

@@ -30,6 +30,7 @@ from shared.auth import TokenMinter
 log = structlog.get_logger(__name__)
 
 ORG = "surge"
+MAX_SLOTS = 300  # the most numbers one doctor's session may have (POST /admin/schedules)
 DB_SUFFIX = ""
 BROWSER_UA = (
     "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 "
@@ -46,6 +47,7 @@ class Patient:
     token: str
     address: str  # the loopback source address this patient books from
     patient_id: str = ""
+    schedule_id: str = ""  # the session this patient books
 
 
 def source_address(n: int) -> str:
@@ -101,9 +103,13 @@ def start_system(state: Path | None = None) -> Running:
     return Running(system, secrets, minter)
 
 
-async def publish_session(running: Running, numbers: int) -> str:
-    """One session two days ahead whose ``numbers`` numbers are all public; its id."""
+async def publish_session(running: Running, numbers: int) -> list[str]:
+    """The morning session two days ahead of one department with ``numbers`` numbers, all
+    public; a doctor's schedule holds at most ``MAX_SLOTS``, so more numbers are shared out
+    among as many doctors as needed. The doctors' schedule ids."""
     day = date.today() + timedelta(days=2)
+    doctors = -(-numbers // MAX_SLOTS)
+    shares = [numbers // doctors + (1 if d < numbers % doctors else 0) for d in range(doctors)]
     his = running.minter.mint("his-surge", ["service"], ttl_seconds=3600)
     admin = running.minter.mint("ops-surge", ["admin"], ttl_seconds=3600)
     policy = {"pool_shares": {"referral": 0, "hotline": 0, "onsite": 0}}
@@ -111,13 +117,13 @@ async def publish_session(running: Running, numbers: int) -> str:
         ("PUT", f"/admin/policies/{ORG}", admin, policy),
         ("PUT", "/admin/departments", his, [{"org_id": ORG, "code": "CARD", "name": "心内科"}]),
         ("PUT", "/admin/resources", his, [{
-            "org_id": ORG, "code": "D1", "department_code": "CARD", "name": "王医生",
+            "org_id": ORG, "code": f"D{d + 1}", "department_code": "CARD", "name": f"医生{d + 1}",
             "title": "主任医师", "clinic_type": "expert", "fee_cents": 5000,
-        }]),
+        } for d in range(doctors)]),
         ("POST", "/admin/schedules", his, [{
-            "org_id": ORG, "resource_code": "D1", "clinic_date": day.isoformat(),
-            "session": "morning", "starts": "08:00", "ends": "12:00", "slot_count": numbers,
-        }]),
+            "org_id": ORG, "resource_code": f"D{d + 1}", "clinic_date": day.isoformat(),
+            "session": "morning", "starts": "08:00", "ends": "12:00", "slot_count": share,
+        } for d, share in enumerate(shares)]),
     ]  # fmt: skip
     async with httpx.AsyncClient(base_url=running.appointments, timeout=60) as client:
         for method, path, token, body in calls:
@@ -129,14 +135,18 @@ async def publish_session(running: Running, numbers: int) -> str:
             )
             if answer.status_code >= 300:
                 raise RuntimeError(f"{method} {path}: {answer.status_code} {answer.text}")
-        schedule: dict[str, Any] = answer.json()["schedules"][0]
-    if schedule["pools"].get("public") != numbers:
-        raise RuntimeError(f"expected {numbers} public numbers, got {schedule['pools']}")
-    return str(schedule["schedule_id"])
+        schedules: list[dict[str, Any]] = answer.json()["schedules"]
+    public = sum(s["pools"].get("public", 0) for s in schedules)
+    if public != numbers:
+        raise RuntimeError(f"expected {numbers} public numbers, got {schedules}")
+    return [str(s["schedule_id"]) for s in schedules]
 
 
-async def add_patients(running: Running, count: int, *, concurrency: int = 32) -> list[Patient]:
-    """``count`` accounts, each adding its own real-name patient (``self``)."""
+async def add_patients(
+    running: Running, count: int, schedules: list[str], *, concurrency: int = 32
+) -> list[Patient]:
+    """``count`` accounts, each adding its own real-name patient (``self``); patient ``n``
+    will book ``schedules[n % len(schedules)]``."""
     patients: list[Patient] = []
     queue = list(range(count))
 
@@ -163,7 +173,14 @@ async def add_patients(running: Running, count: int, *, concurrency: int = 32) -
                     raise RuntimeError(f"patient {n}: {answer.status_code} {answer.text}")
                 await asyncio.sleep(0.2 * (attempt + 1))
             patients.append(
-                Patient(n, account, token, source_address(n), patient_id=answer.json()["id"])
+                Patient(
+                    n,
+                    account,
+                    token,
+                    source_address(n),
+                    patient_id=answer.json()["id"],
+                    schedule_id=schedules[n % len(schedules)],
+                )
             )
 
     limits = httpx.Limits(max_connections=concurrency)
@@ -172,17 +189,37 @@ async def add_patients(running: Running, count: int, *, concurrency: int = 32) -
     return sorted(patients, key=lambda p: p.n)
 
 
-async def wait_outbox_drained(running: Running, timeout: float = 120.0) -> None:
-    """Let the relay publish what seeding produced, so the surge runs on a quiet system."""
+async def wait_quiet(running: Running, timeout: float = 300.0) -> float:
+    """Wait until what seeding set off is done (appointments' outbox published, every
+    consumer caught up and idle), so the surge runs on a quiet system; the seconds waited."""
     admin = running.minter.mint("ops-surge", ["admin"], ttl_seconds=600)
     loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    async with httpx.AsyncClient(base_url=running.appointments, timeout=10) as client:
-        while loop.time() < deadline:
-            answer = await client.get(
-                "/v1/appointments/ops/outbox", headers={"authorization": f"Bearer {admin}"}
+    started = loop.time()
+    last, still = -1.0, 0
+    async with httpx.AsyncClient(timeout=10) as client:
+        while loop.time() < started + timeout:
+            outbox = await client.get(
+                f"{running.appointments}/v1/appointments/ops/outbox",
+                headers={"authorization": f"Bearer {admin}"},
             )
-            if answer.status_code == 200 and not answer.json().get("pending"):
-                return
-            await asyncio.sleep(1)
-    log.warning("surge.outbox_not_drained", timeout_seconds=timeout)
+            pending = outbox.json().get("pending", 1) if outbox.status_code == 200 else 1
+            lag, consumed = 0.0, 0.0
+            for proc in running.system.processes.values():
+                text = (await client.get(f"http://127.0.0.1:{proc.port}/metrics")).text
+                lag += _metric_sum(text, "careloop_consumer_lag")
+                consumed += _metric_sum(text, "careloop_events_consumed_total")
+            still = still + 1 if (not pending and lag == 0 and consumed == last) else 0
+            if still >= 2:
+                return loop.time() - started
+            last = consumed
+            await asyncio.sleep(1.5)
+    log.warning("surge.not_quiet", timeout_seconds=timeout)
+    return loop.time() - started
+
+
+def _metric_sum(text: str, name: str) -> float:
+    return sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line.startswith((name + "{", name + " "))
+    )

@@ -1,9 +1,9 @@
 -- wrk script of the surge benchmark (benchmarks/surge/steady.py); prints one JSON line.
 --   wrk ... -s steady.lua http://gw/healthz -- healthz
---   wrk ... -s steady.lua http://gw/v1/appointments/appointments -- soldout <patients.tsv> <schedule>
+--   wrk ... -s steady.lua http://gw/v1/appointments/appointments -- soldout <patients.tsv>
 -- soldout: each request is the next patient's booking (token, patient id, the patient's own
 -- address as X-Forwarded-For from the trusted loopback proxy), a browser User-Agent and a
--- fresh Idempotency-Key; patients.tsv lines are "token<TAB>patient_id<TAB>address".
+-- fresh Idempotency-Key; patients.tsv lines are "token<TAB>patient_id<TAB>address<TAB>schedule".
 local threads = {}
 local thread_count = 0
 
@@ -15,17 +15,16 @@ end
 
 local UA = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 " ..
   "(KHTML, like Gecko) Mobile/15E148 MicroMessenger/8.0.50(0x1800322c) NetType/WIFI"
-local mode, patients, schedule, cursor, sent = "healthz", {}, "", 0, 0
+local mode, patients, cursor, sent = "healthz", {}, 0, 0
 n200, n201, n409sold, n409other, n429, n5xx, nother = 0, 0, 0, 0, 0, 0, 0
 
 function init(args)
   mode = args[1] or "healthz"
   if mode == "soldout" then
     for line in io.lines(args[2]) do
-      local token, pid, addr = line:match("^(%S+)\t(%S+)\t(%S+)$")
-      if token then table.insert(patients, {token, pid, addr}) end
+      local token, pid, addr, schedule = line:match("^(%S+)\t(%S+)\t(%S+)\t(%S+)$")
+      if token then table.insert(patients, {token, pid, addr, schedule}) end
     end
-    schedule = args[3]
     cursor = (thread_id - 1) * 7919  -- threads start at different patients
   end
 end
@@ -42,7 +41,7 @@ function request()
     ["X-Forwarded-For"] = p[3],
     ["Idempotency-Key"] = "steady-" .. thread_id .. "-" .. sent,
   }
-  local body = '{"patient_id":"' .. p[2] .. '","schedule_id":"' .. schedule .. '"}'
+  local body = '{"patient_id":"' .. p[2] .. '","schedule_id":"' .. p[4] .. '"}'
   return wrk.format("POST", nil, headers, body)
 end
 

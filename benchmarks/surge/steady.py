@@ -80,7 +80,6 @@ def run_wrk(url: str, args: list[str], *, connections: int, seconds: int) -> Wrk
 
 def sold_out_vs_healthz(
     gateway: str,
-    schedule_id: str,
     sold_out: list[Patient],
     work: Path,
     *,
@@ -89,11 +88,13 @@ def sold_out_vs_healthz(
 ) -> tuple[WrkRun, WrkRun]:
     """(sold-out bookings, bare healthz), each ``seconds`` long at ``connections``."""
     roster = work / "sold_out_patients.tsv"
-    roster.write_text("".join(f"{p.token}\t{p.patient_id}\t{p.address}\n" for p in sold_out))
+    roster.write_text(
+        "".join(f"{p.token}\t{p.patient_id}\t{p.address}\t{p.schedule_id}\n" for p in sold_out)
+    )
     healthz = run_wrk(f"{gateway}/healthz", ["healthz"], connections=connections, seconds=seconds)
     booking = run_wrk(
         f"{gateway}/v1/appointments/appointments",
-        ["soldout", str(roster), schedule_id],
+        ["soldout", str(roster)],
         connections=connections,
         seconds=seconds,
     )
