@@ -38,11 +38,14 @@ DEFAULT_PORTS = {
     "mongo": 27017,
     "redis": 6379,
 }
-# Replicas per service. The gateway is CPU-bound Python (token checks, rate-limit calls,
-# proxying): two workers use both cores of a small machine; appointments spends most of a
-# booking waiting on Redis and Mongo, so one process keeps up with two gateways (see
-# benchmarks/surge.py). More replicas than cores only add context switches.
-DEFAULT_WORKERS = {"gateway": 2, "appointments": 1}
+# Replicas per service, for a small (2-core) machine. Both services on the booking path are
+# CPU-bound Python per request (token check, validation, the Redis script call, proxying or
+# the Mongo write), and one process uses one core: with two replicas each, a surge keeps
+# both cores busy even while a replica waits on Redis or Mongo. Measured with
+# benchmarks/surge (make bench) on 2 cores: appointments x2 answered sold-out bookings
+# about 1.5 times as fast as x1 (61 vs 40 a second at 32 connections), and a second
+# gateway worker cut the surge's 5xx answers; more replicas than cores only add switching.
+DEFAULT_WORKERS = {"gateway": 2, "appointments": 2}
 
 
 def port_setting(name: str) -> str:
