@@ -45,6 +45,7 @@ def definition(settings: ServiceSettings) -> ServiceDefinition:
         consumers=handlers.consumers,
         jobs=handlers.jobs,
         on_start=bootstrap.on_start,
+        on_stop=bootstrap.on_stop,
         extra_topics=tuple(topic_name(settings, s) for s in handlers.CONSUMED_SERVICES),
         encrypted_fields=[
             EncryptedField(store.PATIENTS, "national_id_enc", "patient.national_id"),

@@ -1,37 +1,49 @@
-"""Book and cancel: admission in Redis first, then the slot claimed in one Mongo transaction.
+"""Book: checks and admission in Redis first, then the slot claimed in one Mongo transaction.
 
 No slot is booked twice: a slot is claimed with a conditional update (``status: open``)
 inside the booking's transaction, and a unique index allows one active appointment per
-slot. Redis only decides quickly who may try.
+slot. Redis decides quickly who may try: every refusal it can answer (sold out, not yet
+released, banned, too many attempts, not the caller's patient) is answered from Redis
+alone (:mod:`services.appointments.admission_cache`), and Mongo sees only admitted
+requests. While admission is saturated, a request waits in the waiting room
+(:mod:`services.appointments.waiting_room`); docs/adr/0004.
 """
 
 from __future__ import annotations
 
+import contextlib
+from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
 
 from pydantic import BaseModel, Field
 from pydantic.json_schema import SkipJsonSchema
 from pymongo import ReturnDocument
+from redis.exceptions import RedisError
 
-from services.appointments.admission import AdmissionGate, Outcome
+from services.appointments.admission import Admission, AdmissionGate, LeaseTerms, Outcome
+from services.appointments.admission_cache import AdmissionCache
+from services.appointments.admission_leases import AdmissionLeases
 from services.appointments.attempt_limits import BookingAttempts
 from services.appointments.booking_common import (
     Idempotency,
     check_limits,
     new_appointment,
     remember,
+    slot_taken,
+    sold_out,
 )
 from services.appointments.domain import booking_rules, penalty_rules
 from services.appointments.domain.models import Channel, Pool
 from services.appointments.domain.policy import BookingPolicy
 from services.appointments.events import AppointmentBooked
-from services.appointments.patients import Patients
 from services.appointments.policies import Policies
 from services.appointments.records import PatientRecords
 from services.appointments.schedules import Schedules
-from services.appointments.store import APPOINTMENTS, SLOTS
+from services.appointments.settings import AdmissionSettings
+from services.appointments.store import APPOINTMENTS, PATIENTS, SLOTS
 from services.appointments.views import appointment_facts, appointment_view
+from services.appointments.waiting_room import Ticket, WaitingRoom
 from shared.audit import AuditLog
 from shared.events import make_event
 from shared.ids import new_id
@@ -67,37 +79,50 @@ def channel_for(principal: Principal, requested: Channel | None) -> Channel:
     return Channel.ONSITE if principal.has_any(Role.NURSE) else Channel.HOTLINE
 
 
-def sold_out(schedule: Document) -> Conflict:
-    return Conflict(
-        "slot_sold_out",
-        "no slot is left in this session",
-        detail_zh="号源已约满，可加入候补",
-        extra={"schedule_id": schedule["_id"], "waitlist": True},
-    )
+@dataclass(frozen=True)
+class Attempt:
+    """A booking attempt that passed every check Redis can answer: ready to be admitted."""
+
+    principal: Principal
+    request: BookRequest
+    patient: Document  # the cached projection: _id, account_ids, national_id_hash
+    schedule: Document
+    policy: BookingPolicy
+    channel: Channel
+    pools: list[str]
+    wanted: str | None
 
 
 class Booking:
+    """A booking: checks from the Redis caches, admission (with a lease, or a ticket in the
+    waiting room), then the slot claimed in one Mongo transaction, then the lease settled."""
+
     def __init__(
         self,
         db: Database,
         outbox: Outbox,
         gate: AdmissionGate,
-        patients: Patients,
+        cache: AdmissionCache,
+        leases: AdmissionLeases,
         schedules: Schedules,
         policies: Policies,
         records: PatientRecords,
         audit: AuditLog,
         attempts: BookingAttempts,
+        settings: AdmissionSettings,
     ) -> None:
         self.db = db
         self.outbox = outbox
         self.gate = gate
-        self.patients = patients
+        self.cache = cache
+        self.leases = leases
         self.schedules = schedules
         self.policies = policies
         self.records = records
         self.audit = audit
         self.attempts = attempts
+        self.settings = settings
+        self.waiting_room: WaitingRoom | None = None  # set by the composition root
 
     async def book(
         self,
@@ -106,84 +131,176 @@ class Booking:
         *,
         idempotency: Idempotency | None = None,
         now: datetime | None = None,
-    ) -> dict[str, Any]:
+        lane: str = "",
+    ) -> dict[str, Any] | Ticket:
+        """The booking's view, or a waiting-room ticket while admission is saturated."""
         now = now or datetime.now(UTC)
-        patient = await self.patients.get_for(principal, request.patient_id)
-        await self.attempts.check(principal, patient)  # per national ID and account
-        schedule = await self.schedules.get(request.schedule_id)
+        attempt = await self.check(principal, request, now)
+        admission = await self.admit(attempt, idempotency, serving_ticket=False)
+        if admission.outcome is Outcome.BUSY and self.waiting_room is not None:
+            return await self.waiting_room.enqueue(
+                principal=principal,
+                request=request.model_dump_json(),
+                schedule_id=attempt.schedule["_id"],
+                patient_id=attempt.patient["_id"],
+                pools=attempt.pools,
+                slot_id=attempt.wanted,
+                lane=lane,
+            )
+        return await self.commit(attempt, admission, idempotency, now)
+
+    async def serve_ticket(self, principal: Principal, request_json: str) -> dict[str, Any] | None:
+        """A waiting-room ticket's turn: the booking's view, or None to wait on (a problem
+        raised is the ticket's answer). Every check runs again: time has passed."""
+        request = BookRequest.model_validate_json(request_json)
+        now = datetime.now(UTC)
+        attempt = await self.check(principal, request, now)
+        admission = await self.admit(attempt, None, serving_ticket=True)
+        if admission.outcome is Outcome.BUSY:
+            return None
+        return await self.commit(attempt, admission, None, now)
+
+    async def check(self, principal: Principal, request: BookRequest, now: datetime) -> Attempt:
+        """Every refusal Redis can answer: not the caller's patient, too many attempts, a
+        cancelled or unreleased session, a slot of another pool or in the past, a ban."""
+        patient, cached, version = await self.cache.lookup(request.patient_id, request.schedule_id)
+        if not (principal.is_staff or patient.managed_by(principal.subject)):
+            raise Forbidden(
+                "forbidden_patient",
+                "you may not act for this patient",
+                detail_zh="无权操作该就诊人",
+            )
+        await self.attempts.check(principal, patient.doc)  # per national ID and account
+        schedule = cached.doc
         if schedule["status"] != "published":
             raise Conflict(
                 "schedule_cancelled",
                 "this session has been cancelled",
                 detail_zh="该医生本次出诊已停诊",
             )
-        policy = await self.policies.for_org(schedule["org_id"])
+        policy = await self.policies.for_org(schedule["org_id"], version=version)
         channel = channel_for(principal, request.channel)
-        clinic_date = date.fromisoformat(schedule["clinic_date"])
         pools = [
             p.value
             for p in booking_rules.open_pools(
                 policy,
                 now=now,
                 channel=channel,
-                clinic_date=clinic_date,
+                clinic_date=date.fromisoformat(schedule["clinic_date"]),
                 department_id=schedule["department_id"],
             )
         ]
-        slot: Document | None = None
+        starts_at = schedule["ends_at"]
         if request.slot_id is not None:
-            slot = await self.slot_of(schedule, request.slot_id)
+            slot = cached.slots.get(request.slot_id) or await self.slot_of(
+                schedule, request.slot_id
+            )
             if slot["pool"] not in pools:
                 raise Conflict(
                     "slot_not_in_pool",
                     "this numbered slot is reserved for others",
                     detail_zh="该号源为预留号源，当前渠道不可预约",
                 )
-            pools = [slot["pool"]]
-        booking_rules.check_not_started(
-            now=now, starts_at=slot["starts_at"] if slot else schedule["ends_at"]
+            pools, starts_at = [slot["pool"]], slot["starts_at"]
+        booking_rules.check_not_started(now=now, starts_at=starts_at)
+        banned_until = self.records.banned_until(patient.record, policy, now, schedule["org_id"])
+        penalty_rules.check_not_banned(banned_until, now, policy.timezone)
+        return Attempt(
+            principal, request, patient.doc, schedule, policy, channel, pools, request.slot_id
         )
-        wanted = slot["_id"] if slot else None
-        admission = await self.gate.admit(schedule["_id"], patient["_id"], pools, wanted)
-        if admission.outcome == Outcome.UNINITIALIZED:
-            await self.schedules.sync_admission(schedule["_id"])
-            admission = await self.gate.admit(schedule["_id"], patient["_id"], pools, wanted)
-        if admission.outcome == Outcome.DUPLICATE:
+
+    async def admit(
+        self, attempt: Attempt, idempotency: Idempotency | None, *, serving_ticket: bool
+    ) -> Admission:
+        """Admission for the attempt, taking over its own earlier lease after a crash."""
+        sid, pid = attempt.schedule["_id"], attempt.patient["_id"]
+        terms = LeaseTerms(
+            int(self.settings.lease_seconds * 1000),
+            self.leases.owner,
+            f"{idempotency.scope}:{idempotency.key}" if idempotency else "",
+        )
+        capacity = 0 if self.waiting_room is None else self.settings.waiting_room_capacity
+
+        async def once() -> Admission:
+            args = (sid, pid, attempt.pools, attempt.wanted)
+            admission = await self.gate.admit(
+                *args, lease=terms, capacity=capacity, serving_ticket=serving_ticket
+            )
+            if admission.outcome is Outcome.UNINITIALIZED:
+                await self.schedules.sync_admission(sid)
+                admission = await self.gate.admit(
+                    *args, lease=terms, capacity=capacity, serving_ticket=serving_ticket
+                )
+            return admission
+
+        admission = await once()
+        if admission.outcome is Outcome.LEASED and admission.lease is not None:
+            held = admission.lease
+            if terms.idempotency and held.idempotency == terms.idempotency:
+                taken = await self.leases.take_over(sid, pid, held, terms)
+                if taken is not None:  # a retry of this very request: go on with its slot
+                    return Admission(Outcome.ADMITTED, taken.pool, taken.slot_id, lease=taken)
+            elif await self.leases.reconcile_if_dead(sid, pid, held):
+                admission = await once()
+        if admission.outcome is Outcome.LEASED:
+            raise Conflict(
+                "booking_in_progress",
+                "a booking for this patient in this session is still being made",
+                detail_zh="该就诊人的预约正在处理中，请稍后查看",
+                headers={"Retry-After": "2"},
+            )
+        if admission.outcome is Outcome.DUPLICATE:
             raise Conflict(
                 "duplicate_booking",
                 "already booked in this session",
                 detail_zh="您已预约该医生同一时段的号源",
             )
-        if admission.outcome != Outcome.ADMITTED:
-            if wanted is not None:
-                raise Conflict(
-                    "slot_taken", "this numbered slot is taken", detail_zh="该号源已被预约"
-                )
-            raise sold_out(schedule)
+        if admission.outcome is Outcome.SOLD_OUT:
+            if attempt.wanted is not None:
+                raise slot_taken()
+            raise sold_out(attempt.schedule)
+        return admission
+
+    async def commit(
+        self,
+        attempt: Attempt,
+        admission: Admission,
+        idempotency: Idempotency | None,
+        now: datetime,
+    ) -> dict[str, Any]:
+        """Claim the admitted slot in Mongo; settle the lease, or release it on failure."""
+        sid, pid = attempt.schedule["_id"], attempt.patient["_id"]
         slot_id = admission.slot_id or ""
 
         async def work(tx: Tx) -> dict[str, Any]:
+            if not attempt.principal.is_staff:  # the account may have let the patient go
+                managed = {"_id": pid, "account_ids": attempt.principal.subject}
+                if await self.db[PATIENTS].count_documents(managed, session=tx.session) == 0:
+                    raise Forbidden("forbidden_patient", "you may not act for this patient")
             return await self.claim(
                 tx,
-                principal,
-                request,
-                patient,
-                schedule,
-                policy,
-                channel,
+                attempt.principal,
+                attempt.request,
+                attempt.patient,
+                attempt.schedule,
+                attempt.policy,
+                attempt.channel,
                 slot_id,
                 now,
                 idempotency,
             )
 
         try:
-            return await self.outbox.transaction(work)
+            view = await self.outbox.transaction(work)
         except NoSlotLeft:  # Redis was ahead of Mongo: that slot is not open after all
-            await self.gate.release(schedule["_id"], patient["_id"], None, None)
-            raise sold_out(schedule) from None
+            await self.gate.release(sid, pid, None, None)
+            raise sold_out(attempt.schedule) from None
         except BaseException:
-            await self.gate.release(schedule["_id"], patient["_id"], admission.pool, slot_id)
+            await self.gate.release(sid, pid, admission.pool, slot_id)
             raise
+        with contextlib.suppress(RedisError):  # else the reconciler settles it from Mongo
+            await self.gate.settle(sid, pid, admission.lease)
+        return view
 
     async def slot_of(self, schedule: Document, slot_id: str) -> Document:
         slot = await self.db[SLOTS].find_one({"_id": slot_id, "schedule_id": schedule["_id"]})

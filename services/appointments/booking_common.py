@@ -77,6 +77,15 @@ def schedule_cancelled() -> Conflict:
     )
 
 
+def sold_out(schedule: Document) -> Conflict:
+    return Conflict(
+        "slot_sold_out",
+        "no slot is left in this session",
+        detail_zh="号源已约满，可加入候补",
+        extra={"schedule_id": schedule["_id"], "waitlist": True},
+    )
+
+
 def slot_taken() -> Conflict:
     return Conflict("slot_taken", "this numbered slot is taken", detail_zh="该号源已被预约")
 

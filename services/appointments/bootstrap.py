@@ -3,12 +3,16 @@ in the lifespan, in dependency order, each given its collaborators."""
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
+from typing import Any
 
 from fastapi import Request
 
 from services.appointments import store
 from services.appointments.admission import AdmissionGate
+from services.appointments.admission_cache import AdmissionCache
+from services.appointments.admission_leases import AdmissionLeases
 from services.appointments.appeal_queue import AppealQueue
 from services.appointments.attempt_limits import BookingAttempts
 from services.appointments.booking import Booking
@@ -17,6 +21,7 @@ from services.appointments.catalog import Catalog
 from services.appointments.changes import AppointmentChanges
 from services.appointments.checkin import CheckIn
 from services.appointments.clinic import ClinicCancellation
+from services.appointments.domain.errors import DomainError
 from services.appointments.extra_numbers import ExtraNumbers
 from services.appointments.patients import Patients
 from services.appointments.penalties import Penalties
@@ -24,16 +29,22 @@ from services.appointments.policies import Policies
 from services.appointments.queries import AppointmentQueries
 from services.appointments.records import PatientRecords
 from services.appointments.reschedule import Reschedule
+from services.appointments.routes.errors import to_problem
 from services.appointments.schedules import Schedules
+from services.appointments.settings import AdmissionSettings
+from services.appointments.waiting_room import WaitingRoom
 from services.appointments.waitlist import Waitlist
 from services.appointments.waitlist_offers import WaitlistOffers
 from shared.audit import AuditLog
 from shared.crypto import FieldCipher
 from shared.idempotency import IdempotencyKeys
 from shared.mongo import Database
+from shared.principal import Principal
+from shared.replica_liveness import ReplicaLiveness
 from shared.service import Runtime
 
 EXTRA = "appointments"  # the key of the built objects in ``Runtime.extras``
+BACKGROUND = "appointments.background"  # its background loops
 
 
 @dataclass(frozen=True)
@@ -41,6 +52,9 @@ class Appointments:
     db: Database
     audit: AuditLog
     idempotency: IdempotencyKeys
+    liveness: ReplicaLiveness  # this replica's heartbeat: held work names it
+    leases: AdmissionLeases  # admissions in flight, reconciled when their request died
+    waiting_room: WaitingRoom
     patients: Patients
     catalog: Catalog
     policies: Policies
@@ -61,23 +75,46 @@ def build(runtime: Runtime) -> Appointments:
     db, outbox, audit, redis = runtime.db, runtime.outbox, runtime.audit, runtime.redis
     prefix = settings.redis_key_prefix
     cipher = FieldCipher.from_settings(settings.pii_encryption_keys, settings.pii_hash_key)
-    patients = Patients(db, cipher, outbox)
+    admission = getattr(settings, "admission", AdmissionSettings())
+    cache = AdmissionCache(redis, db, prefix, admission.cache_ttl_seconds)
+    patients = Patients(db, cipher, outbox, on_change=cache.patient_changed)
     catalog = Catalog(db, redis, prefix)
-    policies = Policies(db)
+    policies = Policies(db, on_change=cache.policies_changed)
     gate = AdmissionGate(redis, prefix)
-    schedules = Schedules(db, outbox, catalog, policies, gate)
-    records = PatientRecords(db)
+    schedules = Schedules(db, outbox, catalog, policies, gate, cache)
+    records = PatientRecords(db, on_change=cache.patient_changed)
+    liveness = ReplicaLiveness(redis, runtime.replica_id, prefix)
+    leases = AdmissionLeases(
+        db,
+        gate,
+        liveness,
+        lease_seconds=admission.lease_seconds,
+        interval_seconds=admission.reconcile_interval_seconds,
+    )
     booking = Booking(
         db,
         outbox,
         gate,
-        patients,
+        cache,
+        leases,
         schedules,
         policies,
         records,
         audit,
         BookingAttempts.from_settings(redis, settings),
+        admission,
     )
+    room = WaitingRoom(redis, gate, admission, prefix)
+    if admission.waiting_room_capacity > 0:
+        booking.waiting_room = room
+
+        async def serve(principal: Principal, request: str) -> dict[str, Any] | None:
+            try:
+                return await booking.serve_ticket(principal, request)
+            except DomainError as error:  # the ticket's answer is the problem a client gets
+                raise to_problem(error) from error
+
+        room.serve = serve
     queries = AppointmentQueries(db, policies)
     waitlist = Waitlist(
         db,
@@ -118,7 +155,12 @@ def build(runtime: Runtime) -> Appointments:
     return Appointments(
         db=db,
         audit=audit,
-        idempotency=IdempotencyKeys(db),
+        idempotency=IdempotencyKeys(
+            db, owner=runtime.replica_id, owner_alive=liveness.is_alive, wait_seconds=2.0
+        ),
+        liveness=liveness,
+        leases=leases,
+        waiting_room=room,
         patients=patients,
         catalog=catalog,
         policies=policies,
@@ -137,7 +179,25 @@ def build(runtime: Runtime) -> Appointments:
 
 async def on_start(runtime: Runtime) -> None:
     await store.drop_retired_indexes(runtime.db)
-    runtime.extras[EXTRA] = build(runtime)
+    app = runtime.extras[EXTRA] = build(runtime)
+    await app.liveness.beat()
+    runtime.extras[BACKGROUND] = [
+        asyncio.create_task(app.liveness.run(), name="replica-liveness"),
+        asyncio.create_task(app.leases.run(), name="admission-leases"),
+        asyncio.create_task(app.waiting_room.run(), name="waiting-room"),
+    ]
+
+
+async def on_stop(runtime: Runtime) -> None:
+    """The background loops end (a booking in flight keeps its lease for the others)."""
+    app = built(runtime)
+    app.waiting_room.stop()
+    app.leases.stop()
+    app.liveness.stop()
+    tasks: list[asyncio.Task[None]] = runtime.extras.get(BACKGROUND, [])
+    _done, pending = await asyncio.wait(tasks, timeout=2) if tasks else (set(), set())
+    for task in pending:
+        task.cancel()
 
 
 def built(runtime: Runtime) -> Appointments:

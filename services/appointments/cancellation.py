@@ -103,7 +103,7 @@ class Cancellation:
             pool = slot["pool"] if slot and not slot.get("extra") and not offered else None
             if late:
                 await self.records.add_offence(
-                    doc["patient_id"], "late_cancels", now, tx.session, org_id=doc["org_id"]
+                    doc["patient_id"], "late_cancels", now, tx.session, org_id=doc["org_id"], tx=tx
                 )
             tx.emit(
                 make_event(

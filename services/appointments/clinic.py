@@ -24,8 +24,8 @@ from redis.exceptions import RedisError
 
 from services.appointments import booking
 from services.appointments.admission import AdmissionGate, Outcome
-from services.appointments.booking import Booking, BookRequest, NoSlotLeft, sold_out
-from services.appointments.booking_common import Idempotency
+from services.appointments.booking import Booking, BookRequest, NoSlotLeft
+from services.appointments.booking_common import Idempotency, sold_out
 from services.appointments.domain import booking_rules, clinic_rules
 from services.appointments.domain.models import AppointmentStatus, SlotStatus
 from services.appointments.events import AppointmentCancelled, ScheduleCancelled
@@ -125,6 +125,7 @@ class ClinicCancellation:
             )
             if done is None:  # cancelled by someone else since we looked
                 clinic_rules.check_session_cancellable(status="cancelled", now=now, ends_at=now)
+            tx.after_commit.append(lambda: self.schedules.invalidate(sid))
             by = {**by, "role": HOSPITAL, "staff_role": by["role"]}
             bookings = await self._cancel_bookings(tx, sid, {**closed, "cancelled_by": by})
             for job_key in (f"pool-return:{sid}", f"no-show:{sid}"):

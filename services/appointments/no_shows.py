@@ -53,7 +53,7 @@ async def sweep_no_shows(
         )
         org_id = doc["org_id"]
         record = await records.add_offence(
-            doc["patient_id"], "no_shows", doc["ends_at"], tx.session, org_id=org_id
+            doc["patient_id"], "no_shows", doc["ends_at"], tx.session, org_id=org_id, tx=tx
         )
         rule = policy.no_show_penalty
         tx.emit(

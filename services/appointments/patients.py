@@ -7,6 +7,7 @@ name matches too.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
@@ -86,10 +87,24 @@ def to_out(doc: Document, account_id: str | None) -> PatientOut:
 
 
 class Patients:
-    def __init__(self, db: Database, cipher: FieldCipher, outbox: Outbox) -> None:
+    """``on_change`` hears (after the commit) of a patient whose accounts changed."""
+
+    def __init__(
+        self,
+        db: Database,
+        cipher: FieldCipher,
+        outbox: Outbox,
+        on_change: Callable[[str], Awaitable[None]] | None = None,
+    ) -> None:
         self.collection = db[PATIENTS]
         self.cipher = cipher
         self.outbox = outbox
+        self.on_change = on_change
+
+    def _changed(self, tx: Tx, patient_id: str) -> None:
+        if self.on_change is not None:
+            on_change = self.on_change
+            tx.after_commit.append(lambda: on_change(patient_id))
 
     async def register(self, account_id: str, data: PatientIn, *, max_per_account: int) -> Document:
         if await self.collection.count_documents({"account_ids": account_id}) >= max_per_account:
@@ -169,6 +184,7 @@ class Patients:
                 session=tx.session,
             )
             self._registered(tx, existing, account_id, str(data.relation))
+            self._changed(tx, existing["_id"])
 
         await self.outbox.transaction(work)
         existing.setdefault("relations", {})[account_id] = data.relation
@@ -226,6 +242,7 @@ class Patients:
             )
             if result.matched_count == 0:
                 raise NotFound("patient_not_found", "no such patient on this account")
+            self._changed(tx, patient_id)
             unlinked = PatientUnlinked(patient_id=patient_id, account_id=account_id)
             tx.emit(make_event(unlinked, source="appointments", subject=patient_id))
 

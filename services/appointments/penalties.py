@@ -281,6 +281,7 @@ class Penalties:
                     by=principal.subject,
                     reason=f"appeal {appeal['_id']} approved: {note}",
                     session=tx.session,
+                    tx=tx,
                 )
             await self.audit.record(
                 principal,
@@ -325,6 +326,7 @@ class Penalties:
                 by=principal.subject,
                 reason=f"override: {reason}",
                 session=tx.session,
+                tx=tx,
             )
             await self.collection.update_many(
                 {"patient_id": patient_id, "org_id": org_id, "kind": APPEAL, "open": True},

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -30,14 +31,26 @@ def check_applicable(policy: BookingPolicy, org_id: str) -> None:
 
 
 class Policies:
-    def __init__(self, db: Database) -> None:
-        self.db = db
-        self._cache: dict[str, tuple[float, BookingPolicy]] = {}
+    """``on_change`` tells the other replicas (through the admission cache's policy
+    version, read with every booking attempt) that their cached policies are stale."""
 
-    async def for_org(self, org_id: str) -> BookingPolicy:
+    def __init__(
+        self, db: Database, on_change: Callable[[], Awaitable[None]] | None = None
+    ) -> None:
+        self.db = db
+        self.on_change = on_change
+        self._cache: dict[str, tuple[float, int | None, BookingPolicy]] = {}
+
+    async def for_org(self, org_id: str, *, version: int | None = None) -> BookingPolicy:
+        """The organization's policy; with ``version`` (the policy version from Redis) a
+        cached one is used only if it was read under that same version."""
         hit = self._cache.get(org_id)
-        if hit and time.monotonic() - hit[0] < CACHE_SECONDS:
-            return hit[1]
+        if (
+            hit
+            and time.monotonic() - hit[0] < CACHE_SECONDS
+            and (version is None or hit[1] == version)
+        ):
+            return hit[2]
         doc = await self.db[POLICIES].find_one({"_id": org_id})
         policy = DEFAULT_POLICY
         if doc is not None:
@@ -46,7 +59,7 @@ class Policies:
             except ValidationError as exc:  # stored before policies were checked on write
                 fields = [".".join(map(str, e["loc"])) for e in exc.errors()]
                 log.error("appointments.policy_unusable", org_id=org_id, fields=fields)
-        self._cache[org_id] = (time.monotonic(), policy)
+        self._cache[org_id] = (time.monotonic(), version, policy)
         return policy
 
     async def save(self, org_id: str, policy: BookingPolicy, actor: str) -> None:
@@ -58,3 +71,5 @@ class Policies:
             upsert=True,
         )
         self._cache.pop(org_id, None)
+        if self.on_change is not None:
+            await self.on_change()

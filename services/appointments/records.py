@@ -13,6 +13,7 @@ this (plain datetimes, no organization) count at every organization, and the old
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -22,13 +23,25 @@ from services.appointments.domain import penalty_rules
 from services.appointments.domain.policy import BookingPolicy
 from services.appointments.store import PATIENT_RECORDS
 from shared.mongo import Database, Document, Session
+from shared.outbox import Tx
 
 OFFENCE_FIELDS = ("no_shows", "late_cancels")
 
 
 class PatientRecords:
-    def __init__(self, db: Database) -> None:
+    """``on_change`` hears of every change to a patient's offences or clearances once it
+    is committed (the admission cache forgets the record)."""
+
+    def __init__(
+        self, db: Database, on_change: Callable[[str], Awaitable[None]] | None = None
+    ) -> None:
         self.collection = db[PATIENT_RECORDS]
+        self.on_change = on_change
+
+    def _changed(self, tx: Tx | None, patient_id: str) -> None:
+        if self.on_change is not None and tx is not None:
+            on_change = self.on_change
+            tx.after_commit.append(lambda: on_change(patient_id))
 
     async def lock(self, patient_id: str, session: Session | None) -> Document:
         """Touch the record inside the caller's transaction: one patient's bookings serialize."""
@@ -103,8 +116,16 @@ class PatientRecords:
         return sum(1 for t in self._counted(record, field, org_id) if t >= since)
 
     async def add_offence(
-        self, patient_id: str, field: str, at: datetime, session: Session | None, *, org_id: str
+        self,
+        patient_id: str,
+        field: str,
+        at: datetime,
+        session: Session | None,
+        *,
+        org_id: str,
+        tx: Tx | None = None,
     ) -> Document:
+        self._changed(tx, patient_id)
         doc = await self.collection.find_one_and_update(
             {"_id": patient_id},
             {"$push": {field: {"at": at, "org_id": org_id}}},
@@ -123,8 +144,10 @@ class PatientRecords:
         by: str,
         reason: str,
         session: Session | None = None,
+        tx: Tx | None = None,
     ) -> None:
         """Lift the patient's ban at ``org_id``: its offences up to now stop counting."""
+        self._changed(tx, patient_id)
         now = datetime.now(UTC)
         update: dict[str, Any] = {
             "$set": {f"cleared.{org_id}": now},

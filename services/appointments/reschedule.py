@@ -25,7 +25,7 @@ from pymongo import ReturnDocument
 from redis.exceptions import RedisError
 
 from services.appointments.admission import AdmissionGate, Outcome
-from services.appointments.booking import Booking, NoSlotLeft, channel_for, sold_out
+from services.appointments.booking import Booking, NoSlotLeft, channel_for
 from services.appointments.booking_common import (
     Idempotency,
     SlotFreedHook,
@@ -35,6 +35,7 @@ from services.appointments.booking_common import (
     run_transaction,
     schedule_cancelled,
     slot_taken,
+    sold_out,
 )
 from services.appointments.catalog import Catalog
 from services.appointments.domain import booking_rules, change_rules, penalty_rules

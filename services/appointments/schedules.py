@@ -9,6 +9,7 @@ from typing import Any
 from redis.exceptions import RedisError
 
 from services.appointments.admission import AdmissionGate
+from services.appointments.admission_cache import AdmissionCache
 from services.appointments.catalog import Catalog
 from services.appointments.domain import booking_rules, change_rules
 from services.appointments.domain.models import ClinicType, Pool, SlotStatus
@@ -36,12 +37,19 @@ class Schedules:
         catalog: Catalog,
         policies: Policies,
         gate: AdmissionGate,
+        cache: AdmissionCache,
     ) -> None:
         self.db = db
         self.outbox = outbox
         self.catalog = catalog
         self.policies = policies
         self.gate = gate
+        self.cache = cache
+
+    async def invalidate(self, sid: str) -> None:
+        """The session changed: booking attempts read it from Mongo again."""
+        with contextlib.suppress(RedisError):  # the cached copy expires by itself
+            await self.cache.schedule_changed(sid)
 
     async def publish(
         self, items: list[ScheduleIn], now: datetime | None = None
@@ -186,6 +194,7 @@ class Schedules:
             )
 
         await self.outbox.transaction(work)
+        await self.invalidate(sid)
         await self.sync_admission(sid, force=True)
         return {"schedule_id": sid, "status": "published", "pools": counts}
 
@@ -253,6 +262,7 @@ class Schedules:
                 )
             )
             tx.after_commit.append(lambda: self._admit_new(sid, [d["_id"] for d in added]))
+            tx.after_commit.append(lambda: self.invalidate(sid))
 
         await self.outbox.transaction(work)
         return {"schedule_id": sid, "status": "grown", "added": len(added), "pools": pools}
@@ -345,4 +355,5 @@ class Schedules:
                 await self.gate.move(sid, Pool.PUBLIC.value, moves)
 
         tx.after_commit.append(move_in_admission)
+        tx.after_commit.append(lambda: self.invalidate(sid))
         return result.modified_count

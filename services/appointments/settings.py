@@ -23,6 +23,21 @@ class BookingAttemptLimits(BaseModel):
     window_seconds: int = Field(600, ge=1, le=86_400)
 
 
+class AdmissionSettings(BaseModel):
+    """Release-time admission (docs/adr/0004): leases, the waiting room, the Redis caches."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    # an admission not settled by then is reconciled against Mongo (sooner if its replica died)
+    lease_seconds: float = Field(15.0, gt=0, le=300)
+    # admissions in flight per session before requests wait in the room (0: no waiting room)
+    waiting_room_capacity: int = Field(32, ge=0, le=10_000)
+    ticket_idle_seconds: float = Field(30.0, gt=0, le=600)  # unpolled tickets expire
+    ticket_ttl_seconds: int = Field(900, ge=60, le=86_400)  # results kept for pick-up
+    cache_ttl_seconds: int = Field(300, ge=1, le=86_400)  # patients and schedules in Redis
+    reconcile_interval_seconds: float = Field(1.0, gt=0, le=60)
+
+
 class AppointmentsSettings(ServiceSettings):
     model_config = SettingsConfigDict(
         env_prefix="CARELOOP_APPOINTMENTS_", extra="ignore", frozen=True
@@ -31,3 +46,4 @@ class AppointmentsSettings(ServiceSettings):
     service_name: str = "appointments"
     http_port: int = 8101
     booking_attempts: BookingAttemptLimits = BookingAttemptLimits()
+    admission: AdmissionSettings = AdmissionSettings()

@@ -23,23 +23,52 @@ class RawResponse:
 
 
 async def post_json(
-    base: str, path: str, payload: Any, headers: dict[str, str], timeout: float = 60.0
+    base: str,
+    path: str,
+    payload: Any,
+    headers: dict[str, str],
+    timeout: float = 60.0,
+    *,
+    source: str | None = None,
+) -> RawResponse:
+    """POST ``payload`` as JSON; ``source``: the local address to send from (127.x.y.z)."""
+    return await request(
+        "POST", base, path, headers, json.dumps(payload).encode(), timeout, source=source
+    )
+
+
+async def get_json(
+    base: str,
+    path: str,
+    headers: dict[str, str],
+    timeout: float = 60.0,
+    *,
+    source: str | None = None,
+) -> RawResponse:
+    return await request("GET", base, path, headers, None, timeout, source=source)
+
+
+async def request(
+    method: str,
+    base: str,
+    path: str,
+    headers: dict[str, str],
+    body: bytes | None,
+    timeout: float = 60.0,
+    *,
+    source: str | None = None,
 ) -> RawResponse:
     url = urlsplit(base)
-    body = json.dumps(payload).encode()
-    head = [
-        f"POST {path} HTTP/1.1",
-        f"Host: {url.netloc}",
-        "Connection: close",
-        "Content-Type: application/json",
-        f"Content-Length: {len(body)}",
-        *(f"{k}: {v}" for k, v in headers.items()),
-    ]
+    head = [f"{method} {path} HTTP/1.1", f"Host: {url.netloc}", "Connection: close"]
+    if body is not None:
+        head += ["Content-Type: application/json", f"Content-Length: {len(body)}"]
+    head += [f"{k}: {v}" for k, v in headers.items()]
+    local = (source, 0) if source else None
     reader, writer = await asyncio.wait_for(
-        asyncio.open_connection(url.hostname, url.port), timeout
+        asyncio.open_connection(url.hostname, url.port, local_addr=local), timeout
     )
     try:
-        writer.write(("\r\n".join(head) + "\r\n\r\n").encode() + body)
+        writer.write(("\r\n".join(head) + "\r\n\r\n").encode() + (body or b""))
         await writer.drain()
         raw = await asyncio.wait_for(reader.read(), timeout)
     finally:
@@ -49,6 +78,34 @@ async def post_json(
     if b"transfer-encoding: chunked" in header.lower():
         content = _dechunk(content)
     return RawResponse(status, content)
+
+
+async def final_booking_answer(
+    base: str,
+    first: RawResponse,
+    headers: dict[str, str],
+    *,
+    source: str | None = None,
+    deadline: float = 60.0,
+) -> tuple[str, RawResponse | dict[str, Any]]:
+    """Follow a booking answer to its end: ``(outcome, detail)`` with outcome ``booked``,
+    a problem code, or a ticket's final status (``sold_out``, ``failed``, ``expired``).
+    A ``202`` is polled at its ticket's ``poll_url`` until the ticket has its answer."""
+    if first.status == 201:
+        return "booked", first
+    if first.status != 202:
+        code = first.json().get("code", str(first.status)) if first.body else str(first.status)
+        return str(code), first
+    poll = first.json()["ticket"]["poll_url"]
+    loop = asyncio.get_running_loop()
+    until = loop.time() + deadline
+    while loop.time() < until:
+        await asyncio.sleep(1.0)
+        seen = await get_json(base, poll, headers, source=source)
+        state = seen.json()
+        if state.get("status") not in ("queued", "serving"):
+            return str(state["status"]), state
+    return "unanswered", {}
 
 
 def _dechunk(data: bytes) -> bytes:

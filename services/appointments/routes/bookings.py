@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Header, Path, Query, Response
+from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 
 from services.appointments.booking import BookRequest
+from services.appointments.booking_common import Idempotency
 from services.appointments.routes.deps import (
     PREFIX,
     Booker,
@@ -17,11 +20,19 @@ from services.appointments.routes.deps import (
     PatientAccount,
     idempotent,
 )
-from services.appointments.routes.models import AppointmentPage, AppointmentView
+from services.appointments.routes.models import (
+    AppointmentPage,
+    AppointmentView,
+    QueuedBooking,
+    TicketView,
+)
+from services.appointments.waiting_room import Ticket, ticket_body, ticket_urls
 from shared.access_reason import AccessReason
 from shared.audit import require_reason
+from shared.idempotency import StoredResponse
 
 router = APIRouter(prefix=PREFIX, tags=["appointments: bookings"])
+TicketId = Annotated[str, Path(min_length=8, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]
 
 
 @router.post(
@@ -29,10 +40,16 @@ router = APIRouter(prefix=PREFIX, tags=["appointments: bookings"])
     status_code=201,
     summary="Book a slot",
     description=(
-        "Send an `Idempotency-Key`: a retry returns the first result. Staff booking on a "
-        "patient's behalf give a `reason` (query or `X-Access-Reason`; audited)."
+        "Send an `Idempotency-Key`: a retry returns the first result, also after a crash "
+        "(it completes the booking). Staff booking on a patient's behalf give a `reason` "
+        "(query or `X-Access-Reason`; audited).\n\n"
+        "In a release-time surge the answer may be `202` with a waiting-room ticket "
+        "(排队): its position, an estimated wait, a URL to poll and an event stream. "
+        "Tickets are served in arrival order; poll at least every 30 s or the ticket "
+        "expires. A patient has one ticket per session: booking again returns it."
     ),
-    response_model=AppointmentView,
+    response_model=AppointmentView | QueuedBooking,
+    responses={202: {"model": QueuedBooking, "description": "Queued in the waiting room"}},
 )
 async def book(
     ctx: Ctx,
@@ -41,17 +58,54 @@ async def book(
     response: Response,
     idempotency_key: IdempotencyKey = None,
     reason: AccessReason = None,
+    lane: Annotated[str | None, Header(alias="X-CareLoop-Lane", include_in_schema=False)] = None,
 ) -> dict[str, Any]:
     require_reason(caller, reason, "booking on a patient's behalf")
     body = body.model_copy(update={"reason": reason})
-    return await idempotent(
-        ctx,
-        caller,
-        "book",
-        body.model_dump(mode="json"),
-        idempotency_key,
-        response,
-        lambda idem: ctx.booking.book(caller, body, idempotency=idem),
+
+    async def run(idem: Idempotency | None) -> dict[str, Any]:
+        outcome = await ctx.booking.book(caller, body, idempotency=idem, lane=lane or "")
+        if not isinstance(outcome, Ticket):
+            return outcome
+        queued = {"status": "queued", "ticket": {**asdict(outcome), **ticket_urls(outcome.id)}}
+        if idem is not None:  # a retry gets the same ticket
+            await idem.keys.complete(idem.scope, idem.key, StoredResponse(202, queued))
+        response.status_code = 202
+        return queued
+
+    result = await idempotent(
+        ctx, caller, "book", body.model_dump(mode="json"), idempotency_key, response, run
+    )
+    if response.status_code == 202:
+        response.headers["Location"] = ticket_urls(result["ticket"]["id"])["poll_url"]
+    return result
+
+
+@router.get(
+    "/tickets/{ticket_id}",
+    summary="A waiting-room ticket: its place, then its answer",
+    response_model=TicketView,
+)
+async def ticket(ctx: Ctx, caller: Booker, ticket_id: TicketId) -> dict[str, Any]:
+    return ticket_body(await ctx.waiting_room.state(ticket_id, caller))
+
+
+@router.get(
+    "/tickets/{ticket_id}/events",
+    summary="A waiting-room ticket as server-sent events",
+    description=(
+        "`text/event-stream`: an `event: ticket` (the ticket as JSON) whenever it changes, "
+        "comment heartbeats in between; the stream ends with the ticket's answer."
+    ),
+    response_class=StreamingResponse,
+    responses={200: {"content": {"text/event-stream": {}}}},
+)
+async def ticket_events(ctx: Ctx, caller: Booker, ticket_id: TicketId) -> StreamingResponse:
+    await ctx.waiting_room.state(ticket_id, caller)  # 404 as a problem, before streaming
+    return StreamingResponse(
+        ctx.waiting_room.stream(ticket_id, caller),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )
 
 

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 
 class AppointmentView(BaseModel):
@@ -316,3 +317,39 @@ class ResourceView(BaseModel):
     preparation: str | None
     title: str | None
     id: str
+
+
+class TicketLinks(BaseModel):
+    poll_url: str = Field(description="GET it for the ticket's state (counts as a poll).")
+    events_url: str = Field(description="The same as server-sent events (`event: ticket`).")
+
+
+class QueuedTicket(TicketLinks):
+    """A place in a release window's waiting room (排队)."""
+
+    id: str
+    schedule_id: str
+    position: int = Field(ge=1, description="1 is next.")
+    estimated_wait_seconds: int = Field(ge=0)
+
+
+class QueuedBooking(BaseModel):
+    """``202``: the booking waits its turn; poll the ticket (or follow its events) for the
+    answer. ``Location`` names the ticket too."""
+
+    status: Literal["queued"] = "queued"
+    ticket: QueuedTicket
+
+
+class TicketView(TicketLinks):
+    """A waiting-room ticket. ``status``: `queued` (``position`` is its place), `serving`,
+    then one answer: `booked` (``appointment``), `sold_out` or `failed` (``problem``, an
+    RFC 9457 problem), or `expired` (not polled for a while: book again)."""
+
+    id: str
+    schedule_id: str
+    status: Literal["queued", "serving", "booked", "sold_out", "failed", "expired"]
+    position: int | None = None
+    estimated_wait_seconds: int | None = None
+    appointment: AppointmentView | None = None
+    problem: dict[str, Any] | None = None
