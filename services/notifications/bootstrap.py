@@ -16,6 +16,7 @@ from services.notifications.inbox import Inbox
 from services.notifications.limits import PatientRateLimit
 from services.notifications.message_kinds import MessageKinds
 from services.notifications.messages import Messages
+from services.notifications.outcomes import Outcomes
 from services.notifications.preferences import PreferenceStore
 from services.notifications.providers.base import Provider
 from services.notifications.providers.registry import build_providers
@@ -106,8 +107,8 @@ def build(runtime: Runtime) -> Notifications:
     limits = PatientRateLimit(
         runtime.redis, settings.redis_key_prefix, settings.patient_rate_limit_per_hour
     )
+    outcomes = Outcomes(db, settings, message_kinds, messages, dispatcher, consents, sent)
     delivery = Delivery(
-        db,
         settings,
         message_kinds,
         messages,
@@ -116,7 +117,7 @@ def build(runtime: Runtime) -> Notifications:
         consents,
         limits,
         providers,
-        sent,
+        outcomes,
         runtime.outbox,
     )
     return Notifications(

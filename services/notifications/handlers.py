@@ -18,7 +18,7 @@ from services.notifications.reminders import REMINDER_JOB
 from services.notifications.settings import NotificationsSettings
 from shared.consumer import ConsumerSpec, Handler
 from shared.events import Envelope
-from shared.jobs import Job, JobHandler
+from shared.jobs import Job, JobHandler, JobSteps, Stepwise
 from shared.kafka import topic_name
 from shared.outbox import Tx
 from shared.service import Runtime
@@ -119,13 +119,13 @@ def jobs(runtime: Runtime) -> dict[str, JobHandler]:
         context: Notifications = runtime.extras["notifications"]
         return context
 
-    async def deliver(job: Job, tx: Tx) -> None:
-        await ctx().delivery.run(job, tx)
+    async def deliver(job: Job, steps: JobSteps) -> None:
+        await ctx().delivery.deliver(job, steps)
 
     async def remind(job: Job, tx: Tx) -> None:
         await ctx().reminders.fire(job, tx)
 
-    return {DELIVER_JOB: deliver, REMINDER_JOB: remind}
+    return {DELIVER_JOB: Stepwise(deliver), REMINDER_JOB: remind}
 
 
 def _bind(ctx: Notifications, handler: Lifecycle) -> Handler:

@@ -1,8 +1,11 @@
 """Message documents: one per source, kind and channel, with every attempt and its status.
 
-Statuses: ``queued`` (waiting for its send time or a retry), ``sent`` (the provider took
-it), ``delivered``, ``failed`` (the channel gave up), ``suppressed`` (not sent, and why:
-channel_off, no_address, no_consent), ``expired`` (no longer useful when its time came).
+Statuses: ``queued`` (waiting for its send time or a retry), ``sending`` (an attempt is
+recorded as begun, under ``sending.attempt_id``, before the provider is called), ``sent``
+(the provider took it), ``delivered``, ``failed`` (the channel gave up), ``suppressed`` (not
+sent, and why: channel_off, no_address, no_consent), ``expired`` (no longer useful when its
+time came), ``unknown`` (an attempt died between the provider call and its record, and the
+provider cannot tell what became of it: not sent again, see ``delivery``).
 """
 
 from __future__ import annotations
@@ -21,14 +24,18 @@ from shared.mongo import Database, Document, Session
 
 class Status(StrEnum):
     QUEUED = "queued"
+    SENDING = "sending"
     SENT = "sent"
     DELIVERED = "delivered"
     FAILED = "failed"
     SUPPRESSED = "suppressed"
     EXPIRED = "expired"
+    UNKNOWN = "unknown"
 
 
-FINAL = frozenset({Status.DELIVERED, Status.FAILED, Status.SUPPRESSED, Status.EXPIRED})
+FINAL = frozenset(
+    {Status.DELIVERED, Status.FAILED, Status.SUPPRESSED, Status.EXPIRED, Status.UNKNOWN}
+)
 
 
 @dataclass(frozen=True)
