@@ -37,6 +37,7 @@ from shared.problems import BadRequest, NotFound, Problem, ServiceUnavailable
 
 log = structlog.get_logger(__name__)
 
+LANE_HEADER = b"x-careloop-lane"  # a booking let through in the slow lane: queue it last
 IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
 HOP_BY_HOP = frozenset(
     {
@@ -53,6 +54,7 @@ HOP_BY_HOP = frozenset(
         b"host",
         b"content-length",
         b"x-request-id",
+        LANE_HEADER,
     }
 )
 # set by the gateway's own server: an upstream's copy would make a second one
@@ -104,6 +106,8 @@ def request_headers(request: Request) -> RawHeaders:
                 extra={"header": shown},
             )
     headers.append((b"x-request-id", str(request.state.request_id).encode("ascii")))
+    if getattr(request.state, "slow_lane", False):  # the gateway's word, never the client's
+        headers.append((LANE_HEADER, b"slow"))
     if request.client:
         headers.append((b"x-forwarded-for", request.client.host.encode("ascii", "replace")))
     return headers

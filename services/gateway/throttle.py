@@ -46,6 +46,7 @@ async def rate_limit(
         user_agent=request.headers.get("user-agent"),
         body_keys=await _body_keys(request) if principal is None else None,
         is_staff=principal.is_staff if principal else False,
+        on_slow_lane=lambda: setattr(request.state, "slow_lane", True),
     )
 
 

@@ -256,9 +256,11 @@ class TrafficPolicy:
         body_keys: Mapping[str, str] | None = None,
         is_staff: bool = False,
         token: TokenKeys | None = None,
+        on_slow_lane: Callable[[], None] | None = None,
     ) -> EndpointClass:
         """Check ``token`` and count the request; raise 401, 429 (``rate_limited``,
-        ``slow_lane``, ``overloaded``) or 503 to refuse."""
+        ``slow_lane``, ``overloaded``) or 503 to refuse. ``on_slow_lane`` hears of a
+        request let through in the slow lane (the service queues it behind people)."""
         endpoint, s = classify(method, path), self.settings
         limits: list[Limit] = []
         lane: SlowLane | None = None
@@ -296,6 +298,8 @@ class TrafficPolicy:
             problem = refusal(endpoint, decision, slow_lane=result.slow_lane)
             self._count(endpoint, problem.code)
             raise problem
+        if result.slow_lane and on_slow_lane is not None:
+            on_slow_lane()
         return endpoint
 
     def _digest(self, field: str, value: str) -> str:

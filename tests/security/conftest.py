@@ -9,6 +9,7 @@ session), inbox items and messages; account B has a patient and a booking of its
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator, Mapping
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
@@ -20,6 +21,7 @@ from fastapi import FastAPI
 
 from devstack.stack import EmbeddedStack
 from services.appointments.app import create_app as appointments_app
+from services.appointments.bootstrap import built
 from services.appointments.settings import AppointmentsSettings
 from services.followup.app import create_app as followup_app
 from services.followup.settings import FollowupSettings
@@ -30,7 +32,7 @@ from services.referrals.app import create_app as referrals_app
 from services.referrals.settings import ReferralsSettings
 from shared.auth import TokenMinter
 from shared.ids import new_id
-from shared.principal import Role
+from shared.principal import Principal, Role
 from shared.settings import ServiceSettings
 from tests.factories import make_national_id, make_phone
 from tests.integration.appointments.conftest import ORG, Api, seed_master_data
@@ -166,6 +168,21 @@ async def _seed_appointments(world: World, api: Api) -> None:
         world.secrets |= {p["id"], p["name"], p["phone_masked"], p["national_id_masked"]}
 
 
+async def _seed_ticket(world: World, app: FastAPI) -> None:
+    """A's waiting-room ticket (on the full session: it is answered sold out)."""
+    room = built(app.state.runtime).waiting_room
+    request = {"patient_id": world.ids["patient_id"], "schedule_id": world.ids["full_schedule_id"]}
+    ticket = await room.enqueue(
+        principal=Principal(subject=world.account_a, roles=frozenset({Role.PATIENT})),
+        request=json.dumps(request),
+        schedule_id=world.ids["full_schedule_id"],
+        patient_id=world.ids["patient_id"],
+        pools=["public"],
+    )
+    world.ids["ticket_id"] = ticket.id
+    world.secrets.add(ticket.id)
+
+
 async def _seed_notifications(world: World, app: FastAPI) -> None:
     db = app.state.runtime.db
     patient_id = world.ids["patient_id"]
@@ -220,6 +237,7 @@ async def world(
         appointments = world.clients["appointments"]
         api = Api(str(appointments.base_url), appointments, minter, factories["appointments"][1])
         await _seed_appointments(world, api)
+        await _seed_ticket(world, world.apps["appointments"])
         await _seed_notifications(world, world.apps["notifications"])
         world.ids.update(
             kind="appointment.booked",

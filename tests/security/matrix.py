@@ -173,6 +173,9 @@ APPOINTMENTS: list[Rule] = [
         allowed_ids={"entry_id": "spare_entry_id"},
     ),
     Rule("POST", f"{A}/waitlist/{{entry_id}}/confirm", BOOKERS, owned=True),
+    # waiting-room tickets: only the account that asked sees its ticket (404 for others)
+    Rule("GET", f"{A}/tickets/{{ticket_id}}", BOOKERS, owned=True),
+    Rule("GET", f"{A}/tickets/{{ticket_id}}/events", BOOKERS, owned=True),
     # master data and policy: admins and the HIS integration
     Rule("PUT", f"{A}/admin/departments", ADMIN_OR_SERVICE),
     Rule("PUT", f"{A}/admin/resources", ADMIN_OR_SERVICE),
