@@ -207,14 +207,16 @@ class Outcomes:
         outcome: Unresolved,
         attempt: dict[str, Any],
     ) -> None:
-        """The provider could not be asked about the attempt: ask again later (it stays
-        ``sending``, so nothing is sent blindly), or give up as ``unknown``."""
+        """The attempt's fate is open (its answer was lost, or the provider could not be
+        asked): ask again later (it stays ``sending``, so nothing is sent blindly), or, after
+        ``delivery_max_attempts`` tries, give up as ``unknown``."""
         asked = int(begun.get("lookups", 0)) + 1
         error = outcome.error
-        log.warning("notification.lookup_failed", code=error.code if error else None, asked=asked)
+        code = error.code if error else None
+        log.warning("notification.attempt_open", why=outcome.reason, code=code, asked=asked)
         if asked >= self.settings.delivery_max_attempts:
             attempt.update(error=str(error)[:300])
-            await self.unresolved(tx, msg, Unresolved(Status.UNKNOWN, "lookup_failed"), attempt)
+            await self.unresolved(tx, msg, Unresolved(Status.UNKNOWN, outcome.reason), attempt)
             return
         due = datetime.now(UTC) + retry_delay(
             asked,

@@ -10,6 +10,10 @@ the key first (:meth:`~services.notifications.providers.base.Provider.lookup`) a
 * the provider has no send under the key: it is sent now, under the same key;
 * the provider cannot tell (WeChat): the message ends ``unknown``, not sent twice;
 * the provider cannot be asked now: the message stays ``sending`` and is asked again later.
+
+A send whose answer was lost on the way (a read timeout, a dropped connection: the provider
+may have sent it) is treated the same way: the message stays ``sending``, and the next run
+asks before sending again.
 """
 
 from __future__ import annotations
@@ -84,6 +88,8 @@ async def call_provider(provider: Provider, pending: Pending) -> Outcome:
     try:
         return await provider.send(request)
     except ProviderError as exc:
+        if exc.in_doubt:  # it may have gone out: look it up before sending again
+            return Unresolved(Status.SENDING, "answer_lost", exc)
         return exc
     except Exception as exc:  # an adapter bug must not lose the message: retry it
         return _adapter_error(provider, exc)

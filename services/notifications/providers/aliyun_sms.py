@@ -43,6 +43,7 @@ from services.notifications.providers.base import (
     SendRequest,
     SendResult,
     SendStatus,
+    may_have_arrived,
     template_not_configured,
 )
 from services.notifications.settings import NotificationsSettings
@@ -236,10 +237,15 @@ class AliyunSmsProvider:
         params["Signature"] = sign("POST", params, self._secret)
         try:
             return await self._client.post(self._endpoint, data=params)
-        except httpx.TimeoutException as exc:
-            raise self._failed(request, "timeout", type(exc).__name__, retryable=True) from exc
         except httpx.TransportError as exc:
-            error = self._failed(request, "connection_error", type(exc).__name__, retryable=True)
+            timeout = isinstance(exc, httpx.TimeoutException)
+            error = self._failed(
+                request,
+                "timeout" if timeout else "connection_error",
+                type(exc).__name__,
+                retryable=True,
+                in_doubt=may_have_arrived(exc),
+            )
             raise error from exc
 
     async def aclose(self) -> None:
@@ -294,7 +300,13 @@ class AliyunSmsProvider:
         return SendResult(SendStatus.SENT, PROVIDER, provider_message_id)
 
     def _failed(
-        self, request: SendRequest, code: str, message: str, *, retryable: bool
+        self,
+        request: SendRequest,
+        code: str,
+        message: str,
+        *,
+        retryable: bool,
+        in_doubt: bool = False,
     ) -> ProviderError:
         log.warning(
             "aliyun_sms.failed",
@@ -302,8 +314,9 @@ class AliyunSmsProvider:
             phone=mask_phone(request.address),
             code=code,
             retryable=retryable,
+            in_doubt=in_doubt,
         )
-        return ProviderError(PROVIDER, code, message, retryable=retryable)
+        return ProviderError(PROVIDER, code, message, retryable=retryable, in_doubt=in_doubt)
 
 
 def _json_object(response: httpx.Response) -> dict[str, object] | None:

@@ -26,6 +26,8 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Protocol
 
+import httpx
+
 from services.notifications.domain.channels import Channel
 
 
@@ -96,15 +98,26 @@ class ProviderError(Exception):
 
     ``retryable`` errors (timeouts, throttling, 5xx, an expired access token) are tried
     again later on the same channel; the others (refused consent, invalid number, blocked
-    user) fall back to the next channel at once.
+    user) fall back to the next channel at once. ``in_doubt``: the request may have
+    reached the provider and been sent (its answer was lost: a read timeout, a dropped
+    connection), so the delivery looks it up before sending again.
     """
 
-    def __init__(self, provider: str, code: str, message: str, *, retryable: bool) -> None:
+    def __init__(
+        self, provider: str, code: str, message: str, *, retryable: bool, in_doubt: bool = False
+    ) -> None:
         super().__init__(f"{provider} {code}: {message}")
         self.provider = provider
         self.code = code
         self.message = message
         self.retryable = retryable
+        self.in_doubt = in_doubt
+
+
+def may_have_arrived(exc: Exception) -> bool:
+    """Whether an httpx transport failure may have come after the request reached the
+    provider: anything but a failure to connect."""
+    return not isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout)
 
 
 def template_not_configured(provider: str, kind: str) -> ProviderError:

@@ -41,6 +41,7 @@ from services.notifications.providers.base import (
     SendRequest,
     SendResult,
     SendStatus,
+    may_have_arrived,
     template_not_configured,
 )
 from services.notifications.settings import NotificationsSettings
@@ -169,11 +170,11 @@ class WechatSubscribeProvider:
         body = self._body(request)
         url = f"{self._base}/cgi-bin/message/subscribe/send"
         token = await self._access_token()
-        answer = await self._post_json(url, body, {"access_token": token})
+        answer = await self._post_json(url, body, {"access_token": token}, sending=True)
         if answer.get("errcode") in TOKEN_ERRCODES:
             log.info("wechat.token_rejected", errcode=answer.get("errcode"))
             token = await self._access_token(rejected=token)
-            answer = await self._post_json(url, body, {"access_token": token})
+            answer = await self._post_json(url, body, {"access_token": token}, sending=True)
         return self._result(request, answer)
 
     async def aclose(self) -> None:
@@ -219,15 +220,26 @@ class WechatSubscribeProvider:
         return _Token(token, self._clock() + max(0.0, expires_in - TOKEN_MARGIN_SECONDS))
 
     async def _post_json(
-        self, url: str, payload: dict[str, object], params: dict[str, str] | None
+        self,
+        url: str,
+        payload: dict[str, object],
+        params: dict[str, str] | None,
+        *,
+        sending: bool = False,
     ) -> dict[str, object]:
-        """POST JSON and return the JSON object answered; transport faults are retryable."""
+        """POST JSON and return the JSON object answered; transport faults are retryable
+        (and, for a send, in doubt when the request may have arrived)."""
         try:
             response = await self._client.post(url, json=payload, params=params)
-        except httpx.TimeoutException as exc:
-            raise ProviderError(PROVIDER, "timeout", type(exc).__name__, retryable=True) from exc
         except httpx.TransportError as exc:
-            error = ProviderError(PROVIDER, "connection_error", type(exc).__name__, retryable=True)
+            code = "timeout" if isinstance(exc, httpx.TimeoutException) else "connection_error"
+            error = ProviderError(
+                PROVIDER,
+                code,
+                type(exc).__name__,
+                retryable=True,
+                in_doubt=sending and may_have_arrived(exc),
+            )
             raise error from exc
         status = response.status_code
         if status >= 400:

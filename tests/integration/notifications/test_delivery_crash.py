@@ -263,3 +263,30 @@ async def test_a_wechat_send_whose_answer_was_lost_ends_unknown_not_sent_twice(
             assert [a["status"] for a in msg["attempts"]] == ["unknown"]
             await asyncio.sleep(1)  # no fallback to SMS: the WeChat message probably arrived
             assert await message_of(db, patient_id, "sms") is None
+
+
+async def test_an_sms_whose_answer_timed_out_is_looked_up_not_sent_again(
+    notifications_settings: Callable[..., NotificationsSettings], minter: TokenMinter
+) -> None:
+    server = AliyunSmsServer()
+    async with serve(server.app) as url:
+        settings = aliyun_settings(notifications_settings, url).model_copy(
+            update={"provider_timeout_seconds": 0.5}
+        )
+        async with running_notifications(settings, minter) as api:
+            db = api.ctx.runtime.db
+            # first: Aliyun sends it, but answers after the adapter gave up waiting
+            server.answer_late(1, 1.5)
+            patient_id, account_id, _ = await api.register_patient()
+            await api.publish(booked(facts(patient_id, account_id)))
+            late = await until_status(db, patient_id, "sms", "delivered")
+            assert len(server.sends) == 1
+            assert [a["status"] for a in late["attempts"]] == ["delivered"]
+            # then: Aliyun is slow to take it, the adapter gives up, nothing was sent
+            server.delay_next(1, 1.5)
+            other, other_account, _ = await api.register_patient()
+            await api.publish(booked(facts(other, other_account)))
+            slow = await until_status(db, other, "sms", "sent")  # sent now: a receipt follows
+            assert len(server.sends) == 2
+            assert server.sends[1].out_id == slow["_id"]
+            assert [a["status"] for a in slow["attempts"]] == ["sent"]

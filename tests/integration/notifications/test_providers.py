@@ -252,7 +252,7 @@ async def test_aliyun_timeout_is_retryable(aliyun: tuple[AliyunSmsServer, str]) 
     provider = AliyunSmsProvider(settings(aliyun_sms_endpoint=url, provider_timeout_seconds=0.2))
     error = await refused(provider, SMS)
     await provider.aclose()
-    assert (error.code, error.retryable) == ("timeout", True)
+    assert (error.code, error.retryable, error.in_doubt) == ("timeout", True, True)
 
 
 async def test_aliyun_connection_refused_is_retryable() -> None:
@@ -260,7 +260,7 @@ async def test_aliyun_connection_refused_is_retryable() -> None:
     provider = AliyunSmsProvider(settings(aliyun_sms_endpoint=endpoint))
     error = await refused(provider, SMS)
     await provider.aclose()
-    assert (error.code, error.retryable) == ("connection_error", True)
+    assert (error.code, error.retryable, error.in_doubt) == ("connection_error", True, False)
 
 
 async def test_aliyun_logs_neither_the_number_nor_the_secret(
@@ -439,7 +439,7 @@ async def test_wechat_http_5xx_and_timeouts_are_retryable(
     quick = WechatSubscribeProvider(settings(wechat_api_base=url, provider_timeout_seconds=0.2))
     error = await refused(quick, WECHAT)
     await quick.aclose()
-    assert (error.code, error.retryable) == ("timeout", True)
+    assert (error.code, error.retryable, error.in_doubt) == ("timeout", True, True)
 
 
 async def test_wechat_token_failures(weixin: tuple[WechatServer, str]) -> None:
