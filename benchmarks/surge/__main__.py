@@ -15,7 +15,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from benchmarks.surge import crowd, report, seed, steady
+from benchmarks.surge import cpu, crowd, report, seed, steady
 from devstack.up import configured_workers
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -59,14 +59,18 @@ async def run(running: seed.Running, args: argparse.Namespace, work: Path) -> di
     seeded = time.perf_counter() - t0
     quiet = await seed.wait_quiet(running)
     print(f"  seeded in {seeded:.0f} s, quiet {quiet:.0f} s later; release!", flush=True)
+    parts = cpu.processes(running)
+    before = cpu.snapshot(parts)
     results, wall = await crowd.surge(patients, running.gateway, deadline=args.deadline)
+    cpu_used = cpu.used(before, cpu.snapshot(parts))
     counted = report.overbooking(running.mongo_url, schedules, args.numbers)
-    sold_out = [r.patient for r in results if r.outcome == "sold_out"]
+    # every patient without a booking books again: the session is sold out for them all
+    unbooked = [r.patient for r in results if r.outcome != "booked"]
     print(f"  surge over in {wall:.1f} s; steady load with wrk ...", flush=True)
     booking, healthz = await asyncio.to_thread(
         steady.sold_out_vs_healthz,
         running.gateway,
-        sold_out or [r.patient for r in results],
+        unbooked or [r.patient for r in results],
         work,
         connections=args.wrk_connections,
         seconds=args.wrk_seconds,
@@ -82,7 +86,9 @@ async def run(running: seed.Running, args: argparse.Namespace, work: Path) -> di
         "cpus": os.cpu_count(),
         "at": datetime.now(UTC).isoformat(timespec="seconds"),
     }
-    return report.summarize(results, wall, counted, booking, healthz, settings)
+    summary = report.summarize(results, wall, counted, booking, healthz, settings)
+    summary["surge"]["cpu_seconds"] = cpu_used
+    return summary
 
 
 if __name__ == "__main__":

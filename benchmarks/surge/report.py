@@ -133,6 +133,8 @@ def table(report: dict[str, Any]) -> str:
         )
     lines += [
         f"  5xx answers: {s['server_errors_5xx']}",
+        f"  CPU seconds used during the surge ({s['seconds']:.0f} s x {report['settings']['cpus']}"
+        f" cores): {s.get('cpu_seconds')}",
         f"  outcomes: {s['outcomes']}",
         f"  patients left without a definitive answer: {s['left_without_definitive_answer']}"
         f" {s['left_without_definitive_answer_by_reason'] or ''}",

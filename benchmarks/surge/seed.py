@@ -161,17 +161,25 @@ async def add_patients(
                 "phone": f"139{n:08d}",
                 "relation": "self",
             }
-            for attempt in range(5):
-                answer = await client.post(
-                    "/v1/appointments/patients",
-                    json=body,
-                    headers={"authorization": f"Bearer {token}"},
-                )
+            for attempt in range(5):  # adding the same patient again links it again: 201
+                try:
+                    answer = await client.post(
+                        "/v1/appointments/patients",
+                        json=body,
+                        headers={"authorization": f"Bearer {token}"},
+                    )
+                except httpx.TransportError:  # e.g. a kept-alive connection closed under us
+                    if attempt == 4:
+                        raise
+                    await asyncio.sleep(0.2 * (attempt + 1))
+                    continue
                 if answer.status_code == 201:
                     break
                 if answer.status_code < 500 or attempt == 4:
                     raise RuntimeError(f"patient {n}: {answer.status_code} {answer.text}")
                 await asyncio.sleep(0.2 * (attempt + 1))
+            if len(patients) % 2000 == 1999:
+                log.info("surge.seeding", patients=len(patients) + 1, of=count)
             patients.append(
                 Patient(
                     n,
