@@ -9,9 +9,14 @@ refused attempt is not counted and answers 429 ``id_attempts_exceeded`` (or
 ``account_attempts_exceeded``) with ``Retry-After``: when the next attempt would count.
 
 Counted by the one rate limiter (:mod:`shared.ratelimit`, GCRA on Redis ``TIME``, both
-subjects in one script, all or nothing): "N per window W" is a burst of N, then one
-attempt every W/N (so a refusal after a burst waits W/N, e.g. 30 s for 20 per 10 min).
-Keys live under ``appointments:attempts:gcra:`` and expire when their bucket is full.
+subjects in one script, all or nothing) with ``burst=N``, which keeps the meaning the
+budgets had as a sliding log: N attempts at once, never more than N in any window W
+(after a full burst the next attempt waits W). Keys live under
+``appointments:attempts:gcra:`` and expire when their bucket is full.
+
+An attempt is one booking request: a retry with the same ``Idempotency-Key`` (after a
+503, a lost answer or a crash) is not counted again, so a patient is never locked out by
+retrying what the service asked them to retry.
 The ID's subject is a digest of the keyed hash, so Redis keys cannot be joined to
 patient records, and logs carry only the digest's first 8 characters.
 
@@ -62,7 +67,9 @@ class BookingAttempts:
     def __init__(
         self, redis: Redis, prefix: str = "", limits: BookingAttemptLimits | None = None
     ) -> None:
+        self.redis = redis
         self.limiter = RateLimiter(redis, prefix, namespace=NAMESPACE)
+        self.counted_prefix = f"{prefix}{NAMESPACE}counted:"
         self.limits = limits or BookingAttemptLimits()
 
     @classmethod
@@ -70,19 +77,29 @@ class BookingAttempts:
         limits = getattr(settings, "booking_attempts", None)
         return cls(redis, settings.redis_key_prefix, limits)
 
-    async def check(self, principal: Principal, patient: Document) -> None:
-        """Count one booking attempt for ``patient`` by ``principal``, or raise 429."""
+    async def check(self, principal: Principal, patient: Document, request_ref: str = "") -> None:
+        """Count one booking attempt for ``patient`` by ``principal``, or raise 429.
+        ``request_ref`` (the Idempotency-Key's scope and key) counts a request once."""
         limits = self.limits
         if not limits.enabled or principal.is_staff or principal.has_any(Role.SERVICE):
             return
         ref = national_id_ref(patient)
         window = limits.window_seconds
         subjects = [
-            Limit("national_id", ref, limits.per_national_id, window),
-            Limit("account", principal.subject, limits.per_account, window),
+            Limit("national_id", ref, limits.per_national_id, window, burst=limits.per_national_id),
+            Limit(
+                "account", principal.subject, limits.per_account, window, burst=limits.per_account
+            ),
         ]
+        counted = self.counted_prefix + request_ref
         try:
+            if request_ref and not await self.limiter.call(
+                self.redis.set(counted, "1", nx=True, ex=window)
+            ):
+                return  # this request was counted when it was first made
             decision = await self.limiter.hit(subjects)
+            if not decision.allowed and request_ref:
+                await self.limiter.call(self.redis.delete(counted))  # not counted: refused
         except LimiterUnavailable as exc:
             log.warning("appointments.attempt_limits_unavailable", error=str(exc))
             return

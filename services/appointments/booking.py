@@ -135,7 +135,7 @@ class Booking:
     ) -> dict[str, Any] | Ticket:
         """The booking's view, or a waiting-room ticket while admission is saturated."""
         now = now or datetime.now(UTC)
-        attempt = await self.check(principal, request, now)
+        attempt = await self.check(principal, request, now, idempotency)
         admission = await self.admit(attempt, idempotency, serving_ticket=False)
         if admission.outcome is Outcome.BUSY and self.waiting_room is not None:
             return await self.waiting_room.enqueue(
@@ -160,7 +160,13 @@ class Booking:
             return None
         return await self.commit(attempt, admission, None, now)
 
-    async def check(self, principal: Principal, request: BookRequest, now: datetime) -> Attempt:
+    async def check(
+        self,
+        principal: Principal,
+        request: BookRequest,
+        now: datetime,
+        idempotency: Idempotency | None = None,
+    ) -> Attempt:
         """Every refusal Redis can answer: not the caller's patient, too many attempts, a
         cancelled or unreleased session, a slot of another pool or in the past, a ban."""
         patient, cached, version = await self.cache.lookup(request.patient_id, request.schedule_id)
@@ -170,7 +176,8 @@ class Booking:
                 "you may not act for this patient",
                 detail_zh="无权操作该就诊人",
             )
-        await self.attempts.check(principal, patient.doc)  # per national ID and account
+        ref = f"{idempotency.scope}:{idempotency.key}" if idempotency else ""
+        await self.attempts.check(principal, patient.doc, ref)  # per national ID and account
         schedule = cached.doc
         if schedule["status"] != "published":
             raise Conflict(
