@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import random
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
@@ -28,7 +29,14 @@ from pymongo import ASCENDING, IndexModel, ReturnDocument
 
 from shared.ids import new_id
 from shared.metrics import ServiceMetrics
-from shared.mongo import CollectionIndexes, Database, Document, Session
+from shared.mongo import (
+    CollectionIndexes,
+    Contended,
+    Database,
+    Document,
+    Session,
+    in_transaction,
+)
 from shared.outbox import Outbox, Tx, is_contention
 from shared.settings import ServiceSettings
 
@@ -36,6 +44,7 @@ log = structlog.get_logger(__name__)
 T = TypeVar("T")
 
 JOBS = "jobs"
+CLAIM_CANDIDATES = 8  # due jobs tried per claim, past any held by an open transaction
 JOB_INDEXES = CollectionIndexes(
     JOBS,
     [
@@ -197,15 +206,43 @@ class JobRunner:
                 await self._sleep(1.0)
 
     async def claim_next(self) -> Job | None:
+        """Claim the job due first, skipping any that an open transaction holds.
+
+        A worker killed inside a job's transaction leaves it open on the server until the
+        server reaps it (60 s); a plain write to that job would wait all that while, and
+        the whole runner with it. The claim therefore runs in a transaction of its own,
+        where a conflict surfaces at once, and moves on to the next due job.
+        """
         now = datetime.now(UTC)
-        doc = await self.db[JOBS].find_one_and_update(
-            {
-                "kind": {"$in": list(self.handlers)},
-                "$or": [
-                    {"status": "scheduled", "due_at": {"$lte": now}},
-                    {"status": "running", "lease_until": {"$lt": now}},
-                ],
-            },
+        due: dict[str, Any] = {
+            "kind": {"$in": list(self.handlers)},
+            "$or": [
+                {"status": "scheduled", "due_at": {"$lte": now}},
+                {"status": "running", "lease_until": {"$lt": now}},
+            ],
+        }
+        held: list[str] = []
+        for _ in range(CLAIM_CANDIDATES):
+            query = {**due, "_id": {"$nin": held}} if held else due
+            candidate = await self.db[JOBS].find_one(query, {"_id": 1}, sort=[("due_at", 1)])
+            if candidate is None:
+                return None
+            claim = functools.partial(self._claim, due, candidate["_id"], now)
+            try:
+                doc = await in_transaction(self.outbox.client, claim, max_retries=1)
+            except Contended:
+                held.append(candidate["_id"])
+                log.info("job.claim_skipped_held", held_job_id=candidate["_id"])
+                continue
+            if doc is not None:
+                return Job.from_document(doc)
+        return None
+
+    async def _claim(
+        self, due: dict[str, Any], job_id: str, now: datetime, session: Session
+    ) -> Document | None:
+        return await self.db[JOBS].find_one_and_update(
+            {**due, "_id": job_id},
             {
                 "$set": {
                     "status": "running",
@@ -215,10 +252,9 @@ class JobRunner:
                 },
                 "$inc": {"attempts": 1},
             },
-            sort=[("due_at", ASCENDING)],
             return_document=ReturnDocument.AFTER,
+            session=session,
         )
-        return Job.from_document(doc) if doc else None
 
     async def run_job(self, job: Job) -> None:
         handler = self.handlers[job.kind]

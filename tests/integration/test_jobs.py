@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 from pymongo import AsyncMongoClient
@@ -191,3 +192,38 @@ async def test_contention_gives_a_job_its_attempt_back(
     finally:
         runner.stop()
         await task
+
+
+async def test_a_job_held_by_an_open_transaction_does_not_hold_up_the_others(
+    mongo: AsyncMongoClient[Document], make_settings: Callable[..., ServiceSettings]
+) -> None:
+    """A worker killed inside a job's transaction leaves it open on the server (reaped after
+    60 s), holding the job's document: the claim skips that job instead of waiting."""
+    settings = make_settings()
+    outbox = await make_outbox(mongo, settings)
+    db = outbox.db
+
+    async def run(job: Job, tx: Tx) -> None:
+        await db.effects.insert_one({"_id": job.id}, session=tx.session)
+
+    now = datetime.now(UTC)
+    held = await schedule_job(db, None, kind="sla", due_at=now - timedelta(seconds=2))
+    other = await schedule_job(db, None, kind="sla", due_at=now - timedelta(seconds=1))
+    orphan = mongo.start_session()
+    await orphan.start_transaction()
+    await db[JOBS].update_one({"_id": held}, {"$set": {"status": "done"}}, session=orphan)
+    runner = JobRunner(outbox, settings, {"sla": run}, worker_id="w1")
+    task = asyncio.create_task(runner.run())
+    try:
+        await wait_until(lambda: _effect(db, other), timeout=10, what="the other job run")
+        assert not await _effect(db, held)
+        await orphan.abort_transaction()  # the server's reaper
+        await wait_until(lambda: _effect(db, held), timeout=10, what="the held job run")
+    finally:
+        await orphan.end_session()
+        runner.stop()
+        await task
+
+
+async def _effect(db: Any, job_id: str) -> bool:
+    return await db.effects.find_one({"_id": job_id}) is not None
