@@ -15,10 +15,11 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from benchmarks.surge import cpu, crowd, report, seed, steady
+from benchmarks.surge import cpu, crowd, report, seed, server_side, steady
 from devstack.up import configured_workers
 
 ROOT = Path(__file__).resolve().parents[2]
+INSIDE = ("gateway", "appointments")  # whose own request timings the report shows
 
 
 def main() -> None:
@@ -61,8 +62,13 @@ async def run(running: seed.Running, args: argparse.Namespace, work: Path) -> di
     print(f"  seeded in {seeded:.0f} s, quiet {quiet:.0f} s later; release!", flush=True)
     parts = cpu.processes(running)
     before = cpu.snapshot(parts)
+    inside = {name: await server_side.buckets(running, name, "POST") for name in INSIDE}
     results, wall = await crowd.surge(patients, running.gateway, deadline=args.deadline)
     cpu_used = cpu.used(before, cpu.snapshot(parts))
+    inside_latency = {
+        name: server_side.quantiles(then, await server_side.buckets(running, name, "POST"))
+        for name, then in inside.items()
+    }
     counted = report.overbooking(running.mongo_url, schedules, args.numbers)
     # every patient without a booking books again: the session is sold out for them all
     unbooked = [r.patient for r in results if r.outcome != "booked"]
@@ -88,6 +94,7 @@ async def run(running: seed.Running, args: argparse.Namespace, work: Path) -> di
     }
     summary = report.summarize(results, wall, counted, booking, healthz, settings)
     summary["surge"]["cpu_seconds"] = cpu_used
+    summary["surge"]["bookings_inside_the_services"] = inside_latency
     return summary
 
 

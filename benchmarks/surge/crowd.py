@@ -25,6 +25,7 @@ from benchmarks.surge.seed import BROWSER_UA, Patient
 MAX_ATTEMPTS = 6
 RETRY_AFTER_CAP = 10.0  # seconds: a patient waits at most this long between two attempts
 DEFINITIVE = {"booked", "sold_out"}
+FINAL = {"booked", "sold_out", "expired", "failed"}  # a ticket's end; "queued", "serving" wait
 # our first attempt is still being worked on (the gateway timed out waiting for it): the
 # app asks again with the same Idempotency-Key and gets its result
 RETRYABLE_CODES = {"idempotency_in_progress"}
@@ -86,7 +87,7 @@ async def _poll(
         if answer.status_code != 200:
             continue
         status = str(answer.json().get("status", ""))
-        if status and status != "queued":
+        if status in FINAL:
             result.outcome = status
             result.done_at = time.perf_counter() - release
             result.queued_wait = time.perf_counter() - queued_at
@@ -131,9 +132,9 @@ async def book(
             sent = time.perf_counter()
             try:
                 answer = await client.post("/v1/appointments/appointments", json=body)
-            except httpx.HTTPError:
+            except httpx.HTTPError as exc:  # ConnectError, ReadError, ReadTimeout...
                 now = time.perf_counter()
-                result.answers.append(Answer(0, "connection", now - release, now - sent))
+                result.answers.append(Answer(0, type(exc).__name__, now - release, now - sent))
                 await asyncio.sleep(0.5 * (attempt + 1))
                 continue
             now = time.perf_counter()

@@ -16,7 +16,7 @@ from benchmarks.surge.steady import WrkRun
 
 def label(answer: Answer) -> str:
     if answer.status == 0:
-        return "no answer (connection)"
+        return f"no answer ({answer.code})"
     if answer.status == 409:
         return "409 slot_sold_out" if answer.code == "slot_sold_out" else f"409 {answer.code}"
     names = {201: "201 booked", 202: "202 queued"}
@@ -133,6 +133,8 @@ def table(report: dict[str, Any]) -> str:
         )
     lines += [
         f"  5xx answers: {s['server_errors_5xx']}",
+        f"  booking POSTs as the services timed them (histogram buckets): "
+        f"{s.get('bookings_inside_the_services')}",
         f"  CPU seconds used during the surge ({s['seconds']:.0f} s x {report['settings']['cpus']}"
         f" cores): {s.get('cpu_seconds')}",
         f"  outcomes: {s['outcomes']}",

@@ -22,7 +22,7 @@ pytestmark = pytest.mark.e2e
 
 
 def stand_in() -> tuple[FastAPI, dict[str, Any]]:
-    """Patient 0: 202 then booked after two polls; 1: 429 then 201; 2: 503 then 409 sold
+    """Patient 0: 202, then queued, serving, booked; 1: 429 then 201; 2: 503 then 409 sold
     out; 3: 202 then expired."""
     seen: dict[str, Any] = {"addresses": set(), "keys": {}, "polls": {}}
     app = FastAPI()
@@ -62,8 +62,9 @@ def stand_in() -> tuple[FastAPI, dict[str, Any]]:
         seen["polls"][ticket] = polls = seen["polls"].get(ticket, 0) + 1
         if ticket == "t-p3":
             return {"status": "expired", "appointment": None, "problem": {"code": "expired"}}
-        if polls < 3:
-            return {"status": "queued", "appointment": None, "problem": None}
+        if polls < 3:  # waiting: queued, then serving (its booking under way)
+            status = "queued" if polls == 1 else "serving"
+            return {"status": status, "appointment": None, "problem": None}
         return {"status": "booked", "appointment": {"id": "ap-0"}, "problem": None}
 
     return app, seen

@@ -45,7 +45,7 @@ def test_answers_are_told_apart_by_status_and_code() -> None:
     assert label(Answer(409, "slot_sold_out", 0, 0)) == "409 slot_sold_out"
     assert label(Answer(409, "already_booked", 0, 0)) == "409 already_booked"
     assert label(Answer(503, "write_conflict", 0, 0)) == "503 write_conflict"
-    assert label(Answer(0, "connection", 0, 0)) == "no answer (connection)"
+    assert label(Answer(0, "ConnectError", 0, 0)) == "no answer (ConnectError)"
     assert label(Answer(202, "", 0, 0)) == "202 queued"
     assert label(Answer(429, "rate_limited", 0, 0)) == "429 rate_limited"
     assert percentile([0.1 * n for n in range(1, 101)], 99) == pytest.approx(10.0)
