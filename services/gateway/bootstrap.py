@@ -157,7 +157,10 @@ def build(settings: GatewaySettings, metrics: ServiceMetrics, app: FastAPI) -> G
         timeout=httpx.Timeout(
             settings.upstream_timeout_seconds, connect=settings.upstream_connect_timeout_seconds
         ),
-        limits=httpx.Limits(max_connections=500, max_keepalive_connections=100),
+        limits=httpx.Limits(
+            max_connections=settings.upstream_max_connections,
+            max_keepalive_connections=settings.upstream_max_connections,
+        ),
     )
     redis = create_redis(settings.redis_url)
     front_redis = create_redis(
@@ -174,6 +177,7 @@ def build(settings: GatewaySettings, metrics: ServiceMetrics, app: FastAPI) -> G
         settings.idempotent_retries,
         timeout=settings.upstream_timeout_seconds,
         connect_timeout=settings.upstream_connect_timeout_seconds,
+        pool_timeout=settings.upstream_pool_wait_seconds,
         stream_idle_timeout=settings.stream_idle_timeout_seconds,
         max_response_bytes=settings.max_upstream_response_bytes,
     )

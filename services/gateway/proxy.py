@@ -33,6 +33,7 @@ import structlog
 from fastapi import Request
 from starlette.responses import Response, StreamingResponse
 
+from services.gateway.refusals import overloaded
 from shared.problems import BadRequest, NotFound, Problem, ServiceUnavailable
 
 log = structlog.get_logger(__name__)
@@ -166,6 +167,7 @@ class UpstreamProxy:
         *,
         timeout: float = 10.0,
         connect_timeout: float = 1.0,
+        pool_timeout: float = 1.0,
         stream_idle_timeout: float | None = 60.0,
         max_response_bytes: int = 32 * 1024 * 1024,
     ) -> None:
@@ -176,7 +178,9 @@ class UpstreamProxy:
         self.stream_idle_timeout = stream_idle_timeout
         self.max_response_bytes = max_response_bytes
         # our own deadlines bound the waits (below); httpx only bounds connecting and sending
-        self._io = httpx.Timeout(timeout, connect=connect_timeout, read=None)
+        # a request that finds every connection busy for ``pool_timeout`` was never sent:
+        # the gateway is at capacity, and says so with a 429 (``overloaded``)
+        self._io = httpx.Timeout(timeout, connect=connect_timeout, read=None, pool=pool_timeout)
 
     async def forward(self, request: Request, service: str) -> Response:
         base = self.service_urls.get(service)
@@ -214,6 +218,9 @@ class UpstreamProxy:
             try:
                 async with asyncio.timeout(wait):
                     return await self.client.send(outgoing, stream=True)
+            except httpx.PoolTimeout as exc:  # nothing was sent: at capacity, retry shortly
+                log.info("gateway.upstream_busy", service=service)
+                raise overloaded(1) from exc
             except (httpx.ConnectError, httpx.ConnectTimeout, httpx.RemoteProtocolError) as exc:
                 # RemoteProtocolError here: closed before any answer (e.g. a stale keep-alive)
                 if attempt == attempts:

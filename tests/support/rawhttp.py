@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 class RawResponse:
     status: int
     body: bytes
+    headers: dict[str, str] = field(default_factory=dict)  # lower-case names
 
     def json(self) -> Any:
         return json.loads(self.body)
@@ -74,10 +75,12 @@ async def request(
     finally:
         writer.close()
     header, _, content = raw.partition(b"\r\n\r\n")
-    status = int(header.split(b" ", 2)[1])
-    if b"transfer-encoding: chunked" in header.lower():
+    status_line, *lines = header.decode("latin-1").split("\r\n")
+    status = int(status_line.split(" ", 2)[1])
+    fields = {k.strip().lower(): v.strip() for k, _, v in (x.partition(":") for x in lines)}
+    if fields.get("transfer-encoding") == "chunked":
         content = _dechunk(content)
-    return RawResponse(status, content)
+    return RawResponse(status, content, fields)
 
 
 async def final_booking_answer(
