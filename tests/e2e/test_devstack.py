@@ -59,6 +59,7 @@ def wait_gone(pids: set[int], timeout: float = 5.0) -> set[int]:
     return {pid for pid in pids if alive(pid)}
 
 
+@pytest.mark.timeout(60)
 @pytest.mark.skipif(sys.platform != "linux", reason="PR_SET_PDEATHSIG is Linux's")
 def test_children_die_with_a_supervisor_killed_hard(tmp_path: Path) -> None:
     supervisor = textwrap.dedent(
@@ -123,6 +124,7 @@ def test_make_up_refuses_a_taken_port_and_starts_nothing(tmp_path: Path) -> None
     assert not (tmp_path / "logs").exists()
 
 
+@pytest.mark.timeout(120)
 @pytest.mark.skipif(sys.platform != "linux", reason="PR_SET_PDEATHSIG is Linux's")
 def test_make_up_runs_replicas_and_leaves_nothing_when_killed_hard(tmp_path: Path) -> None:
     gateway = free_port()
