@@ -25,6 +25,9 @@ from enum import StrEnum
 from redis.asyncio import Redis
 
 from services.appointments import admission_scripts as lua
+from services.appointments.attempt_limits import AttemptPlan
+from shared.mongo import Document
+from shared.ratelimit import Decision, gcra_decision
 
 SEPARATOR = "\x1f"  # between schedule id and patient id in the lease index
 
@@ -33,6 +36,7 @@ class Outcome(StrEnum):
     ADMITTED = "admitted"
     DUPLICATE = "duplicate"
     LEASED = "leased"  # admitted earlier, not settled yet
+    LIMITED = "limited"  # over the patient's attempt limits (counted in the same script)
     BUSY = "busy"  # the waiting room takes the request
     SOLD_OUT = "sold_out"
     UNINITIALIZED = "uninitialized"
@@ -75,6 +79,8 @@ class Admission:
     slot_id: str | None = None
     lease: Lease | None = None
     in_flight: int = 0
+    limited: Decision | None = None  # the refusing attempt limit, when LIMITED
+    existing: Document | None = None  # this request's own booking, found when DUPLICATE
 
 
 class AdmissionGate:
@@ -114,18 +120,23 @@ class AdmissionGate:
         lease: LeaseTerms | None = None,
         capacity: int = 0,
         serving_ticket: bool = False,
+        attempts: AttemptPlan | None = None,
     ) -> Admission:
-        """One admission attempt; ``capacity`` > 0 lets the gate answer ``busy``."""
+        """One admission attempt; ``capacity`` > 0 lets the gate answer ``busy``;
+        ``attempts``: the attempt limits it counts first, in the same script."""
         state, patients, *pool_keys = self._keys(schedule_id, pools)
+        counted = attempts.counted_key if attempts and attempts.counted_key else state
         keys = [
             state,
             patients,
             self.leases_key(schedule_id),
             self.lease_index,
             self.queue_key(schedule_id),
+            counted,
+            *(attempts.keys if attempts else []),
             *pool_keys,
         ]
-        args = [
+        args: list[str | int] = [
             patient_id,
             slot_id or "",
             str(lease.milliseconds) if lease else "",
@@ -134,10 +145,17 @@ class AdmissionGate:
             str(capacity),
             "1" if serving_ticket else "0",
             schedule_id,
+            len(attempts.keys) if attempts else 0,
+            "1" if attempts and attempts.counted_key else "0",
+            attempts.window_seconds if attempts else 0,
+            *(attempts.args() if attempts else []),
             *pools,
         ]
         outcome, *rest = await self._admit(keys=keys, args=args)
         result = Outcome(outcome)
+        if result is Outcome.LIMITED and attempts is not None:
+            decision = gcra_decision(attempts.limits, [0, *rest])
+            return Admission(result, limited=decision)
         if result is Outcome.ADMITTED:
             return Admission(result, str(rest[0]), str(rest[1]))
         if result is Outcome.LEASED:

@@ -9,15 +9,41 @@ single Redis (docs/architecture.md §3). A lease is stored as
 
 from __future__ import annotations
 
+from shared.ratelimit import GCRA_FUNCTIONS
+
 # KEYS: state hash, patients set, leases hash, the lease index, the waiting room's queue,
-# then one list of open slot ids per pool in ARGV order.
+# the attempt's "counted" marker, its k attempt-limit keys, then one list of open slot ids
+# per pool in ARGV order.
 # ARGV: patient id, wanted slot id ('' for any), lease ms ('' for no lease), lease owner,
 # idempotency ref, waiting-room capacity ('0' for none), '1' when a ticket is served,
-# schedule id, then the pool names.
-# -> {'uninitialized'} | {'duplicate'} | {'leased', lease} | {'busy'}
-#    | {'admitted', pool, slot} | {'sold_out', admissions in flight}
-ADMIT = """
+# schedule id, k, '1' to count the request once (by its marker), the marker's ttl (s),
+# then per attempt limit its interval and bucket (µs), then the pool names.
+# -> {'uninitialized'} | {'limited', index of the refusing limit, wait ms} | {'duplicate'}
+#    | {'leased', lease} | {'busy'} | {'admitted', pool, slot} | {'sold_out', in flight}
+ADMIT = (
+    GCRA_FUNCTIONS
+    + """
 if redis.call('HEXISTS', KEYS[1], 'ready') == 0 then return {'uninitialized'} end
+local k = tonumber(ARGV[9])
+if k > 0 then
+  local again = ARGV[10] == '1'
+    and not redis.call('SET', KEYS[6], '1', 'NX', 'EX', tonumber(ARGV[11]))
+  if not again then
+    local keys, intervals, buckets = {}, {}, {}
+    for i = 1, k do
+      keys[i] = KEYS[6 + i]
+      intervals[i] = tonumber(ARGV[10 + 2 * i])
+      buckets[i] = tonumber(ARGV[11 + 2 * i])
+    end
+    local hit = gcra_hit(gcra_now(''), keys, intervals, buckets)
+    if hit[1] == 0 then
+      if ARGV[10] == '1' then redis.call('DEL', KEYS[6]) end
+      return {'limited', hit[2], hit[3]}
+    end
+  end
+end
+local first = 7 + k
+local names = 12 + 2 * k - first  -- ARGV[i + names] is the name of the pool at KEYS[i]
 if redis.call('SISMEMBER', KEYS[2], ARGV[1]) == 1 then
   local lease = redis.call('HGET', KEYS[3], ARGV[1])
   if lease then return {'leased', lease} end
@@ -28,14 +54,14 @@ local queued = cap > 0 and ARGV[7] ~= '1'
 local in_flight = redis.call('HLEN', KEYS[3])
 if ARGV[2] == '' then
   local left = 0
-  for i = 6, #KEYS do left = left + redis.call('LLEN', KEYS[i]) end
+  for i = first, #KEYS do left = left + redis.call('LLEN', KEYS[i]) end
   if left == 0 then
     if cap > 0 and in_flight > 0 then return {'busy'} end
     return {'sold_out', tostring(in_flight)}
   end
 end
 if queued and (in_flight >= cap or redis.call('ZCARD', KEYS[5]) > 0) then return {'busy'} end
-for i = 6, #KEYS do
+for i = first, #KEYS do
   local slot = false
   if ARGV[2] ~= '' then
     if redis.call('LREM', KEYS[i], 1, ARGV[2]) == 1 then slot = ARGV[2] end
@@ -43,7 +69,7 @@ for i = 6, #KEYS do
     slot = redis.call('LPOP', KEYS[i])
   end
   if slot then
-    local pool = ARGV[i + 3]
+    local pool = ARGV[i + names]
     redis.call('SADD', KEYS[2], ARGV[1])
     if ARGV[3] ~= '' then
       local t = redis.call('TIME')
@@ -58,6 +84,7 @@ for i = 6, #KEYS do
 end
 return {'sold_out', tostring(in_flight)}
 """
+)
 
 # KEYS: state hash, patients set, the pool's list, leases hash, lease index
 # ARGV: patient id, slot id ('' for none), schedule id

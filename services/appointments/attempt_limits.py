@@ -28,6 +28,7 @@ Redis too, then answers for itself).
 from __future__ import annotations
 
 import hashlib
+from dataclasses import dataclass
 
 import structlog
 from redis.asyncio import Redis
@@ -36,7 +37,7 @@ from services.appointments.settings import BookingAttemptLimits
 from shared.mongo import Document
 from shared.principal import Principal, Role
 from shared.problems import TooManyRequests
-from shared.ratelimit import Limit, LimiterUnavailable, RateLimiter
+from shared.ratelimit import Decision, Limit, LimiterUnavailable, RateLimiter, gcra_args
 from shared.settings import ServiceSettings
 
 log = structlog.get_logger(__name__)
@@ -77,48 +78,86 @@ class BookingAttempts:
         limits = getattr(settings, "booking_attempts", None)
         return cls(redis, settings.redis_key_prefix, limits)
 
-    async def check(self, principal: Principal, patient: Document, request_ref: str = "") -> None:
-        """Count one booking attempt for ``patient`` by ``principal``, or raise 429.
+    def plan(
+        self, principal: Principal, patient: Document, request_ref: str = ""
+    ) -> AttemptPlan | None:
+        """The limits one attempt counts against (None: not counted, e.g. staff).
         ``request_ref`` (the Idempotency-Key's scope and key) counts a request once."""
         limits = self.limits
         if not limits.enabled or principal.is_staff or principal.has_any(Role.SERVICE):
-            return
-        ref = national_id_ref(patient)
+            return None
         window = limits.window_seconds
+        ref = national_id_ref(patient)
         subjects = [
             Limit("national_id", ref, limits.per_national_id, window, burst=limits.per_national_id),
             Limit(
                 "account", principal.subject, limits.per_account, window, burst=limits.per_account
             ),
         ]
-        counted = self.counted_prefix + request_ref
+        return AttemptPlan(
+            limits=subjects,
+            keys=[self.limiter.redis_key(limit) for limit in subjects],
+            counted_key=self.counted_prefix + request_ref if request_ref else "",
+            window_seconds=window,
+            patient_id=str(patient["_id"]),
+            account_id=principal.subject,
+            id_ref=ref[:8],
+        )
+
+    async def check(self, principal: Principal, patient: Document, request_ref: str = "") -> None:
+        """Count one booking attempt for ``patient`` by ``principal``, or raise 429 (for an
+        attempt refused before admission, which counts it in its own script otherwise)."""
+        plan = self.plan(principal, patient, request_ref)
+        if plan is None:
+            return
         try:
-            if request_ref and not await self.limiter.call(
-                self.redis.set(counted, "1", nx=True, ex=window)
+            if plan.counted_key and not await self.limiter.call(
+                self.redis.set(plan.counted_key, "1", nx=True, ex=plan.window_seconds)
             ):
                 return  # this request was counted when it was first made
-            decision = await self.limiter.hit(subjects)
-            if not decision.allowed and request_ref:
-                await self.limiter.call(self.redis.delete(counted))  # not counted: refused
+            decision = await self.limiter.hit(plan.limits)
+            if not decision.allowed and plan.counted_key:
+                await self.limiter.call(self.redis.delete(plan.counted_key))  # refused
         except LimiterUnavailable as exc:
             log.warning("appointments.attempt_limits_unavailable", error=str(exc))
             return
-        if decision.allowed or decision.limit is None:
-            return
-        kind, seconds = decision.limit.name, decision.retry_after
-        log.info(
-            "appointments.booking_attempts_exceeded",
-            limit=kind,
-            patient_id=patient["_id"],
-            account_id=principal.subject,
-            id_ref=ref[:8],
-            retry_after=seconds,
-        )
-        code, en, zh = _REFUSALS[kind]
-        raise TooManyRequests(
-            code,
-            f"{en}; retry in {seconds} seconds.",
-            detail_zh=f"{zh}，请 {seconds} 秒后再试。",
-            retry_after=seconds,
-            extra={"limit": kind},
-        )
+        refuse_if_exceeded(plan, decision)
+
+
+@dataclass(frozen=True)
+class AttemptPlan:
+    """An attempt's limits as the admission script counts them (``admission_scripts``)."""
+
+    limits: list[Limit]
+    keys: list[str]
+    counted_key: str  # '' when the request has no Idempotency-Key
+    window_seconds: int
+    patient_id: str
+    account_id: str
+    id_ref: str  # the first characters of the national ID's digest, for the log
+
+    def args(self) -> list[int]:
+        return gcra_args(self.limits)
+
+
+def refuse_if_exceeded(plan: AttemptPlan, decision: Decision) -> None:
+    """429 ``id_attempts_exceeded`` / ``account_attempts_exceeded`` for a refused attempt."""
+    if decision.allowed or decision.limit is None:
+        return
+    kind, seconds = decision.limit.name, decision.retry_after
+    log.info(
+        "appointments.booking_attempts_exceeded",
+        limit=kind,
+        patient_id=plan.patient_id,
+        account_id=plan.account_id,
+        id_ref=plan.id_ref,
+        retry_after=seconds,
+    )
+    code, en, zh = _REFUSALS[kind]
+    raise TooManyRequests(
+        code,
+        f"{en}; retry in {seconds} seconds.",
+        detail_zh=f"{zh}，请 {seconds} 秒后再试。",
+        retry_after=seconds,
+        extra={"limit": kind},
+    )

@@ -16,6 +16,7 @@ from services.appointments.admission_leases import AdmissionLeases
 from services.appointments.appeal_queue import AppealQueue
 from services.appointments.attempt_limits import BookingAttempts
 from services.appointments.booking import Booking
+from services.appointments.booking_admission import BookingAdmission
 from services.appointments.cancellation import Cancellation
 from services.appointments.catalog import Catalog
 from services.appointments.changes import AppointmentChanges
@@ -91,26 +92,26 @@ def build(runtime: Runtime) -> Appointments:
         lease_seconds=admission.lease_seconds,
         interval_seconds=admission.reconcile_interval_seconds,
     )
-    booking = Booking(
+    admitting = BookingAdmission(
         db,
-        outbox,
         gate,
         cache,
         leases,
         schedules,
         policies,
         records,
-        audit,
         BookingAttempts.from_settings(redis, settings),
         admission,
     )
+    booking = Booking(db, outbox, admitting, schedules, records, audit)
     room = WaitingRoom(redis, gate, admission, prefix)
     if admission.waiting_room_capacity > 0:
+        admitting.capacity = admission.waiting_room_capacity
         booking.waiting_room = room
 
-        async def serve(principal: Principal, request: str) -> dict[str, Any] | None:
+        async def serve(principal: Principal, request: str, ref: str) -> dict[str, Any] | None:
             try:
-                return await booking.serve_ticket(principal, request)
+                return await booking.serve_ticket(principal, request, ref)
             except DomainError as error:  # the ticket's answer is the problem a client gets
                 raise to_problem(error) from error
 

@@ -138,9 +138,9 @@ end
 return {f[1], f[2], f[3], f[4] or '', f[5] or '', rank}
 """
 
-# serve(principal, request JSON) -> the booking's view; None: not yet (wait on); a raised
-# Problem is the ticket's answer
-Serve = Callable[[Principal, str], Awaitable[dict[str, Any] | None]]
+# serve(principal, request JSON, its Idempotency-Key ref) -> the booking's view; None: not
+# yet (wait on); a raised Problem is the ticket's answer
+Serve = Callable[[Principal, str, str], Awaitable[dict[str, Any] | None]]
 
 
 @dataclass(frozen=True)
@@ -238,6 +238,7 @@ class WaitingRoom:
         pools: list[str],
         slot_id: str | None = None,
         lane: str = "",
+        request_ref: str = "",
     ) -> Ticket:
         """A ticket for the patient in the session (the one it has, if it has one)."""
         queue, by_patient, sequence = self._keys(schedule_id)
@@ -251,6 +252,7 @@ class WaitingRoom:
             "request": request,
             "pools": ",".join(pools),
             "slot": slot_id or "",
+            "ref": request_ref,
             "seen": str(int(time.time() * 1000)),
         }
         args = [
@@ -376,13 +378,13 @@ class WaitingRoom:
 
     async def _serve_one(self, schedule_id: str, ticket_id: str, score: float) -> None:
         key = self.ticket_prefix + ticket_id
-        principal_json, request = await self.redis.hmget(key, ["principal", "request"])
+        principal_json, request, ref = await self.redis.hmget(key, ["principal", "request", "ref"])
         if principal_json is None or request is None or self.serve is None:
             return
         principal = Principal.model_validate_json(principal_json)
         fields: dict[str, str]
         try:
-            view = await self.serve(principal, str(request))
+            view = await self.serve(principal, str(request), str(ref or ""))
         except Problem as problem:
             status = "sold_out" if problem.code == "slot_sold_out" else "failed"
             body = json.dumps(problem_body(problem), ensure_ascii=False, default=str)

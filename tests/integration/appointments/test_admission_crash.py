@@ -204,6 +204,7 @@ async def test_sigkill_under_a_booking_stream_loses_no_number_and_repeats_nothin
     until = loop.time() + 120  # a killed transaction holds its writes until it is reaped
     for n, answer in enumerate(answers):  # every request again, with its own key
         while True:  # as a client does: again after Retry-After while it is not settled
+            assert loop.time() < until, f"patient {n} got no answer in time"
             try:
                 again = await book(n, base)
             except TimeoutError:  # waited on a killed transaction's writes: ask again
