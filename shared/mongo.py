@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 from pymongo import AsyncMongoClient, IndexModel
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import ConnectionFailure, OperationFailure
+from pymongo.errors import CollectionInvalid, ConnectionFailure, OperationFailure
 
 Document = dict[str, Any]
 Database = AsyncDatabase[Document]
@@ -87,8 +87,10 @@ async def ensure_indexes(db: Database, specs: Iterable[CollectionIndexes]) -> No
         if spec.collection not in existing:
             try:
                 await db.create_collection(spec.collection)
-            except OperationFailure as exc:  # created by a replica starting at the same time
-                if exc.code != 48:  # NamespaceExists
+            except CollectionInvalid:  # created by a replica starting at the same time
+                pass  # (PyMongo checks the name first and raises this, not the server's 48)
+            except OperationFailure as exc:
+                if exc.code != 48:  # NamespaceExists, from the server itself
                     raise
         if spec.indexes:
             await db[spec.collection].create_indexes(spec.indexes)
