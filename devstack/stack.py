@@ -47,7 +47,9 @@ def kafka_process(port: int, logs: Path) -> ManagedProcess:
     )
 
 
-def mongo_process(port: int, data_dir: Path | None, logs: Path) -> ManagedProcess:
+def mongo_process(
+    port: int, data_dir: Path | None, logs: Path, transaction_lifetime: float = 60.0
+) -> ManagedProcess:
     storage = ":memory:" if data_dir is None else str(data_dir)
     if data_dir is not None:
         data_dir.mkdir(parents=True, exist_ok=True)
@@ -56,7 +58,9 @@ def mongo_process(port: int, data_dir: Path | None, logs: Path) -> ManagedProces
         argv=[
             sys.executable,
             "-m",
-            "secantus",
+            "devstack.mongo_server",
+            "--transaction-lifetime",
+            str(transaction_lifetime),
             "--host",
             "127.0.0.1",
             "--port",
@@ -68,6 +72,7 @@ def mongo_process(port: int, data_dir: Path | None, logs: Path) -> ManagedProces
         ],
         port=port,
         log_path=logs / "secantusdb.log",
+        cwd=Path(__file__).resolve().parents[1],  # where devstack/ is importable
     )
 
 
@@ -123,11 +128,15 @@ class EmbeddedStack:
         redis_port: int | None = None,
         persistent_mongo: bool = True,
         reuse_redis: bool = False,
+        transaction_lifetime: float = 60.0,
     ) -> EmbeddedStack:
         logs = state_dir / "logs"
         kafka = kafka_process(kafka_port or free_port(), logs)
         mongo = mongo_process(
-            mongo_port or free_port(), state_dir / "mongo" if persistent_mongo else None, logs
+            mongo_port or free_port(),
+            state_dir / "mongo" if persistent_mongo else None,
+            logs,
+            transaction_lifetime,
         )
         redis: ManagedProcess | None = None
         port = redis_port or free_port()

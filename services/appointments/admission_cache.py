@@ -18,6 +18,7 @@ re-reads the truth inside its Mongo transaction.
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from datetime import UTC
 from typing import Any
@@ -81,6 +82,9 @@ class AdmissionCache:
         self.ttl = ttl_seconds
         self.policy_version_key = f"{prefix}adm:policy_version"
         self._fill = redis.register_script(FILL)
+        # a session read from Mongo once per replica however many ask at once (a surge's
+        # first second would otherwise read it for every request)
+        self._loading: dict[str, asyncio.Task[CachedSchedule]] = {}
 
     def _patient_key(self, patient_id: str) -> str:
         return f"{self.prefix}patient:{patient_id}"
@@ -101,7 +105,7 @@ class AdmissionCache:
             body = loads(str(patient_raw))
             patient = CachedPatient(body["doc"], body["record"])
         if schedule_raw is None:
-            schedule = await self._load_schedule(schedule_id, str(schedule_version or "0"))
+            schedule = await self._single_load(schedule_id, str(schedule_version or "0"))
         else:
             body = loads(str(schedule_raw))
             schedule = CachedSchedule(body["doc"], body["slots"])
@@ -117,6 +121,14 @@ class AdmissionCache:
         key = self._patient_key(patient_id)
         await self._fill(keys=[key, f"{key}:v"], args=[version, body, self.ttl])
         return patient
+
+    async def _single_load(self, schedule_id: str, version: str) -> CachedSchedule:
+        loading = self._loading.get(schedule_id)
+        if loading is None:
+            loading = asyncio.create_task(self._load_schedule(schedule_id, version))
+            self._loading[schedule_id] = loading
+            loading.add_done_callback(lambda _: self._loading.pop(schedule_id, None))
+        return await asyncio.shield(loading)
 
     async def _load_schedule(self, schedule_id: str, version: str) -> CachedSchedule:
         doc = await self.db[SCHEDULES].find_one({"_id": schedule_id})

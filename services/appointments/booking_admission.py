@@ -211,14 +211,17 @@ class BookingAdmission:
             return admission
 
         admission = await once(count=True)
-        if admission.outcome is Outcome.LEASED and admission.lease is not None:
+        for _ in range(3):  # a lease may end while we look at it: then ask again
+            if admission.outcome is not Outcome.LEASED or admission.lease is None:
+                break
             held = admission.lease
             if terms.idempotency and held.idempotency == terms.idempotency:
                 taken = await self.leases.take_over(sid, pid, held, terms)
                 if taken is not None:  # a retry of this very request: go on with its slot
                     return Admission(Outcome.ADMITTED, taken.pool, taken.slot_id, lease=taken)
-            elif await self.leases.reconcile_if_dead(sid, pid, held):
-                admission = await once(count=False)
+            elif not await self.leases.reconcile_if_dead(sid, pid, held):
+                break  # a live request holds it
+            admission = await once(count=False)
         if admission.outcome is Outcome.DUPLICATE:
             active = {"schedule_id": sid, "patient_id": pid, "active": True}
             existing = await self.db[APPOINTMENTS].find_one(active)

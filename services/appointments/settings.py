@@ -34,7 +34,7 @@ class AdmissionSettings(BaseModel):
     waiting_room_capacity: int = Field(32, ge=0, le=10_000)
     ticket_idle_seconds: float = Field(30.0, gt=0, le=600)  # unpolled tickets expire
     ticket_ttl_seconds: int = Field(900, ge=60, le=86_400)  # results kept for pick-up
-    cache_ttl_seconds: int = Field(300, ge=1, le=86_400)  # patients and schedules in Redis
+    cache_ttl_seconds: int = Field(3600, ge=1, le=86_400)  # patients and schedules in Redis
     reconcile_interval_seconds: float = Field(1.0, gt=0, le=60)
 
 

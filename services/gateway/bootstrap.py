@@ -157,8 +157,8 @@ def build(settings: GatewaySettings, metrics: ServiceMetrics, app: FastAPI) -> G
         timeout=httpx.Timeout(
             settings.upstream_timeout_seconds, connect=settings.upstream_connect_timeout_seconds
         ),
-        limits=httpx.Limits(
-            max_connections=settings.upstream_max_connections,
+        limits=httpx.Limits(  # the exchanges, plus event streams (held open)
+            max_connections=settings.upstream_max_connections + 2000,
             max_keepalive_connections=settings.upstream_max_connections,
         ),
     )
@@ -178,6 +178,7 @@ def build(settings: GatewaySettings, metrics: ServiceMetrics, app: FastAPI) -> G
         timeout=settings.upstream_timeout_seconds,
         connect_timeout=settings.upstream_connect_timeout_seconds,
         pool_timeout=settings.upstream_pool_wait_seconds,
+        max_in_flight=settings.upstream_max_connections,
         stream_idle_timeout=settings.stream_idle_timeout_seconds,
         max_response_bytes=settings.max_upstream_response_bytes,
     )

@@ -170,6 +170,7 @@ class UpstreamProxy:
         pool_timeout: float = 1.0,
         stream_idle_timeout: float | None = 60.0,
         max_response_bytes: int = 32 * 1024 * 1024,
+        max_in_flight: int = 32,
     ) -> None:
         self.client = client
         self.service_urls = service_urls
@@ -181,8 +182,27 @@ class UpstreamProxy:
         # a request that finds every connection busy for ``pool_timeout`` was never sent:
         # the gateway is at capacity, and says so with a 429 (``overloaded``)
         self._io = httpx.Timeout(timeout, connect=connect_timeout, read=None, pool=pool_timeout)
+        # at most ``max_in_flight`` exchanges (event streams aside) are handed to the HTTP
+        # client at once; the rest wait here, in order and cheaply (httpcore's own queue is
+        # scanned against every connection for every request), for ``pool_timeout``
+        self.pool_timeout = pool_timeout
+        self._in_flight = asyncio.Semaphore(max_in_flight)
 
     async def forward(self, request: Request, service: str) -> Response:
+        if accepts_event_stream(request):
+            return await self._forward(request, service)
+        try:
+            async with asyncio.timeout(self.pool_timeout):
+                await self._in_flight.acquire()
+        except TimeoutError as exc:  # nothing was sent: at capacity, retry shortly
+            log.info("gateway.upstream_busy", service=service)
+            raise overloaded(1) from exc
+        try:
+            return await self._forward(request, service)
+        finally:
+            self._in_flight.release()
+
+    async def _forward(self, request: Request, service: str) -> Response:
         base = self.service_urls.get(service)
         if base is None:
             raise NotFound("unknown_service", f"no service is called {service!r}")

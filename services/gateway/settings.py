@@ -22,11 +22,12 @@ class GatewaySettings(ServiceSettings):
     service_urls: dict[str, str] = Field(default_factory=_default_urls)
     upstream_timeout_seconds: float = Field(10.0, gt=0)  # for an answer, and to read it whole
     upstream_connect_timeout_seconds: float = Field(1.0, gt=0)
-    # connections to the services, kept alive: a surge waits for one of them (up to
-    # upstream_timeout_seconds) instead of opening hundreds of new ones at once, which
-    # overflows a service's accept queue and turns into 503s
-    upstream_max_connections: int = Field(128, ge=1, le=10_000)
-    # waiting longer than this for one of them is a 429 overloaded (nothing was sent)
+    # exchanges with the services at once (event streams aside), on kept-alive
+    # connections: a surge waits its turn in the gateway instead of opening hundreds of
+    # connections at once (a service's accept queue overflows) or piling into the HTTP
+    # client's pool (whose bookkeeping grows with requests x connections)
+    upstream_max_connections: int = Field(32, ge=1, le=10_000)
+    # waiting longer than this for a turn is a 429 overloaded (nothing was sent)
     upstream_pool_wait_seconds: float = Field(2.0, gt=0, le=60)
     # an event stream (the inbox) may be silent this long between chunks; null: no limit.
     # Keep it well above the services' heartbeats (notifications: 10 s).

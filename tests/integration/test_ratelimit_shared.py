@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 from redis.asyncio import Redis
@@ -121,10 +122,13 @@ async def test_an_exhausted_pool_is_busy_not_down(stack: EmbeddedStack, run_id: 
     await client.aclose()
     other = create_redis(stack.redis_url())
     slow = RateLimiter(other, f"{run_id}:", timeout_seconds=0.05)
+    await other.ping()  # connected: the script below starts at once
     try:  # a script keeps Redis busy for 0.3 s: the hit runs past its timeout
-        busy = other.eval(BUSY_LOOP, 0)
+        busy: asyncio.Task[Any] = asyncio.create_task(other.eval(BUSY_LOOP, 0))  # type: ignore[arg-type]
+        await asyncio.sleep(0.05)  # Redis is inside the script now
         with pytest.raises(LimiterBusy):
-            await asyncio.gather(busy, slow.hit([limit]))
+            await slow.hit([limit])
+        await busy
     finally:
         await other.aclose()
 

@@ -105,6 +105,8 @@ async def final_booking_answer(
     while loop.time() < until:
         await asyncio.sleep(1.0)
         seen = await get_json(base, poll, headers, source=source)
+        if seen.status == 429 or seen.status >= 500:  # asked again, as the app does
+            continue
         state = seen.json()
         if state.get("status") not in ("queued", "serving"):
             return str(state["status"]), state
