@@ -10,6 +10,7 @@ from pydantic import BaseModel
 from services.appointments.domain.policy import DEFAULT_POLICY
 from services.appointments.patients import NationalIdInput, PatientIn, PatientOut, to_out
 from services.appointments.routes.deps import PREFIX, Ctx, PatientAccount, Staff
+from services.appointments.routes.models import AppointmentView
 from shared.access_reason import AccessReason
 from shared.audit import require_reason
 from shared.auth import require_roles
@@ -123,6 +124,7 @@ async def reveal_identity(
     "/staff/patients/{patient_id}/appointments",
     summary="A patient's appointments (staff, audited)",
     responses=problem_responses_doc(400, 404),
+    response_model=list[AppointmentView],
 )
 async def patient_appointments(
     ctx: Ctx, staff: Staff, patient_id: str, reason: AccessReason = None
