@@ -18,6 +18,7 @@ from services.gateway import bootstrap
 from services.gateway.audit_view import audit_view_router
 from services.gateway.front_door import BodyLimitMiddleware, SecurityHeadersMiddleware
 from services.gateway.guard import authenticate
+from services.gateway.load_shedding import LoadSheddingMiddleware
 from services.gateway.routes import auth, ops, staff
 from services.gateway.routes.deps import get_audit
 from services.gateway.routes.front import PROXY_METHODS, front_router, readiness_router
@@ -81,6 +82,8 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     )
     app.add_middleware(SecurityHeadersMiddleware)
     app.add_middleware(RequestContextMiddleware, metrics=metrics)
+    # outermost: a surge beyond what this process can carry is refused before any work
+    app.add_middleware(LoadSheddingMiddleware, max_in_flight=settings.max_in_flight_requests)
     install_problem_handlers(app)
     app.mount(
         "/docs/static", StaticFiles(directory=swagger_ui_bundle.swagger_ui_path), name="docs-static"

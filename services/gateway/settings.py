@@ -67,6 +67,9 @@ class GatewaySettings(ServiceSettings):
     # the front door
     cors_origins: list[str] = Field(default_factory=list)  # e.g. the ops console's origin
     max_request_bytes: int = Field(1_048_576, ge=1024)
+    # requests in progress per gateway process (event streams aside); beyond it a fast 429
+    # overloaded before any other work (services/gateway/load_shedding.py)
+    max_in_flight_requests: int = Field(256, ge=1, le=100_000)
     trusted_proxies: list[str] = Field(default_factory=list)  # may set X-Forwarded-For
     rate_limits: RateLimitSettings = RateLimitSettings()
     # The front door's own Redis pool: one script call per proxied request (token logout,
