@@ -1,8 +1,11 @@
 """Per-patient rate limits on push messages: at most ``per_hour`` per patient and channel.
 
 Counted by the one rate limiter (:mod:`shared.ratelimit`, GCRA on Redis ``TIME``, so
-delivery replicas with skewed clocks agree): a patient may get ``per_hour`` messages on a
-channel at once, then one every ``3600 / per_hour`` seconds. A held message is retried
+delivery replicas with skewed clocks agree) with ``burst=per_hour``, which keeps the
+meaning the budget had as an hourly window: a patient may get ``per_hour`` messages on a
+channel at once and never more than ``per_hour`` in any hour (a full burst refills one
+message an hour; the old fixed window even allowed twice as many across the top of an
+hour). A held message is retried
 when the limiter would allow it (the caller's ``now`` + ``retry_after``); a held send is
 not counted. Urgent and mandatory messages are never held back (the caller skips them).
 If Redis cannot be asked, :class:`~shared.ratelimit.LimiterUnavailable` propagates and
@@ -27,7 +30,7 @@ class PatientRateLimit:
         self.per_hour = per_hour
 
     def limit(self, patient_id: str, channel: str) -> Limit:
-        return Limit(channel, patient_id, self.per_hour, WINDOW_SECONDS)
+        return Limit(channel, patient_id, self.per_hour, WINDOW_SECONDS, burst=self.per_hour)
 
     async def admit(self, patient_id: str, channel: str, now: datetime) -> datetime | None:
         """Count one send; None if it may go now, else when it may go."""

@@ -16,6 +16,7 @@ import pytest
 from redis.asyncio import Redis
 
 from devstack.stack import EmbeddedStack
+from services.notifications.limits import PatientRateLimit
 from shared.ratelimit import Budget, Limit, LimiterBusy, LimiterUnavailable, RateLimiter
 from shared.redis_client import create_redis
 
@@ -267,3 +268,23 @@ def test_burst_is_validated_and_scales_with_a_multiplier() -> None:
     budget = Budget(capacity=3, window_seconds=60, burst=2)
     assert budget.limits("n", "k", 10) == [Limit("n", "k", 30, 60, burst=20)]
     assert Budget(capacity=3, window_seconds=60).limits("n", "k") == [Limit("n", "k", 3, 60)]
+
+
+async def test_notification_limits_never_exceed_their_hour(
+    stack: EmbeddedStack, run_id: str
+) -> None:
+    """Three messages an hour per patient and channel: three at once, then none for the
+    hour, however the hour is cut (the budget's meaning as a window)."""
+
+    redis = Redis.from_url(stack.redis_url(), decode_responses=True)
+    limits = PatientRateLimit(redis, f"{run_id}:", per_hour=3)
+    start = 1_700_000_000_000_000
+    limiter, limit = limits.limiter, limits.limit("p-1", "sms")
+    sent = []
+    for minute in range(0, 121, 5):  # a message offered every five minutes for two hours
+        if (await limiter.hit([limit], now_us=start + minute * 60_000_000)).allowed:
+            sent.append(minute)
+    await redis.aclose()
+    assert sent == [0, 5, 10, 60, 120]
+    for first in range(0, 121):  # any 60 minutes hold at most three
+        assert sum(1 for m in sent if first <= m < first + 60) <= 3, sent
