@@ -146,6 +146,18 @@ class AdmissionCache:
         await self._fill(keys=[key, f"{key}:v"], args=[version, body, self.ttl])
         return schedule
 
+    async def patient_registered(self, doc: Document) -> None:
+        """A new patient is cached at once (no record yet): its first booking attempt,
+        often at a release, reads nothing from Mongo. Never raises."""
+        key = self._patient_key(str(doc["_id"]))
+        projected = {name: doc[name] for name in PATIENT_FIELDS if name in doc}
+        body = dumps({"doc": projected, "record": {"_id": doc["_id"]}})
+        try:
+            version = await self.redis.get(f"{key}:v")
+            await self._fill(keys=[key, f"{key}:v"], args=[str(version or "0"), body, self.ttl])
+        except (RedisError, OSError) as exc:  # read from Mongo when first needed
+            log.warning("admission.cache_fill_failed", error=str(exc))
+
     async def _invalidate(self, key: str) -> None:
         """Never raises: a change that could not be told expires from the cache by itself."""
         try:

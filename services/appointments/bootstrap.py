@@ -78,7 +78,9 @@ def build(runtime: Runtime) -> Appointments:
     cipher = FieldCipher.from_settings(settings.pii_encryption_keys, settings.pii_hash_key)
     admission = getattr(settings, "admission", AdmissionSettings())
     cache = AdmissionCache(redis, db, prefix, admission.cache_ttl_seconds)
-    patients = Patients(db, cipher, outbox, on_change=cache.patient_changed)
+    patients = Patients(
+        db, cipher, outbox, on_change=cache.patient_changed, on_register=cache.patient_registered
+    )
     catalog = Catalog(db, redis, prefix)
     policies = Policies(db, on_change=cache.policies_changed)
     gate = AdmissionGate(redis, prefix)

@@ -95,11 +95,13 @@ class Patients:
         cipher: FieldCipher,
         outbox: Outbox,
         on_change: Callable[[str], Awaitable[None]] | None = None,
+        on_register: Callable[[Document], Awaitable[None]] | None = None,
     ) -> None:
         self.collection = db[PATIENTS]
         self.cipher = cipher
         self.outbox = outbox
         self.on_change = on_change
+        self.on_register = on_register
 
     def _changed(self, tx: Tx, patient_id: str) -> None:
         if self.on_change is not None:
@@ -139,6 +141,9 @@ class Patients:
         async def work(tx: Tx) -> None:
             await self.collection.insert_one(doc, session=tx.session)
             self._registered(tx, doc, account_id, relation)
+            if self.on_register is not None:
+                on_register = self.on_register
+                tx.after_commit.append(lambda: on_register(doc))
 
         try:
             await self.outbox.transaction(work)

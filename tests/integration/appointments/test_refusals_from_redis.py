@@ -16,7 +16,9 @@ from datetime import UTC, datetime, timedelta
 import httpx
 import pytest
 from pymongo import AsyncMongoClient, monitoring
+from redis.asyncio import Redis
 
+from services.appointments.admission_cache import AdmissionCache
 from services.appointments.app import create_app
 from services.appointments.settings import AppointmentsSettings
 from shared.auth import TokenMinter
@@ -101,6 +103,12 @@ async def test_refusals_send_nothing_to_mongo(api: Api, mongo: AsyncMongoClient[
         {"$set": {"no_shows": [{"at": recent, "org_id": ORG}] * 3, "late_cancels": []}},
         upsert=True,
     )
+    # written behind the service's back: tell the cache, as records.add_offence does
+    redis = Redis.from_url(api.settings.redis_url, decode_responses=True)
+    await AdmissionCache(
+        redis, mongo[api.settings.database_name], api.settings.redis_key_prefix
+    ).patient_changed(banned["id"])
+    await redis.aclose()
 
     cases = [
         ("acct-buyer", buyer["id"], sold_out, 409, "slot_sold_out"),
@@ -152,3 +160,17 @@ async def test_a_change_reaches_the_cache(api: Api) -> None:
     assert cancelled.status_code == 200, cancelled.text
     answer = await book(api, "acct-family", patient["id"], schedule)
     assert (answer.status_code, answer.json()["code"]) == (409, "schedule_cancelled")
+
+
+async def test_a_new_patient_is_cached_when_registered(api: Api) -> None:
+    """A patient added before the release is refused at the release without a Mongo read:
+    registering it put it in the cache."""
+    sold_out = await api.publish(days_ahead=2, slot_count=2)  # one public number
+    first = await api.add_patient("acct-early", name="早")
+    assert (await book(api, "acct-early", first["id"], sold_out)).status_code == 201
+    newcomer = await api.add_patient("acct-new", name="新")
+
+    READS.seen.clear()
+    answer = await book(api, "acct-new", newcomer["id"], sold_out)
+    assert (answer.status_code, answer.json()["code"]) == (409, "slot_sold_out")
+    assert READS.seen == Counter(), READS.seen
