@@ -96,6 +96,7 @@ def configure_logging(service: str, level: str = "INFO", json: bool = True) -> N
         uvicorn_logger = logging.getLogger(name)
         uvicorn_logger.handlers.clear()
         uvicorn_logger.propagate = True
+        uvicorn_logger.disabled = False  # a dictConfig elsewhere may have switched it off
 
     structlog.configure(
         processors=[

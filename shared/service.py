@@ -19,6 +19,7 @@ import structlog
 from fastapi import APIRouter, FastAPI, Request, Response
 from pymongo import AsyncMongoClient
 from redis.asyncio import Redis
+from redis.exceptions import RedisError
 
 from shared.audit import AuditLog
 from shared.audit_routes import audit_router
@@ -122,7 +123,9 @@ async def start_runtime(
         metrics=metrics,
         mongo=mongo,
         db=db,
-        redis=create_redis(settings.redis_url),
+        # behind the gateway's load shedding a service waits its turn for Redis rather
+        # than failing a request that already got this far
+        redis=create_redis(settings.redis_url, max_connections=500, wait_seconds=10.0),
         outbox=outbox,
         audit=AuditLog(db),
         verifier=verifier_from_settings(settings),
@@ -219,6 +222,18 @@ async def _contended(request: Request, exc: Exception) -> Response:
     return problem_response(problem, request)
 
 
+async def _redis_failed(request: Request, exc: Exception) -> Response:
+    """Redis away or out of connections: a 503 the client may retry, never a 500."""
+    log.warning("service.redis_failed", error=str(exc))
+    problem = ServiceUnavailable(
+        "service_busy",
+        "the service is busy; try again shortly",
+        detail_zh="系统繁忙，请稍后再试",
+        retry_after=1,
+    )
+    return problem_response(problem, request)
+
+
 def create_service_app(definition: ServiceDefinition) -> FastAPI:
     settings = definition.settings
     configure_logging(settings.service_name, settings.log_level, json=settings.log_json)
@@ -255,6 +270,7 @@ def create_service_app(definition: ServiceDefinition) -> FastAPI:
     app.add_middleware(RequestContextMiddleware, metrics=metrics)
     install_problem_handlers(app)
     app.add_exception_handler(Contended, _contended)
+    app.add_exception_handler(RedisError, _redis_failed)
     app.include_router(health_router(settings.service_name, checks, metrics))
     app.include_router(ops_router(settings.service_name, list(definition.encrypted_fields)))
     app.include_router(audit_router(settings.service_name))

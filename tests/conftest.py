@@ -29,8 +29,8 @@ def state_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def stack(state_dir: Path) -> Iterator[EmbeddedStack]:
     # a killed process's open transaction holds its writes until it is reaped: 60 s in
-    # mongod and under make up, 8 s here, so crash tests do not wait a minute
-    started = EmbeddedStack.start(state_dir, persistent_mongo=False, transaction_lifetime=8.0)
+    # mongod and under make up, 15 s here, so crash tests do not wait a minute
+    started = EmbeddedStack.start(state_dir, persistent_mongo=False, transaction_lifetime=15.0)
     yield started
     started.stop()
 

@@ -203,13 +203,16 @@ async def test_sigkill_under_a_booking_stream_loses_no_number_and_repeats_nothin
     loop = asyncio.get_running_loop()
     until = loop.time() + 120  # a killed transaction holds its writes until it is reaped
     for n, answer in enumerate(answers):  # every request again, with its own key
+        seen: list[str] = []
         while True:  # as a client does: again after Retry-After while it is not settled
-            assert loop.time() < until, f"patient {n} got no answer in time"
+            assert loop.time() < until, f"patient {n} got no answer in time: {seen[-5:]}"
             try:
                 again = await book(n, base)
             except TimeoutError:  # waited on a killed transaction's writes: ask again
+                seen.append("timeout")
                 continue
             outcome, _ = await final_booking_answer(base, again, headers(n))
+            seen.append(f"{again.status} {outcome}")
             if outcome not in RETRY_LATER or loop.time() > until:
                 break
             await asyncio.sleep(1.0)
