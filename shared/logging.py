@@ -97,6 +97,7 @@ def configure_logging(service: str, level: str = "INFO", json: bool = True) -> N
         uvicorn_logger.handlers.clear()
         uvicorn_logger.propagate = True
         uvicorn_logger.disabled = False  # a dictConfig elsewhere may have switched it off
+        uvicorn_logger.setLevel(logging.NOTSET)  # ... or an earlier uvicorn.Config its level
 
     structlog.configure(
         processors=[
