@@ -11,7 +11,7 @@ crash, and checks a patient the gate holds as booked against Mongo. docs/adr/000
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import datetime
 
 from pydantic import BaseModel, Field
 from pydantic.json_schema import SkipJsonSchema
@@ -20,7 +20,7 @@ from services.appointments.admission import Admission, AdmissionGate, LeaseTerms
 from services.appointments.admission_cache import AdmissionCache, CachedPatient, CachedSchedule
 from services.appointments.admission_leases import AdmissionLeases
 from services.appointments.attempt_limits import AttemptPlan, BookingAttempts, refuse_if_exceeded
-from services.appointments.booking_common import slot_taken, sold_out
+from services.appointments.booking_common import schedule_cancelled, slot_taken, sold_out
 from services.appointments.domain import booking_rules, penalty_rules
 from services.appointments.domain.errors import DomainError
 from services.appointments.domain.models import Channel
@@ -135,23 +135,10 @@ class BookingAdmission:
     ) -> Attempt:
         schedule = cached.doc
         if schedule["status"] != "published":
-            raise Conflict(
-                "schedule_cancelled",
-                "this session has been cancelled",
-                detail_zh="该医生本次出诊已停诊",
-            )
+            raise schedule_cancelled()
         policy = await self.policies.for_org(schedule["org_id"], version=version)
         channel = channel_for(principal, request.channel)
-        pools = [
-            p.value
-            for p in booking_rules.open_pools(
-                policy,
-                now=now,
-                channel=channel,
-                clinic_date=date.fromisoformat(schedule["clinic_date"]),
-                department_id=schedule["department_id"],
-            )
-        ]
+        pools = booking_rules.open_pool_names(policy, schedule, channel, now)
         starts_at = schedule["ends_at"]
         if request.slot_id is not None:
             slot = cached.slots.get(request.slot_id) or await self.slot_of(

@@ -15,7 +15,7 @@ appointment apart; the patient's own guard stays, as they keep a booking there.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import structlog
@@ -175,16 +175,7 @@ class Reschedule:
             raise schedule_cancelled()
         policy = await self.policies.for_org(schedule["org_id"])
         channel = channel_for(principal, None)
-        pools = [
-            p.value
-            for p in booking_rules.open_pools(
-                policy,
-                now=now,
-                channel=channel,
-                clinic_date=date.fromisoformat(schedule["clinic_date"]),
-                department_id=schedule["department_id"],
-            )
-        ]
+        pools = booking_rules.open_pool_names(policy, schedule, channel, now)
         slot: Document | None = None
         if request.slot_id is not None:
             slot = await self.booking.slot_of(schedule, request.slot_id)

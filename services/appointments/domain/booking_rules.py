@@ -8,9 +8,10 @@ patient; nothing here reads or writes anything.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import ROUND_HALF_UP, Decimal
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from services.appointments.domain.errors import Conflict, Invalid
@@ -229,6 +230,22 @@ def check_cancellable(
 
 def is_late_cancellation(policy: BookingPolicy, *, now: datetime, starts_at: datetime) -> bool:
     return starts_at - now < timedelta(hours=policy.late_cancel_window_hours)
+
+
+def open_pool_names(
+    policy: BookingPolicy, schedule: Mapping[str, Any], channel: Channel, now: datetime
+) -> list[str]:
+    """:func:`open_pools` for a session document, as the pool names admission uses."""
+    return [
+        p.value
+        for p in open_pools(
+            policy,
+            now=now,
+            channel=channel,
+            clinic_date=date.fromisoformat(schedule["clinic_date"]),
+            department_id=schedule["department_id"],
+        )
+    ]
 
 
 def open_pools(
