@@ -142,3 +142,55 @@ def test_redact_processor_stringifies_unknown_objects() -> None:
 
     event = redact_processor(None, "info", {"event": "x", "patient": Patient(), "n": 7})
     assert event == {"event": "x", "patient": f"Patient(phone={mask_phone(phone)})", "n": 7}
+
+
+# --- secrets (security review, issue 13) ----------------------------------------------------
+
+SECRET = "S3cr3t-value-Zq9"
+
+
+def test_httpx_request_urls_are_not_logged_at_info(capsys: pytest.CaptureFixture[str]) -> None:
+    """httpx logs every request's URL at INFO: code2session carries ``secret=`` in it."""
+    configure_logging("gateway", "INFO")
+    url = f"https://api.weixin.qq.com/sns/jscode2session?appid=wx1&secret={SECRET}&js_code=c1"
+    for name in ("httpx", "httpcore.http11"):
+        logging.getLogger(name).info('HTTP Request: GET %s "HTTP/1.1 200 OK"', url)
+    logging.getLogger("httpx").warning("retrying %s", url)
+    (line,) = _lines(capsys)
+    assert SECRET not in json.dumps(line)
+    assert "c1" not in line["event"]  # the login code is a credential too
+    assert line["event"] == (
+        "retrying https://api.weixin.qq.com/sns/jscode2session"
+        "?appid=[redacted]&secret=[redacted]&js_code=[redacted]"
+    )
+
+
+def test_query_values_and_secret_keys_are_masked(capsys: pytest.CaptureFixture[str]) -> None:
+    configure_logging("notifications", "INFO")
+    log = get_logger("http")
+    # shared.http's access line, and uvicorn's should it be switched on
+    log.info("http.request", path="/v1/x/receipts", query=f"token={SECRET}&page=2")
+    logging.getLogger("uvicorn.access").info(
+        '%s - "%s %s HTTP/%s" %d', "10.0.0.1:5000", "POST", f"/v1/x?token={SECRET}", "1.1", 200
+    )
+    log.info(
+        "provider.called",
+        wechat_app_secret=SECRET,
+        access_token=SECRET,
+        password=SECRET,
+        nested={"msg_signature": SECRET, "items": [f"GET /y?sign={SECRET}"]},
+        mongo=f"mongodb://careloop:{SECRET}@db-0:27017/?replicaSet=rs0",
+        code="booking_full",  # problem codes and flags are not secrets
+        token=True,
+    )
+    lines = _lines(capsys)
+    assert len(lines) == 3
+    assert SECRET not in json.dumps(lines)
+    access, uvicorn_access, called = lines
+    assert access["query"] == "token=[redacted]&page=[redacted]"
+    assert access["path"] == "/v1/x/receipts"
+    assert "POST /v1/x?token=[redacted] HTTP/1.1" in uvicorn_access["event"]
+    assert called["wechat_app_secret"] == called["access_token"] == "[redacted]"
+    assert called["nested"] == {"msg_signature": "[redacted]", "items": ["GET /y?sign=[redacted]"]}
+    assert called["mongo"] == "mongodb://careloop:[redacted]@db-0:27017/?replicaSet=[redacted]"
+    assert (called["code"], called["token"]) == ("booking_full", True)
