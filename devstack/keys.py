@@ -4,6 +4,11 @@ They live under the git-ignored state folder. Production takes its own from secr
 They only fill in what the operator has not set: a ``CARELOOP_<SERVICE>_PII_ENCRYPTION_KEYS``
 (or any other secret variable below) in the environment of ``make up`` wins over the file, so
 key rotation as the README describes it takes effect (:func:`secret_env`).
+
+Every key made here is marked as a development key, and a service with
+``environment=production`` refuses to start with one (``shared/settings.py``): the PII key id
+is ``dev1``, the hash key is labelled ``dev:``, the PEM files start with a marker line.
+Files made before the marks existed get them the next time (the key material stays).
 """
 
 from __future__ import annotations
@@ -15,7 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from shared.auth import generate_ed25519_keypair
-from shared.crypto import generate_key
+from shared.crypto import generate_key, split_hash_key_label
+from shared.settings import DEV_HASH_KEY_LABEL, DEV_PASSWORD_PREFIX, DEV_PEM_MARKER
 
 
 @dataclass(frozen=True)
@@ -46,6 +52,13 @@ def secret_env(
     return {key: value for key, value in named.items() if not environ.get(key)}
 
 
+def _mark_pem(path: Path) -> None:
+    """Put the development mark before the key (PEM readers skip text before it)."""
+    text = path.read_text()
+    if DEV_PEM_MARKER not in text:
+        path.write_text(f"{DEV_PEM_MARKER}\n{text}")
+
+
 def ensure_dev_secrets(state_dir: Path) -> DevSecrets:
     keys = state_dir / "keys"
     keys.mkdir(parents=True, exist_ok=True)
@@ -55,16 +68,26 @@ def ensure_dev_secrets(state_dir: Path) -> DevSecrets:
         private.write_text(private_pem)
         private.chmod(0o600)
         public.write_text(public_pem)
+    for pem in (private, public):
+        _mark_pem(pem)
     pii = keys / "pii.json"
     if not pii.exists():
         pii.write_text(
-            json.dumps({"encryption_keys": f"dev1:{generate_key()}", "hash_key": generate_key()})
+            json.dumps(
+                {
+                    "encryption_keys": f"dev1:{generate_key()}",
+                    "hash_key": f"{DEV_HASH_KEY_LABEL}:{generate_key()}",
+                }
+            )
         )
         pii.chmod(0o600)
     values = json.loads(pii.read_text())
+    if not split_hash_key_label(values["hash_key"])[0]:  # made before the mark: same key
+        values["hash_key"] = f"{DEV_HASH_KEY_LABEL}:{values['hash_key']}"
+        pii.write_text(json.dumps(values))
     admin = keys / "admin.json"  # the first admin of a fresh gateway database
     if not admin.exists():
-        password = "Dev-" + secrets.token_urlsafe(12)
+        password = DEV_PASSWORD_PREFIX + secrets.token_urlsafe(12)
         admin.write_text(json.dumps({"username": "admin", "password": password}))
         admin.chmod(0o600)
     first = json.loads(admin.read_text())

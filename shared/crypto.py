@@ -22,7 +22,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from shared.privacy import normalize_national_id
 
-__all__ = ["DecryptionError", "FieldCipher", "generate_key"]
+__all__ = ["DecryptionError", "FieldCipher", "generate_key", "split_hash_key_label"]
 
 _VERSION = "v1"
 _KEY_BYTES = 32
@@ -41,6 +41,13 @@ class DecryptionError(ValueError):
 def generate_key() -> str:
     """A fresh random 32-byte key, base64url without padding (for dev setup and rotation)."""
     return _b64encode(os.urandom(_KEY_BYTES))
+
+
+def split_hash_key_label(spec: str) -> tuple[str, str]:
+    """``"label:base64urlkey"`` or ``"base64urlkey"`` -> (label, key); a label only marks the
+    key (``dev``: the devstack's, refused in production), base64url has no colon."""
+    label, sep, encoded = spec.strip().rpartition(":")
+    return (label.strip(), encoded.strip()) if sep else ("", spec.strip())
 
 
 def _b64encode(raw: bytes) -> str:
@@ -81,7 +88,8 @@ class FieldCipher:
 
     @classmethod
     def from_settings(cls, keys_spec: str, hash_key_b64: str) -> FieldCipher:
-        """Build from ``"kid:base64urlkey,kid2:base64urlkey"`` and a base64url hash key."""
+        """Build from ``"kid:base64urlkey,kid2:base64urlkey"`` and a base64url hash key
+        (optionally labelled: ``"dev:base64urlkey"``)."""
         keys: dict[str, bytes] = {}
         for position, raw_entry in enumerate(keys_spec.split(","), start=1):
             entry = raw_entry.strip()
@@ -98,9 +106,10 @@ class FieldCipher:
             keys[kid] = _decode_setting(f"pii_encryption_keys[{kid}]", encoded)
         if not keys:
             raise ValueError(f"pii_encryption_keys is empty; {_KEYGEN_HINT}")
-        if not hash_key_b64.strip():
+        encoded_hash_key = split_hash_key_label(hash_key_b64)[1]
+        if not encoded_hash_key:
             raise ValueError(f"pii_hash_key is empty; {_KEYGEN_HINT}")
-        return cls(keys, _decode_setting("pii_hash_key", hash_key_b64.strip()))
+        return cls(keys, _decode_setting("pii_hash_key", encoded_hash_key))
 
     def encrypt(self, plaintext: str, *, context: str = "") -> str:
         """Encrypt with the active key; ``context`` (e.g. the field name) is bound as AAD."""

@@ -3,21 +3,56 @@
 Nothing here connects to anything: clients are built in the app factory's lifespan.
 Environment variables are named ``CARELOOP_<SERVICE>_<FIELD>``, for example
 ``CARELOOP_APPOINTMENTS_MONGO_URL``.
+
+With ``environment=production`` a service refuses to start on a configuration that is only
+fit for development (:meth:`ServiceSettings.production_problems`): development keys (the
+devstack's, recognisable by their marks below), and what each service adds (the sandbox
+providers, a gateway without trusted proxies). Errors never echo the input (secrets).
 """
 
 from __future__ import annotations
 
-from pydantic import Field
+from pathlib import Path
+
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from shared.crypto import split_hash_key_label
+
+# Marks of development keys (devstack/keys.py makes them so; production refuses them):
+# PII encryption key ids starting with one of these, a hash key labelled "dev:", and PEM
+# files holding this line before the key.
+DEV_KEY_ID_PREFIXES = ("dev", "test")
+DEV_HASH_KEY_LABEL = "dev"
+DEV_PEM_MARKER = "careloop-development-key: never use in production"
+DEV_PASSWORD_PREFIX = "Dev-"  # noqa: S105 (a mark, not a password): devstack's first admin
+PRODUCTION_NAMES = frozenset({"production", "prod"})
+
+
+def is_dev_pem(pem: str, path: str = "") -> bool:
+    """True if the PEM (or the file at ``path``, when readable) carries the dev mark."""
+    if not pem and path:
+        try:
+            pem = Path(path).read_text(errors="replace")
+        except OSError:
+            return False  # the key loader reports a missing file
+    return DEV_PEM_MARKER in pem
+
+
+class ProductionConfigError(ValueError):
+    """The settings are not fit for production; the message names each problem."""
 
 
 class ServiceSettings(BaseSettings):
     """Infrastructure and platform settings common to all services."""
 
-    model_config = SettingsConfigDict(env_prefix="CARELOOP_", extra="ignore", frozen=True)
+    # hide_input_in_errors: a validation error must not print the settings (secrets)
+    model_config = SettingsConfigDict(
+        env_prefix="CARELOOP_", extra="ignore", frozen=True, hide_input_in_errors=True
+    )
 
     service_name: str = "service"
-    environment: str = "dev"
+    environment: str = "dev"  # "production" turns on the production guards
     http_host: str = "127.0.0.1"
     http_port: int = 8000
     log_level: str = "INFO"
@@ -62,6 +97,35 @@ class ServiceSettings(BaseSettings):
     pii_hash_key: str = ""
 
     hospital_timezone: str = "Asia/Shanghai"
+
+    @property
+    def is_production(self) -> bool:
+        return self.environment.strip().lower() in PRODUCTION_NAMES
+
+    def production_problems(self) -> list[str]:
+        """What makes these settings unfit for production (each service adds its own)."""
+        problems: list[str] = []
+        for entry in self.pii_encryption_keys.split(","):
+            kid = entry.partition(":")[0].strip() if ":" in entry else ""
+            if kid.lower().startswith(DEV_KEY_ID_PREFIXES):
+                problems.append(
+                    f"pii_encryption_keys holds the development key {kid!r} (key ids starting "
+                    f"with {'/'.join(DEV_KEY_ID_PREFIXES)} are for development and tests)"
+                )
+        if split_hash_key_label(self.pii_hash_key)[0].lower() == DEV_HASH_KEY_LABEL:
+            problems.append("pii_hash_key is a development key (labelled 'dev:')")
+        if is_dev_pem(self.jwt_public_key, self.jwt_public_key_file):
+            problems.append("jwt_public_key is the development key pair's (devstack)")
+        return problems
+
+    @model_validator(mode="after")
+    def _refuse_development_config_in_production(self) -> ServiceSettings:
+        if self.is_production and (problems := self.production_problems()):
+            raise ProductionConfigError(
+                f"environment=production refuses to start {self.service_name}: "
+                + "; ".join(problems)
+            )
+        return self
 
     @property
     def database_name(self) -> str:

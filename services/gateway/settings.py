@@ -6,7 +6,7 @@ from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
 from services.gateway.traffic import RateLimitSettings
-from shared.settings import ServiceSettings
+from shared.settings import DEV_PASSWORD_PREFIX, ServiceSettings, is_dev_pem
 
 
 def _default_urls() -> dict[str, str]:
@@ -79,3 +79,18 @@ class GatewaySettings(ServiceSettings):
     # when the call runs past rate_limits.redis_timeout_seconds. Per gateway replica.
     front_door_redis_max_connections: int = Field(1000, ge=1, le=100_000)
     front_door_redis_wait_seconds: float = Field(0.075, gt=0, le=5)
+
+    def production_problems(self) -> list[str]:
+        """The shared checks, trusted proxies and the gateway's own development secrets."""
+        problems = super().production_problems()
+        if not self.trusted_proxies:
+            problems.append(
+                "trusted_proxies is empty: behind the ingress every client would have the "
+                "ingress's address, and per-address limits would hold for everyone at once; "
+                "list the ingress or load balancer networks (CIDRs)"
+            )
+        if is_dev_pem(self.jwt_private_key, self.jwt_private_key_file):
+            problems.append("jwt_private_key is the development key pair's (devstack)")
+        if self.bootstrap_admin_password.startswith(DEV_PASSWORD_PREFIX):
+            problems.append("bootstrap_admin_password is the devstack's development password")
+        return problems

@@ -70,6 +70,18 @@ class NotificationsSettings(ServiceSettings):
             raise ValueError("quiet_hours_start and quiet_hours_end: both HH:MM or both empty")
         return self
 
+    def production_problems(self) -> list[str]:
+        """The shared checks, and no sandbox provider: its records hold every text (login
+        codes too) where an admin can read them."""
+        problems = super().production_problems()
+        if self.sms_provider != "aliyun":
+            problems.append(f"sms_provider is {self.sms_provider!r}, not 'aliyun' (the sandbox)")
+        if self.wechat_provider != "wechat":
+            problems.append(
+                f"wechat_provider is {self.wechat_provider!r}, not 'wechat' (the sandbox)"
+            )
+        return problems
+
     @property
     def default_quiet_hours(self) -> QuietHours | None:
         """The default quiet hours, or ``None`` for none (empty, or start equal to end)."""
