@@ -16,6 +16,7 @@ from typing import Any, Literal, cast
 from uuid import uuid4
 
 import structlog
+from fastapi import Request
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, field_validator
 from pymongo import DESCENDING, IndexModel
 from pymongo.asynchronous.client_session import AsyncClientSession
@@ -28,6 +29,7 @@ from shared.problems import BadRequest
 
 __all__ = [
     "AUDIT_COLLECTION",
+    "DENIED",
     "MAX_QUERY_LIMIT",
     "AuditLog",
     "AuditPage",
@@ -35,6 +37,7 @@ __all__ = [
     "Outcome",
     "UnknownAuditCursor",
     "is_audited",
+    "record_denial",
 ]
 
 AUDIT_COLLECTION = "audit_log"
@@ -125,6 +128,29 @@ def require_reason(principal: Principal, reason: str | None, what: str) -> None:
         )
 
 
+DENIED = "access.denied"
+
+
+async def record_denial(audit: AuditLog, request: Request, principal: Any, problem: Any) -> None:
+    """A refused call of a staff or service caller (403): who tried which route on which
+    patient, and why it was refused (``problem.code``). Patients' refusals are not audited."""
+    if not isinstance(principal, Principal) or not is_audited(principal):
+        return
+    route = request.scope.get("route")
+    template = str(getattr(route, "path", request.url.path))
+    params = {k: str(v)[:64] for k, v in request.path_params.items()}
+    reason = request.query_params.get("reason") or request.headers.get("x-access-reason")
+    await audit.record(
+        principal,
+        DENIED,
+        patient_id=params.get("patient_id"),
+        resource=f"{request.method} {template}",
+        reason=reason[:200] if reason else None,
+        outcome="denied",
+        details={"code": str(getattr(problem, "code", "")), "params": params},
+    )
+
+
 class AuditLog:
     """The ``audit_log`` collection of one service's database."""
 
@@ -148,6 +174,7 @@ class AuditLog:
                     name="action_at",
                 ),
                 IndexModel([("at", DESCENDING), ("_id", DESCENDING)], name="at"),
+                IndexModel([("org_id", 1), ("at", DESCENDING), ("_id", DESCENDING)], name="org_at"),
             ]
         )
 
@@ -162,10 +189,13 @@ class AuditLog:
         outcome: Outcome = "allowed",
         details: dict[str, Any] | None = None,
         session: AsyncClientSession | None = None,
+        org_id: str | None = None,
     ) -> AuditRecord | None:
         """Write one record, inside the caller's transaction when ``session`` is given.
 
-        Returns ``None`` without writing for principals that are not audited (plain patients).
+        ``org_id``: the organization whose record was reached (its admin reads this entry in
+        its audit log); the caller's own organization when not given. Returns ``None``
+        without writing for principals that are not audited (plain patients).
         """
         if not is_audited(principal):
             return None
@@ -176,7 +206,7 @@ class AuditLog:
             patient_id=patient_id,
             resource=resource,
             reason=reason,
-            org_id=principal.org_id,
+            org_id=org_id or principal.org_id,
             outcome=outcome,
             details=details or {},
         )
@@ -213,10 +243,14 @@ class AuditLog:
         until: datetime | None = None,
         limit: int = 100,
         cursor: str | None = None,
+        org_id: str | None = None,
     ) -> AuditPage:
-        """Like :meth:`query`, with a ``next_cursor`` only when more records follow."""
+        """Like :meth:`query`, with a ``next_cursor`` only when more records follow;
+        ``org_id`` confines the page to one organization's records."""
         _check_limit(limit)
         query = await self._filter(patient_id, actor_id, action, since, until, cursor)
+        if org_id is not None:
+            query["org_id"] = org_id
         found = await self._find(query, limit + 1)
         more = len(found) > limit
         items = found[:limit]

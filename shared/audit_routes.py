@@ -20,6 +20,7 @@ from shared.audit import MAX_QUERY_LIMIT, AuditLog, AuditPage, UnknownAuditCurso
 from shared.auth import require_roles
 from shared.principal import Principal, Role
 from shared.problems import BadRequest, Unprocessable, problem_responses_doc
+from shared.scoping import org_filter
 
 __all__ = [
     "AUDIT_READ",
@@ -118,6 +119,7 @@ def audit_router(service: str, audit_of: Callable[[Request], AuditLog] | None = 
                 until=until,
                 limit=limit,
                 cursor=cursor,
+                org_id=org_filter(admin),
             )
         except UnknownAuditCursor as exc:
             raise BadRequest(

@@ -13,12 +13,13 @@ class Role(StrEnum):
     DOCTOR = "doctor"
     COORDINATOR = "coordinator"
     NURSE = "nurse"
-    ADMIN = "admin"
+    ADMIN = "admin"  # an organization's admin: its master data, policy and audit log
+    ALLIANCE_ADMIN = "alliance_admin"  # the alliance's admin: every organization, audited
     SERVICE = "service"  # service-to-service and HIS integrations
 
 
 STAFF_ROLES: frozenset[Role] = frozenset(
-    {Role.AGENT, Role.DOCTOR, Role.COORDINATOR, Role.NURSE, Role.ADMIN}
+    {Role.AGENT, Role.DOCTOR, Role.COORDINATOR, Role.NURSE, Role.ADMIN, Role.ALLIANCE_ADMIN}
 )
 
 
@@ -44,14 +45,25 @@ class Principal(BaseModel):
         return bool(self.roles & STAFF_ROLES)
 
     def has_any(self, *roles: Role) -> bool:
-        return bool(self.roles & set(roles))
+        """Holds one of ``roles``; an alliance admin holds every power of an admin."""
+        wanted = set(roles)
+        if Role.ADMIN in wanted and Role.ALLIANCE_ADMIN in self.roles:
+            return True
+        return bool(self.roles & wanted)
 
     def may_access_patient(self, patient_id: str) -> bool:
         return self.is_staff or Role.SERVICE in self.roles or patient_id in self.patient_ids
 
     @property
     def primary_role(self) -> str:
-        for role in (Role.ADMIN, Role.DOCTOR, Role.COORDINATOR, Role.NURSE, Role.AGENT):
+        for role in (
+            Role.ALLIANCE_ADMIN,
+            Role.ADMIN,
+            Role.DOCTOR,
+            Role.COORDINATOR,
+            Role.NURSE,
+            Role.AGENT,
+        ):
             if role in self.roles:
                 return role.value
         return next(iter(sorted(r.value for r in self.roles)), "anonymous")

@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 import re
 import traceback
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from http import HTTPStatus
 from typing import Any, ClassVar, TypedDict, Unpack
 
@@ -239,11 +239,29 @@ def _field_errors(errors: Any) -> list[FieldError]:
     return out
 
 
+DenialRecorder = Callable[[Request, Any, "Problem"], Awaitable[None]]
+
+
 async def _handle_problem(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, Problem)
     if exc.status >= 500:
         _log.warning("problem", code=exc.code, status=exc.status, path=request.url.path)
+    if exc.status == 403:
+        await _record_denial(request, exc)
     return problem_response(exc, request)
+
+
+async def _record_denial(request: Request, problem: Problem) -> None:
+    """A refused call of a verified caller goes to the audit log when the app keeps one
+    (``app.state.record_denial``, set by the service runtime and the gateway)."""
+    recorder: DenialRecorder | None = getattr(request.app.state, "record_denial", None)
+    principal = getattr(request.state, "principal", None)
+    if recorder is None or principal is None:
+        return
+    try:
+        await recorder(request, principal, problem)
+    except Exception as exc:  # the refusal stands; a failed audit write is logged
+        _log.warning("denial_audit_failed", error=type(exc).__name__, path=request.url.path)
 
 
 async def _handle_validation(request: Request, exc: Exception) -> JSONResponse:

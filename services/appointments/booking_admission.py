@@ -33,6 +33,7 @@ from services.appointments.store import APPOINTMENTS, SLOTS
 from shared.mongo import Database, Document
 from shared.principal import Principal, Role
 from shared.problems import Conflict, Forbidden, Problem
+from shared.scoping import ensure_org
 
 
 class BookRequest(BaseModel):
@@ -134,6 +135,8 @@ class BookingAdmission:
         ref: str,
     ) -> Attempt:
         schedule = cached.doc
+        if principal.is_staff:  # staff book in their own organization's sessions only
+            ensure_org(principal, schedule["org_id"])
         if schedule["status"] != "published":
             raise schedule_cancelled()
         policy = await self.policies.for_org(schedule["org_id"], version=version)

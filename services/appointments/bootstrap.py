@@ -24,6 +24,7 @@ from services.appointments.checkin import CheckIn
 from services.appointments.clinic import ClinicCancellation
 from services.appointments.domain.errors import DomainError
 from services.appointments.extra_numbers import ExtraNumbers
+from services.appointments.patient_links import PatientLinks
 from services.appointments.patients import Patients
 from services.appointments.penalties import Penalties
 from services.appointments.policies import Policies
@@ -57,6 +58,7 @@ class Appointments:
     leases: AdmissionLeases  # admissions in flight, reconciled when their request died
     waiting_room: WaitingRoom
     patients: Patients
+    links: PatientLinks  # proof before an account adds a patient
     catalog: Catalog
     policies: Policies
     schedules: Schedules
@@ -165,6 +167,7 @@ def build(runtime: Runtime) -> Appointments:
         leases=leases,
         waiting_room=room,
         patients=patients,
+        links=PatientLinks(db, cipher, outbox, patients),
         catalog=catalog,
         policies=policies,
         schedules=schedules,

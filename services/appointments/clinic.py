@@ -44,6 +44,7 @@ from shared.mongo import Database, Document
 from shared.outbox import Outbox, Tx
 from shared.principal import Principal
 from shared.problems import Conflict, NotFound
+from shared.scoping import may_see_org, other_org
 
 log = structlog.get_logger(__name__)
 
@@ -312,8 +313,12 @@ class ClinicCancellation:
         doc = await self.db[REBOOKING_OFFERS].find_one({"_id": offer_id})
         if doc is None:
             raise offer_not_found()
+        if principal.is_staff:  # staff of the offer's organization only
+            if not may_see_org(principal, doc["org_id"]):
+                raise other_org()  # refused and audited
+            return doc
         patient = await self.patients.get(doc["patient_id"])
-        if not principal.is_staff and principal.subject not in patient.get("account_ids", []):
+        if principal.subject not in patient.get("account_ids", []):
             raise offer_not_found()  # someone else's offer looks like no offer (API1)
         return doc
 

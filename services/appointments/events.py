@@ -127,6 +127,22 @@ class PatientRegistered(EventPayload):
     phone_masked: str
 
 
+@event_type("patient.verification_requested")
+class PatientVerificationRequested(EventPayload):
+    """An account asked to add a real-name patient: text this code to the phone on record.
+
+    The phone and the code travel encrypted (contexts ``patient_verification.phone`` and
+    ``patient_verification.code``); the notifications service sends the SMS at once.
+    """
+
+    verification_id: str
+    account_id: str
+    phone_enc: str
+    phone_masked: str
+    code_enc: str
+    minutes: int
+
+
 @event_type("patient.unlinked")
 class PatientUnlinked(EventPayload):
     """An account stopped managing a patient: it must no longer reach their messages."""

@@ -40,6 +40,7 @@ from shared.mongo import Database, Document
 from shared.outbox import Outbox, Tx
 from shared.principal import Principal, Role
 from shared.problems import Forbidden
+from shared.scoping import ensure_org
 
 EXTRA_NUMBER_ROLES = (Role.DOCTOR, Role.NURSE, Role.AGENT, Role.ADMIN)
 
@@ -91,16 +92,13 @@ class ExtraNumbers:
                 detail_zh="加号需由医生、护士或客服办理",
             )
         schedule = await self.schedules.get(schedule_id)
-        if principal.org_id is not None and principal.org_id != schedule["org_id"]:
-            raise Forbidden(
-                "forbidden_org",
-                "you may only add numbers in your own organization",
-                detail_zh="只能为本机构的出诊加号",
-            )
+        ensure_org(principal, schedule["org_id"])  # numbers in one's own organization only
         if schedule["status"] != "published":
             raise schedule_cancelled()
         change_rules.check_extra_number_allowed(now=now, session_ends_at=schedule["ends_at"])
-        patient = await self.patients.get_for(principal, request.patient_id)
+        patient = await self.patients.get_for(
+            principal, request.patient_id, at_org=schedule["org_id"]
+        )
         policy = await self.policies.for_org(schedule["org_id"])
         channel = change_rules.extra_number_channel(by_nurse=principal.has_any(Role.NURSE))
 

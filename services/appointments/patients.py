@@ -1,8 +1,9 @@
 """Real-name patients (就诊人): validated national ID, encrypted at rest, found by keyed hash.
 
-One account manages several patients (family members) up to the policy's cap. A patient
-known to the hospital (same national ID) is linked to a further account only when the
-name matches too.
+One account manages several patients (family members) up to the policy's cap. An account
+adds a patient only with proof that it controls the record (``patient_links``): a code
+texted to the phone on record, or a link a counter or the hotline verified. ``register``
+is called once that proof is given.
 """
 
 from __future__ import annotations
@@ -15,13 +16,14 @@ from pydantic import BaseModel, Field
 from pymongo.errors import DuplicateKeyError
 
 from services.appointments.events import PatientRegistered, PatientUnlinked
+from services.appointments.patient_orgs import PatientOrgs
 from services.appointments.store import APPOINTMENTS, PATIENTS
 from shared.crypto import FieldCipher
 from shared.events import make_event
 from shared.ids import new_id
 from shared.mongo import Database, Document
 from shared.outbox import Outbox, Tx
-from shared.principal import Principal
+from shared.principal import Principal, Role
 from shared.privacy import (
     InvalidNationalId,
     birth_date_of,
@@ -33,6 +35,7 @@ from shared.privacy import (
     sex_of,
 )
 from shared.problems import Conflict, Forbidden, NotFound, Unprocessable
+from shared.scoping import may_see_org, other_org
 
 PHONE_PATTERN = r"^1[3-9]\d{9}$"
 SELF = "self"
@@ -98,6 +101,7 @@ class Patients:
         on_register: Callable[[Document], Awaitable[None]] | None = None,
     ) -> None:
         self.collection = db[PATIENTS]
+        self.orgs = PatientOrgs(db)
         self.cipher = cipher
         self.outbox = outbox
         self.on_change = on_change
@@ -108,20 +112,34 @@ class Patients:
             on_change = self.on_change
             tx.after_commit.append(lambda: on_change(patient_id))
 
-    async def register(self, account_id: str, data: PatientIn, *, max_per_account: int) -> Document:
+    async def check_room(self, account_id: str, max_per_account: int) -> None:
+        """409 ``patient_limit`` when the account manages as many patients as it may."""
         if await self.collection.count_documents({"account_ids": account_id}) >= max_per_account:
             raise Conflict(
                 "patient_limit",
                 f"an account manages at most {max_per_account} patients",
                 detail_zh=f"每个账号最多添加 {max_per_account} 位就诊人",
             )
+
+    async def register(
+        self,
+        account_id: str,
+        data: PatientIn,
+        *,
+        max_per_account: int,
+        org_id: str | None = None,
+    ) -> Document:
+        """Add the patient to the account once control is proven: a new record, or a link
+        to the existing one (its name must match). ``org_id``: the organization whose
+        counter or hotline verified the link (its staff then see the patient)."""
+        await self.check_room(account_id, max_per_account)
         national_id = normalize_national_id(checked_national_id(data.national_id))
         lookup = self.cipher.lookup_hash_national_id(national_id)
         existing = await self.collection.find_one({"national_id_hash": lookup})
-        relation = await self._relation(account_id, data.relation, existing)
+        relation = await self.relation_for(account_id, data.relation, existing)
         data = data.model_copy(update={"relation": relation})
         if existing is not None:
-            return await self._link(existing, account_id, data)
+            return await self._link(existing, account_id, data, org_id)
         now = datetime.now(UTC)
         doc: dict[str, Any] = {
             "_id": new_id(),
@@ -135,6 +153,7 @@ class Patients:
             "birth_date": birth_date_of(national_id).isoformat(),
             "account_ids": [account_id],
             "relations": {account_id: relation},
+            "org_ids": [org_id] if org_id else [],
             "created_at": now,
         }
 
@@ -150,10 +169,10 @@ class Patients:
         except DuplicateKeyError:  # registered by another account at the same moment
             existing = await self.collection.find_one({"national_id_hash": lookup})
             assert existing is not None
-            return await self._link(existing, account_id, data)
+            return await self._link(existing, account_id, data, org_id)
         return doc
 
-    async def _relation(
+    async def relation_for(
         self, account_id: str, wanted: str | None, existing: Document | None
     ) -> str:
         """One ``self`` per account: a second one is a 409 ``self_already_registered``."""
@@ -171,21 +190,23 @@ class Patients:
             )
         return wanted
 
-    async def _link(self, existing: Document, account_id: str, data: PatientIn) -> Document:
+    async def _link(
+        self, existing: Document, account_id: str, data: PatientIn, org_id: str | None
+    ) -> Document:
         if existing["name"] != data.name:
             raise Unprocessable(
                 "patient_identity_mismatch",
                 "the name does not match the national ID on record",
                 detail_zh="姓名与证件号码不一致",
             )
+        added: dict[str, Any] = {"account_ids": account_id}
+        if org_id:
+            added["org_ids"] = org_id
 
         async def work(tx: Tx) -> None:
             await self.collection.update_one(
                 {"_id": existing["_id"]},
-                {
-                    "$addToSet": {"account_ids": account_id},
-                    "$set": {f"relations.{account_id}": data.relation},
-                },
+                {"$addToSet": added, "$set": {f"relations.{account_id}": data.relation}},
                 session=tx.session,
             )
             self._registered(tx, existing, account_id, str(data.relation))
@@ -215,10 +236,24 @@ class Patients:
             raise NotFound("patient_not_found", "no such patient", detail_zh="就诊人不存在")
         return doc
 
-    async def get_for(self, principal: Principal, patient_id: str) -> Document:
-        """The patient, if the caller may act for them (own family or staff); else 404/403."""
+    async def get_for(
+        self, principal: Principal, patient_id: str, *, at_org: str | None = None
+    ) -> Document:
+        """The patient, if the caller may act for them; else 404/403.
+
+        Accounts act for the patients they manage. Staff and services see a patient treated
+        at their organization (``PatientOrgs``); ``at_org``: the organization where the
+        action happens (a booking, a waitlist entry): staff of that organization may act
+        for any patient there, which is how a patient comes to be treated at it.
+        """
         doc = await self.get(patient_id)
-        if principal.is_staff or principal.subject in doc.get("account_ids", []):
+        if principal.is_staff or Role.SERVICE in principal.roles:
+            if at_org is not None and may_see_org(principal, at_org):
+                return doc
+            if await self.orgs.visible_to(principal, doc):
+                return doc
+            raise other_org()
+        if principal.subject in doc.get("account_ids", []):
             return doc
         raise Forbidden(
             "forbidden_patient", "you may not act for this patient", detail_zh="无权操作该就诊人"

@@ -24,8 +24,9 @@ from shared.audit import AuditLog
 from shared.ids import new_id
 from shared.mongo import Database, Document
 from shared.outbox import Outbox, Tx
-from shared.principal import Principal, Role
+from shared.principal import Principal
 from shared.problems import Forbidden, NotFound, Unprocessable
+from shared.scoping import org_filter
 
 APPEAL = "appeal"
 OVERRIDE = "override"
@@ -114,8 +115,8 @@ class Penalties:
     @staticmethod
     def scope_of(principal: Principal) -> str | None:
         """The one organization staff of an organization see and act for (None: any)."""
-        if principal.is_staff and Role.SERVICE not in principal.roles:
-            return principal.org_id
+        if principal.is_staff:
+            return org_filter(principal)
         return None
 
     def _orgs_on_record(self, principal: Principal, record: Document) -> set[str]:

@@ -16,6 +16,7 @@ SCHEDULES = "schedules"
 SLOTS = "slots"
 APPOINTMENTS = "appointments"
 PATIENTS = "patients"
+PATIENT_VERIFICATIONS = "patient_verifications"  # proof before linking a patient
 PATIENT_RECORDS = "patient_records"  # active counts, offences, bans
 PENALTIES = "penalties"
 WAITLIST = "waitlist"
@@ -93,6 +94,14 @@ INDEXES = [
         [
             IndexModel([("national_id_hash", ASCENDING)], unique=True, name="national_id"),
             IndexModel([("account_ids", ASCENDING)], name="accounts"),
+        ],
+    ),
+    CollectionIndexes(
+        PATIENT_VERIFICATIONS,
+        [
+            IndexModel([("account_id", ASCENDING), ("created_at", DESCENDING)], name="account"),
+            # kept a day past expiry (the rate limit counts the last hour), then dropped
+            IndexModel([("expires_at", ASCENDING)], expireAfterSeconds=86400, name="expiry"),
         ],
     ),
     CollectionIndexes(PATIENT_RECORDS),

@@ -65,6 +65,7 @@ from shared.mongo import Database, Document, Session
 from shared.outbox import Outbox, Tx
 from shared.principal import Principal, Role
 from shared.problems import Conflict
+from shared.scoping import ensure_org, may_see_org, other_org
 
 log = structlog.get_logger(__name__)
 
@@ -102,8 +103,12 @@ class Waitlist:
     ) -> dict[str, Any]:
         """Join a session's line: only when the caller's channel can book nothing there."""
         now = to_ms(now or datetime.now(UTC))
-        patient = await self.patients.get_for(principal, request.patient_id)
         schedule = await self.schedules.get(request.schedule_id)
+        if principal.is_staff:
+            ensure_org(principal, schedule["org_id"])
+        patient = await self.patients.get_for(
+            principal, request.patient_id, at_org=schedule["org_id"]
+        )
         check_published(schedule)
         policy = await self.policies.for_org(schedule["org_id"])
         day = date.fromisoformat(schedule["clinic_date"])
@@ -188,10 +193,17 @@ class Waitlist:
         return await self.db[WAITLIST].count_documents(ahead, session=session) + 1
 
     async def entries_of(
-        self, patient_ids: list[str], *, status: str | None, limit: int
+        self,
+        patient_ids: list[str],
+        *,
+        status: str | None,
+        limit: int,
+        org_id: str | None = None,
     ) -> list[dict[str, Any]]:
         """The patients' entries (of one status, if given), newest first."""
         query: dict[str, Any] = {"patient_id": {"$in": patient_ids}}
+        if org_id is not None:  # staff see their organization's entries only
+            query["org_id"] = org_id
         if status is not None:
             query["status"] = status
         docs = await self.db[WAITLIST].find(query).sort("_id", -1).to_list(limit)
@@ -207,7 +219,9 @@ class Waitlist:
         if entry is None:
             raise entry_not_found()
         if principal.is_staff or Role.SERVICE in principal.roles:
-            return entry
+            if may_see_org(principal, entry["org_id"]):
+                return entry
+            raise other_org()  # refused and audited
         patient = await self.patients.get(entry["patient_id"])
         if principal.subject in patient.get("account_ids", []):
             return entry

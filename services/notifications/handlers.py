@@ -83,6 +83,24 @@ async def patient_unlinked(ctx: Notifications, event: Envelope, tx: Tx) -> None:
     )
 
 
+LINK_CODE_KIND = "patient.link_code"
+LINK_PHONE_CONTEXT = "patient_verification.phone"  # as the appointments service encrypts
+LINK_CODE_CONTEXT = "patient_verification.code"
+
+
+async def verification_requested(ctx: Notifications, event: Envelope, tx: Tx) -> None:
+    """Text the code that proves control of a patient record to the phone on record."""
+    kind = ctx.message_kinds.get(LINK_CODE_KIND)
+    if kind is None:
+        raise RuntimeError(f"the message kind {LINK_CODE_KIND} is not installed")
+    data, cipher = event.data, ctx.recipients.cipher
+    phone = cipher.decrypt(data["phone_enc"], context=LINK_PHONE_CONTEXT)
+    code = cipher.decrypt(data["code_enc"], context=LINK_CODE_CONTEXT)
+    source = Source(id=event.id, event_type=event.type, patient_id=None, account_id=None)
+    context = {"code": code, "minutes": data["minutes"]}
+    await ctx.dispatcher.dispatch(tx, kind, source, context, address=phone)
+
+
 async def redelivery_requested(ctx: Notifications, event: Envelope, tx: Tx) -> None:
     await ctx.delivery.redeliver(tx, event.data["message_id"])
 
@@ -94,6 +112,7 @@ LIFECYCLE: dict[str, Lifecycle] = {
     "careloop.appointment.checked_in": checked_in,
     "careloop.patient.registered": patient_registered,
     "careloop.patient.unlinked": patient_unlinked,
+    "careloop.patient.verification_requested": verification_requested,
     "careloop.notification.redelivery_requested": redelivery_requested,
 }
 

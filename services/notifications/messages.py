@@ -185,9 +185,12 @@ class Messages:
         await self.collection.update_one({"_id": message_id}, update, session=session)
 
     async def for_patient(
-        self, patient_id: str, *, limit: int, before: str | None = None
+        self, patient_id: str, *, limit: int, before: str | None = None, org_id: str | None = None
     ) -> list[MessageView]:
+        """Newest first; ``org_id``: only the messages sent for that organization."""
         query: dict[str, Any] = {"patient_id": patient_id}
+        if org_id is not None:
+            query["org_id"] = org_id
         if before:
             query["_id"] = {"$lt": before}
         docs = await self.collection.find(query).sort("_id", -1).limit(limit).to_list()

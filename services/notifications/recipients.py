@@ -9,11 +9,12 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from services.notifications.store import ACCOUNTS, RECIPIENTS
+from services.notifications.store import ACCOUNTS, MESSAGES, RECIPIENTS
 from shared.crypto import FieldCipher
 from shared.mongo import Database, Document, Session
-from shared.principal import Principal
+from shared.principal import Principal, Role
 from shared.problems import Forbidden
+from shared.scoping import other_org, sees_every_org
 
 PHONE_CONTEXT = "patient.phone"  # the AES-GCM context the appointments service encrypts with
 
@@ -28,6 +29,7 @@ class Recipients:
     def __init__(self, db: Database, cipher: FieldCipher) -> None:
         self.patients = db[RECIPIENTS]
         self.accounts = db[ACCOUNTS]
+        self.messages = db[MESSAGES]
         self.cipher = cipher
 
     async def patient_registered(
@@ -82,9 +84,19 @@ class Recipients:
         return doc.get("wechat_openid") if doc else None
 
     async def check_access(self, principal: Principal, patient_id: str) -> None:
-        """Staff and services reach every patient; an account only the patients it manages."""
-        if principal.is_staff or principal.may_access_patient(patient_id):
-            return
+        """An account reaches the patients it manages. Staff reach a patient their own
+        organization has sent messages to (``shared.scoping``: where the patient is
+        treated); alliance admins and services every patient. 403 otherwise."""
+        if principal.is_staff or Role.SERVICE in principal.roles:
+            if sees_every_org(principal) or await self._messaged_by(principal.org_id, patient_id):
+                return
+            raise other_org()
         doc = await self.patients.find_one({"_id": patient_id, "account_ids": principal.subject})
         if doc is None:
             raise forbidden()
+
+    async def _messaged_by(self, org_id: str | None, patient_id: str) -> bool:
+        if org_id is None:
+            return False
+        query = {"patient_id": patient_id, "org_id": org_id}
+        return await self.messages.count_documents(query, limit=1) > 0

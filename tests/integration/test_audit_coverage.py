@@ -26,7 +26,7 @@ from shared.mongo import Database, Document
 from shared.principal import Principal, Role
 from shared.settings import ServiceSettings
 from tests.factories import make_national_id, make_phone
-from tests.integration.appointments.conftest import Api, seed_master_data
+from tests.integration.appointments.conftest import ORG, Api, seed_master_data
 from tests.integration.appointments.test_changes import publish_now
 from tests.integration.notifications.conftest import (
     NotificationsApi,
@@ -34,6 +34,7 @@ from tests.integration.notifications.conftest import (
     facts,
     running_notifications,
 )
+from tests.support.patient_codes import add_patient
 from tests.support.server import serve
 
 pytestmark = pytest.mark.integration
@@ -138,7 +139,7 @@ async def test_staff_reads_and_changes_of_appointments_are_audited(
     admin, _ = staff(api, "admin-1", Role.ADMIN)
     national_id = make_national_id()
     body = {"name": "张三", "national_id": national_id, "phone": make_phone()}
-    pid = ok(await post("/v1/appointments/patients", json=body, headers=api.token("a1")), 201)["id"]
+    pid = ok(await add_patient(api.client, api.settings, api.token("a1"), body), 201)["id"]
     s1 = await api.publish(days_ahead=2, doctor="D1")
     s2 = await api.publish(days_ahead=3, doctor="D2")
     s3 = await api.publish(days_ahead=4, doctor="D1", slot_count=1)
@@ -360,6 +361,7 @@ async def test_the_audit_endpoint_is_admin_only_pages_filters_and_keeps_old_reco
         patient_id="p-old",
         resource="appointment:old",
         reason="旧记录",
+        org_id=ORG,
     )
     await collection.insert_one({**old.model_dump(exclude={"id"}), "_id": old.id})
     indexes = await collection.index_information()
@@ -371,7 +373,8 @@ async def test_the_audit_endpoint_is_admin_only_pages_filters_and_keeps_old_reco
     assert found.json()["items"][0]["at"].startswith(old.at.isoformat()[:19])
 
     # pages newest first; the cursor is the last id; each read is audited itself
-    audit, agent = AuditLog(db), Principal(subject="agent-7", roles=frozenset({Role.AGENT}))
+    audit = AuditLog(db)
+    agent = Principal(subject="agent-7", roles=frozenset({Role.AGENT}), org_id=ORG)
     for n in range(5):
         action = "appointment.read" if n % 2 else "appointment.cancel"
         await audit.record(agent, action, patient_id="p-page", resource=f"a:{n}", reason="r")

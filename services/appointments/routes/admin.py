@@ -12,19 +12,18 @@ from services.appointments.domain.policy import BookingPolicy
 from services.appointments.routes.deps import PREFIX, Admin, Ctx
 from services.appointments.routes.models import PublishedSchedules, SavedIds
 from services.appointments.schedule_requests import ScheduleIn
-from shared.principal import Principal, Role
-from shared.problems import Forbidden
+from shared.principal import Principal
+from shared.scoping import ensure_org
 
 router = APIRouter(prefix=f"{PREFIX}/admin", tags=["appointments: admin"])
 OrgPath = Annotated[str, Path(pattern=ORG_ID)]
 
 
 def check_org(principal: Principal, org_ids: set[str]) -> None:
-    """An organization's admin manages only its own data; alliance admins (no org) all."""
-    if Role.SERVICE in principal.roles or principal.org_id is None:
-        return
-    if org_ids - {principal.org_id}:
-        raise Forbidden("forbidden_org", "you may only manage your own organization")
+    """Staff act on their own organization's data only; alliance admins and the HIS on
+    every organization's (``shared.scoping``)."""
+    for org_id in org_ids:
+        ensure_org(principal, org_id)
 
 
 @router.put(

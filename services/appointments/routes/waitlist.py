@@ -25,6 +25,7 @@ from services.appointments.waitlist_entries import JoinRequest, entry_view
 from shared.access_reason import AccessReason
 from shared.audit import require_reason
 from shared.problems import problem_responses_doc
+from shared.scoping import org_filter
 
 router = APIRouter(prefix=PREFIX, tags=["appointments: waitlist"])
 
@@ -90,7 +91,9 @@ async def my_entries(
         )
     else:
         ids = [p["_id"] for p in await ctx.patients.for_account(caller.subject)]
-    return {"items": await ctx.waitlist.entries_of(ids, status=status, limit=limit)}
+    org_id = org_filter(caller) if caller.is_staff else None
+    items = await ctx.waitlist.entries_of(ids, status=status, limit=limit, org_id=org_id)
+    return {"items": items}
 
 
 @router.get(

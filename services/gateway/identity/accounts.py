@@ -178,8 +178,13 @@ class StaffAccounts:
             changes["password_hash"] = new_hash
         await self.collection.update_one({"_id": staff_id}, {"$set": changes})
 
-    async def list(self, *, limit: int, after: str | None, role: Role | None) -> list[Document]:
+    async def list(
+        self, *, limit: int, after: str | None, role: Role | None, org_id: str | None = None
+    ) -> list[Document]:
+        """A page of accounts by id; ``org_id`` confines it to one organization's staff."""
         query: dict[str, Any] = {}
+        if org_id is not None:
+            query["org_id"] = org_id
         if after:
             query["_id"] = {"$gt": after}
         if role:

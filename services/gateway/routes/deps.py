@@ -41,7 +41,7 @@ async def caller(
 
 
 async def admin(principal: Annotated[Principal, Depends(caller)]) -> Principal:
-    if Role.ADMIN not in principal.roles:
+    if not principal.has_any(Role.ADMIN):
         raise Forbidden(
             "forbidden_role",
             "This action requires one of the roles: admin.",

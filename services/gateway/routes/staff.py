@@ -15,12 +15,14 @@ from shared.mongo import Document
 from shared.principal import STAFF_ROLES, Principal, Role
 from shared.problems import (
     Conflict,
+    Forbidden,
     NotFound,
     PreconditionFailed,
     PreconditionRequired,
     Unprocessable,
     problem_responses_doc,
 )
+from shared.scoping import may_see_org, org_filter, other_org, sees_every_org
 
 router = APIRouter(prefix="/v1/auth/admin/staff", tags=["auth: staff accounts"])
 
@@ -75,11 +77,31 @@ def _out(doc: Document, response: Response | None = None) -> StaffOut:
     )
 
 
-def _check_roles(roles: list[Role]) -> None:
+def _check_roles(admin: Principal, roles: list[Role]) -> None:
     if not set(roles) <= STAFF_ROLES:
         raise Unprocessable(
             "invalid_roles", "staff roles are: " + ", ".join(sorted(r.value for r in STAFF_ROLES))
         )
+    if Role.ALLIANCE_ADMIN in roles and not sees_every_org(admin):
+        raise Forbidden(
+            "forbidden_role",
+            "only an alliance admin may grant the alliance_admin role",
+            detail_zh="只有医联体管理员可以授予医联体管理员角色",
+        )
+
+
+def _check_org(admin: Principal, org_id: str | None) -> None:
+    """An organization's admin manages its own organization's staff only."""
+    if not may_see_org(admin, org_id):
+        raise other_org()
+
+
+async def _managed(admin: Principal, logins: LoginsDep, staff_id: str) -> Document:
+    """The account, if this admin manages it; another organization's looks like none."""
+    doc = await logins.staff.get(staff_id)
+    if doc is None or not may_see_org(admin, doc.get("org_id")):
+        raise NotFound("staff_not_found", "no such staff account")
+    return doc
 
 
 def _version(if_match: str | None) -> int | None:
@@ -120,7 +142,8 @@ async def create_staff(
     body: StaffIn,
     response: Response,
 ) -> StaffOut:
-    _check_roles(body.roles)
+    _check_roles(admin, body.roles)
+    _check_org(admin, body.org_id)
     check_strength(body.password, min_length=settings.password_min_length, username=body.username)
     doc = await logins.staff.create(
         username=body.username,
@@ -138,13 +161,15 @@ async def create_staff(
 
 @router.get("", summary="Staff accounts", responses=problem_responses_doc(401, 403))
 async def list_staff(
-    _: Admin,
+    admin: Admin,
     logins: LoginsDep,
     role: Role | None = None,
     cursor: Annotated[str | None, Query(max_length=64)] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
 ) -> StaffPage:
-    docs = await logins.staff.list(limit=limit + 1, after=cursor, role=role)
+    docs = await logins.staff.list(
+        limit=limit + 1, after=cursor, role=role, org_id=org_filter(admin)
+    )
     more = len(docs) > limit
     docs = docs[:limit]
     return StaffPage(items=[_out(d) for d in docs], next_cursor=docs[-1]["_id"] if more else None)
@@ -153,11 +178,10 @@ async def list_staff(
 @router.get(
     "/{staff_id}", summary="One staff account", responses=problem_responses_doc(401, 403, 404)
 )
-async def get_staff(_: Admin, logins: LoginsDep, staff_id: str, response: Response) -> StaffOut:
-    doc = await logins.staff.get(staff_id)
-    if doc is None:
-        raise NotFound("staff_not_found", "no such staff account")
-    return _out(doc, response)
+async def get_staff(
+    admin: Admin, logins: LoginsDep, staff_id: str, response: Response
+) -> StaffOut:
+    return _out(await _managed(admin, logins, staff_id), response)
 
 
 @router.patch(
@@ -180,9 +204,12 @@ async def update_staff(
 ) -> StaffOut:
     expected = _version(if_match)
     changes = body.model_dump(exclude_unset=True)
+    await _managed(admin, logins, staff_id)
     if body.roles is not None:
-        _check_roles(body.roles)
+        _check_roles(admin, body.roles)
         changes["roles"] = sorted(r.value for r in body.roles)
+    if "org_id" in changes:
+        _check_org(admin, changes["org_id"])
     if staff_id == admin.subject and (changes.get("disabled") or "roles" in changes):
         raise Conflict("own_account", "admins may not disable themselves or change their own roles")
     try:
@@ -211,9 +238,7 @@ async def reset_password(
     staff_id: str,
     body: PasswordReset,
 ) -> Response:
-    doc = await logins.staff.get(staff_id)
-    if doc is None:
-        raise NotFound("staff_not_found", "no such staff account")
+    doc = await _managed(admin, logins, staff_id)
     check_strength(body.password, min_length=settings.password_min_length, username=doc["username"])
     await logins.staff.update(
         staff_id,
@@ -236,6 +261,7 @@ async def reset_password(
 async def unlock_staff(
     admin: Admin, logins: LoginsDep, audit: AuditDep, staff_id: str, response: Response
 ) -> StaffOut:
+    await _managed(admin, logins, staff_id)
     try:
         doc = await logins.staff.update(staff_id, None, {"locked_until": None, "failed_logins": 0})
     except LookupError as exc:

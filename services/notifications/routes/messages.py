@@ -11,6 +11,7 @@ from services.notifications.routes.deps import PREFIX, Admin, Caller, Ctx
 from shared.access_reason import AccessReason
 from shared.audit import require_reason
 from shared.problems import Conflict, NotFound, problem_responses_doc
+from shared.scoping import ensure_org, org_filter
 
 router = APIRouter(prefix=PREFIX, tags=["notifications: messages"])
 
@@ -42,7 +43,8 @@ async def patient_messages(
             resource=f"patient:{patient_id}:messages",
             reason=reason,
         )
-    return await ctx.messages.for_patient(patient_id, limit=limit, before=before)
+    org_id = org_filter(caller) if caller.is_staff else None  # their organization's only
+    return await ctx.messages.for_patient(patient_id, limit=limit, before=before, org_id=org_id)
 
 
 @router.post(
@@ -59,6 +61,7 @@ async def retry_message(
     doc = await ctx.messages.get(message_id)
     if doc is None:
         raise NotFound("message_not_found", "no such message")
+    ensure_org(admin, doc.get("org_id"))  # an organization's admin retries its own messages
     if not await ctx.delivery.retry_failed(doc, admin, ctx.runtime.audit, reason):
         raise Conflict(
             "message_not_failed", f"only failed messages are retried; this one is {doc['status']}"

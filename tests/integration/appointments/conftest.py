@@ -18,6 +18,7 @@ from shared.auth import TokenMinter
 from shared.principal import Role
 from shared.settings import ServiceSettings
 from tests.factories import make_national_id, make_phone
+from tests.support.patient_codes import add_patient
 from tests.support.server import serve
 from tests.support.service_process import service_process
 
@@ -40,11 +41,8 @@ class Api:
         return self.token("admin-1", Role.ADMIN)
 
     async def add_patient(self, account: str, name: str = "张三") -> dict[str, Any]:
-        response = await self.client.post(
-            "/v1/appointments/patients",
-            headers=self.token(account),
-            json={"name": name, "national_id": make_national_id(), "phone": make_phone()},
-        )
+        body = {"name": name, "national_id": make_national_id(), "phone": make_phone()}
+        response = await add_patient(self.client, self.settings, self.token(account), body)
         assert response.status_code == 201, response.text
         return dict(response.json())
 

@@ -23,6 +23,7 @@ from shared.redis_client import create_redis
 from shared.settings import ServiceSettings
 from tests.factories import make_national_id, make_phone
 from tests.integration.appointments.conftest import Api
+from tests.support.patient_codes import add_patient
 
 pytestmark = pytest.mark.integration
 
@@ -32,11 +33,8 @@ WINDOW = BookingAttemptLimits().window_seconds
 
 
 async def register(api: Api, account: str, national_id: str, name: str = "张三") -> str:
-    response = await api.client.post(
-        "/v1/appointments/patients",
-        headers=api.token(account),
-        json={"name": name, "national_id": national_id, "phone": make_phone()},
-    )
+    body = {"name": name, "national_id": national_id, "phone": make_phone()}
+    response = await add_patient(api.client, api.settings, api.token(account), body)
     assert response.status_code == 201, response.text
     return str(response.json()["id"])
 

@@ -73,7 +73,7 @@ async def test_a_phone_login_patient_sees_appeals_and_gets_lifted_the_ban_where_
     assert filed.json()["org_id"] == ORG
     assert (await status_of(api, me, patient_id))["appeal"]["id"] == filed.json()["id"]
 
-    alliance_admin = api.token("admin-a", Role.ADMIN, org=None)
+    alliance_admin = api.token("admin-a", Role.ALLIANCE_ADMIN, org=None)
     url = f"{A}/patients/{patient_id}/ban-override"
     lifted = await api.client.post(url, headers=alliance_admin, json={"reason": "核实为系统误记"})
     assert lifted.status_code == 200, lifted.text
@@ -169,7 +169,10 @@ async def test_staff_list_pending_appeals_of_their_organization(
     patient = await api.client.get(url, headers=api.token("pa-q0", org=None))
     assert patient.status_code == 403
 
-    alliance_admin = {**api.token("admin-a", Role.ADMIN, org=None), "X-Access-Reason": "review"}
+    alliance_admin = {
+        **api.token("admin-a", Role.ALLIANCE_ADMIN, org=None),
+        "X-Access-Reason": "review",
+    }
     h2 = await api.client.get(url, headers=alliance_admin, params={"org_id": "h2"})
     assert [i["id"] for i in h2.json()["items"]] == filed["h2"]
     everyone = await api.client.get(url, headers=alliance_admin)

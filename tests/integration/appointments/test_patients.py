@@ -8,6 +8,7 @@ import pytest
 from shared.principal import Role
 from tests.factories import make_national_id, make_phone
 from tests.integration.appointments.conftest import Api
+from tests.support.patient_codes import add_patient
 
 pytestmark = pytest.mark.integration
 
@@ -59,7 +60,7 @@ async def test_one_self_per_account(appointments_api: Api) -> None:
         }
         if relation is not None:
             body["relation"] = relation
-        response = await api.client.post(PATIENTS, headers=me, json=body)
+        response = await add_patient(api.client, api.settings, me, body)
         return response.status_code, response.json()
 
     first_id = make_national_id()

@@ -1,0 +1,36 @@
+"""Which organizations of the alliance a patient is reached through (``shared.scoping``).
+
+A real-name patient is registered once for the whole alliance; staff of an organization
+see the patient when the patient is treated there: a booking or a waitlist entry at the
+organization, or a link that its counter or hotline verified (``org_ids`` on the patient).
+"""
+
+from __future__ import annotations
+
+from services.appointments.store import APPOINTMENTS, WAITLIST
+from shared.mongo import Database, Document
+from shared.principal import Principal
+from shared.scoping import sees_every_org
+
+
+class PatientOrgs:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    async def treats(self, patient: Document, org_id: str) -> bool:
+        """Is the patient treated at ``org_id`` (booked, waitlisted or linked there)?"""
+        if org_id in patient.get("org_ids", []):
+            return True
+        for collection in (APPOINTMENTS, WAITLIST):
+            query = {"patient_id": patient["_id"], "org_id": org_id}
+            if await self.db[collection].count_documents(query, limit=1):
+                return True
+        return False
+
+    async def visible_to(self, principal: Principal, patient: Document) -> bool:
+        """May this staff or service caller see the patient? (Accounts: ownership instead.)"""
+        if sees_every_org(principal):
+            return True
+        if not principal.is_staff or principal.org_id is None:
+            return False
+        return await self.treats(patient, principal.org_id)
