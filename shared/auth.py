@@ -35,6 +35,9 @@ from shared.settings import ServiceSettings
 _log = structlog.get_logger("careloop.auth")
 
 RevocationCheck = Callable[[str], Awaitable[bool]]
+# a token's logout and its account's ended logins: None (live), "revoked" or "ended"
+# (shared.revocation.TokenRevocations.check)
+TokenCheck = Callable[[Principal], Awaitable[str | None]]
 _REQUIRED_CLAIMS = ["exp", "iat", "sub", "iss", "aud", "jti"]
 _RESERVED_CLAIMS = frozenset(
     {"iss", "aud", "sub", "iat", "nbf", "exp", "jti", "roles", "org", "pids"}
@@ -90,6 +93,7 @@ class TokenVerifier:
         algorithms: list[str],
         leeway_seconds: int = 10,
         is_revoked: RevocationCheck | None = None,
+        token_check: TokenCheck | None = None,
     ) -> None:
         key = serialization.load_pem_public_key(public_key_pem.encode())
         allowed = [a for a in algorithms if not _is_forbidden_alg(a) and a in _algs_for_key(key)]
@@ -104,6 +108,7 @@ class TokenVerifier:
         self._audience = audience
         self._leeway = leeway_seconds
         self._is_revoked = is_revoked
+        self._token_check = token_check
 
     @property
     def algorithms(self) -> list[str]:
@@ -143,21 +148,34 @@ class TokenVerifier:
         return self._principal(claims)
 
     async def verify_async(self, token: str) -> Principal:
-        """:meth:`verify`, then the revocation hook (fails closed with 503 if it errors)."""
+        """:meth:`verify`, then the revocation hooks: the token logged out or its login
+        ended is a 401; a hook that fails is a 503 ``auth_unavailable`` (fail closed)."""
         principal = self.verify(token)
-        if self._is_revoked is not None and principal.token_id is not None:
-            try:
-                revoked = await self._is_revoked(principal.token_id)
-            except Exception as exc:
-                _log.warning("revocation_check_failed", exc_info=exc)
-                raise ServiceUnavailable(
-                    "auth_unavailable",
-                    "Sign-in cannot be checked right now. Please try again shortly.",
-                    retry_after=1,
-                    detail_zh="暂时无法验证登录状态，请稍后再试。",
-                ) from exc
-            if revoked:
-                raise _invalid("revoked")
+        if principal.token_id is None:
+            return principal
+        try:
+            revoked = self._is_revoked is not None and await self._is_revoked(principal.token_id)
+            state = (
+                None if revoked or self._token_check is None else await self._token_check(principal)
+            )
+        except Exception as exc:
+            _log.warning("revocation_check_failed", error=type(exc).__name__)
+            raise ServiceUnavailable(
+                "auth_unavailable",
+                "Sign-in cannot be checked right now. Please try again shortly.",
+                retry_after=1,
+                detail_zh="暂时无法验证登录状态，请稍后再试。",
+            ) from exc
+        if revoked or state == "revoked":
+            raise _invalid("revoked")
+        if state is not None:
+            _log.info("token_rejected", reason=state)
+            raise Unauthorized(
+                "token_revoked",
+                "this session has ended; please sign in again",
+                bearer_error="invalid_token",
+                detail_zh="登录已失效，请重新登录。",
+            )
         return principal
 
     @staticmethod
@@ -200,7 +218,10 @@ def read_pem(inline: str, file: str | None, *, missing: str) -> str:
 
 
 def from_settings(
-    settings: ServiceSettings, *, is_revoked: RevocationCheck | None = None
+    settings: ServiceSettings,
+    *,
+    is_revoked: RevocationCheck | None = None,
+    token_check: TokenCheck | None = None,
 ) -> TokenVerifier:
     """Build the verifier from ``jwt_public_key`` (PEM) or ``jwt_public_key_file``."""
     pem = read_pem(
@@ -215,6 +236,7 @@ def from_settings(
         audience=settings.jwt_audience,
         algorithms=list(settings.jwt_algorithms),
         is_revoked=is_revoked,
+        token_check=token_check,
     )
 
 

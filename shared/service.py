@@ -49,6 +49,7 @@ from shared.outbox_relay import OutboxRelay
 from shared.pii_rotation import EncryptedField
 from shared.problems import ServiceUnavailable, install_problem_handlers, problem_response
 from shared.redis_client import create_redis
+from shared.revocation import TokenRevocations
 from shared.settings import ServiceSettings
 
 log = structlog.get_logger(__name__)
@@ -76,6 +77,7 @@ class Runtime:
     audit: AuditLog
     verifier: TokenVerifier
     kafka_probe: KafkaProbe
+    auth_redis: Redis | None = None  # the gateway's Redis when it is not ``redis``
     relay: OutboxRelay | None = None
     consumers: list[ConsumerRunner] = field(default_factory=list)
     jobs: JobRunner | None = None
@@ -117,19 +119,35 @@ async def start_runtime(
     mongo = create_client(settings.mongo_url, app_name=settings.service_name)
     db: Database = mongo[settings.database_name]
     outbox = Outbox(mongo, db, settings.own_topic)
+    # behind the gateway's load shedding a service waits its turn for Redis rather
+    # than failing a request that already got this far
+    redis = create_redis(settings.redis_url, max_connections=500, wait_seconds=10.0)
+    auth_redis = None
+    if settings.auth_redis_url and settings.auth_redis_url != settings.redis_url:
+        auth_redis = create_redis(settings.auth_redis_url, max_connections=200, wait_seconds=2.0)
+    revocations = TokenRevocations(
+        auth_redis or redis,
+        prefix=(
+            settings.redis_key_prefix
+            if settings.auth_redis_key_prefix is None
+            else settings.auth_redis_key_prefix
+        ),
+        cache_seconds=settings.auth_revocation_cache_seconds,
+        cache_size=settings.auth_revocation_cache_size,
+    )
     runtime = Runtime(
         settings=settings,
         replica_id=make_replica_id(settings.service_name),
         metrics=metrics,
         mongo=mongo,
         db=db,
-        # behind the gateway's load shedding a service waits its turn for Redis rather
-        # than failing a request that already got this far
-        redis=create_redis(settings.redis_url, max_connections=500, wait_seconds=10.0),
+        redis=redis,
         outbox=outbox,
         audit=AuditLog(db),
-        verifier=verifier_from_settings(settings),
+        # logouts and ended logins are refused here too, not only at the gateway
+        verifier=verifier_from_settings(settings, token_check=revocations.check),
         kafka_probe=KafkaProbe(settings.kafka_bootstrap),
+        auth_redis=auth_redis,
     )
     await ensure_indexes(db, [*PLATFORM_INDEXES, *definition.indexes])
     await runtime.audit.ensure_indexes()
@@ -208,6 +226,8 @@ async def stop_runtime(runtime: Runtime, definition: ServiceDefinition) -> None:
         await definition.on_stop(runtime)
     await runtime.kafka_probe.close()
     await runtime.redis.aclose()
+    if runtime.auth_redis is not None:
+        await runtime.auth_redis.aclose()
     await runtime.mongo.close()
 
 

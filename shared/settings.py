@@ -85,6 +85,13 @@ class ServiceSettings(BaseSettings):
 
     redis_url: str = "redis://127.0.0.1:6379/0"
     redis_key_prefix: str = ""
+    # where the gateway keeps logouts and ended logins (shared/revocation.py): every
+    # service refuses those tokens too. Empty: redis_url; None: redis_key_prefix.
+    auth_redis_url: str = ""
+    auth_redis_key_prefix: str | None = None
+    # a token's answer is remembered this long (0: never), for at most this many tokens
+    auth_revocation_cache_seconds: float = Field(2.0, ge=0, le=30)
+    auth_revocation_cache_size: int = Field(10_000, ge=1, le=1_000_000)
 
     jwt_public_key: str = ""  # PEM; or a path in jwt_public_key_file
     jwt_public_key_file: str = ""

@@ -19,6 +19,7 @@ from pymongo import AsyncMongoClient
 from services.gateway.audit_view import OWN_BASE
 from services.gateway.identity.accounts import PatientAccounts, StaffAccounts
 from services.gateway.identity.codes import LoginCodes
+from services.gateway.identity.lockout import LoginAttempts
 from services.gateway.identity.logins import CodeSender, Logins
 from services.gateway.identity.passwords import hash_password
 from services.gateway.identity.sessions import Sessions
@@ -34,6 +35,7 @@ from shared.metrics import ServiceMetrics
 from shared.mongo import Database, Document, create_client, ensure_indexes
 from shared.principal import Role
 from shared.redis_client import create_redis
+from shared.revocation import TokenRevocations
 
 log = structlog.get_logger(__name__)
 
@@ -85,6 +87,12 @@ def build_logins(
             client, settings.wechat_appid, settings.wechat_secret, settings.wechat_api_base
         ),
         notifications_url=notifications,
+        attempts=LoginAttempts(
+            redis,
+            prefix=prefix,
+            limit=settings.staff_max_failed_logins,
+            lockout_seconds=settings.staff_lockout_minutes * 60,
+        ),
         max_failed_logins=settings.staff_max_failed_logins,
         lockout=timedelta(minutes=settings.staff_lockout_minutes),
         lookup_timeout=settings.account_lookup_timeout_seconds,
@@ -120,7 +128,7 @@ class Gateway:
     audit: AuditLog
     traffic: TrafficPolicy
     logins: Logins
-    token_verifier: TokenVerifier  # with the revocation hook: the /v1/auth routes
+    token_verifier: TokenVerifier  # with logout and ended logins: the /v1/auth routes
     front_verifier: (
         TokenVerifier  # signature and claims only: the front door's script checks the rest
     )
@@ -202,6 +210,9 @@ def build(settings: GatewaySettings, metrics: ServiceMetrics, app: FastAPI) -> G
         audit=AuditLog(db),
         traffic=traffic,
         logins=logins,
-        token_verifier=from_settings(settings, is_revoked=logins.sessions.is_revoked),
+        token_verifier=from_settings(
+            settings,
+            token_check=TokenRevocations(redis, prefix=settings.redis_key_prefix).check,
+        ),
         front_verifier=from_settings(settings),
     )

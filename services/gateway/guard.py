@@ -13,24 +13,51 @@ that path (the audit view), in one round trip of its own.
 
 from __future__ import annotations
 
+from urllib.parse import unquote
+
 from fastapi import Request
 
 from services.gateway.identity.sessions import Sessions
 from shared.auth import TokenVerifier
 from shared.principal import Principal
-from shared.problems import Unauthorized
+from shared.problems import BadRequest, Unauthorized
 
 PUBLIC_PREFIXES = ("/v1/notifications/providers/",)
+_DOT_SEGMENTS = frozenset({".", ".."})
 
 
 def is_public(path: str) -> bool:
+    """Whether ``path`` (as :func:`normalized_path` gives it) is a provider callback."""
     return path.startswith(PUBLIC_PREFIXES)
+
+
+def _path_refused() -> BadRequest:
+    return BadRequest(
+        "path_invalid",
+        "the path may not hold dot segments or encoded slashes",
+        detail_zh="请求路径无效",
+    )
+
+
+def normalized_path(request: Request) -> str:
+    """The request's path, percent-decoded once, as every later hop sees it; 400 problem
+    ``path_invalid`` for a dot segment (``.``, ``..``, ``%2e%2e``, even encoded twice) or
+    an encoded slash or backslash that a hop could resolve into another route."""
+    raw = request.scope.get("raw_path") or request.url.path.encode()
+    text = raw.decode("latin-1").split("?", 1)[0]
+    decoded = unquote(text, encoding="latin-1")
+    for segment in decoded.split("/"):
+        twice = unquote(segment, encoding="latin-1")
+        if segment in _DOT_SEGMENTS or twice in _DOT_SEGMENTS or any(c in twice for c in "/\\"):
+            raise _path_refused()
+    return decoded
 
 
 def bearer_principal(request: Request) -> Principal | None:
     """The caller by its token's signature and claims alone; ``None`` for public paths;
-    401 problem otherwise. Whether it was logged out is for the front door's script."""
-    if is_public(request.url.path):
+    401 problem otherwise. Whether it was logged out is for the front door's script.
+    Public or not is decided on the normalized path; a path with dot segments is a 400."""
+    if is_public(normalized_path(request)):
         return None
     scheme, _, token = request.headers.get("authorization", "").partition(" ")
     if scheme.lower() != "bearer" or not token.strip():

@@ -11,6 +11,7 @@ import structlog
 
 from services.gateway.identity.accounts import PatientAccounts, StaffAccounts
 from services.gateway.identity.codes import Issued, LoginCodes
+from services.gateway.identity.lockout import LoginAttempts
 from services.gateway.identity.passwords import hash_password, needs_rehash, verify_password
 from services.gateway.identity.sessions import Identity, Sessions, TokenPair
 from services.gateway.identity.wechat import WechatLogin
@@ -18,7 +19,7 @@ from shared.auth import TokenMinter
 from shared.mongo import Document
 from shared.principal import Role
 from shared.privacy import mask_phone
-from shared.problems import Forbidden, Problem, ServiceUnavailable, Unauthorized
+from shared.problems import Forbidden, ServiceUnavailable, Unauthorized
 
 log = structlog.get_logger(__name__)
 
@@ -55,22 +56,11 @@ def staff_view(doc: Document) -> dict[str, Any]:
 
 
 def _invalid_credentials() -> Unauthorized:
+    """The one answer to a wrong password and a locked, disabled or unknown account."""
     return Unauthorized(
         "invalid_credentials",
         "the username or password is wrong",
         detail_zh="用户名或密码错误",
-    )
-
-
-def _locked(until: datetime) -> Problem:
-    wait = max(1, int((until - datetime.now(UTC)).total_seconds()))
-    return Problem(
-        423,
-        "account_locked",
-        "too many failed logins: the account is locked for a while",
-        detail_zh="登录失败次数过多，账号已临时锁定",
-        headers={"Retry-After": str(wait)},
-        extra={"locked_until": until.isoformat()},
     )
 
 
@@ -119,6 +109,7 @@ class Logins:
         sessions: Sessions,
         wechat: WechatLogin,
         notifications_url: str,
+        attempts: LoginAttempts,
         max_failed_logins: int,
         lockout: timedelta,
         lookup_timeout: float = 1.0,
@@ -130,6 +121,7 @@ class Logins:
         self.sessions = sessions
         self.wechat = wechat
         self.notifications_url = notifications_url.rstrip("/")
+        self.attempts = attempts
         self.max_failed_logins = max_failed_logins
         self.lockout = lockout
         self.lookup_timeout = lookup_timeout
@@ -193,21 +185,31 @@ class Logins:
         return bound
 
     async def with_password(self, username: str, password: str) -> Login:
+        """A staff login. The attempt takes its place first (:mod:`.lockout`): past the
+        limit it is refused unchecked. A locked, disabled or unknown account and a wrong
+        password get one answer (401 ``invalid_credentials``), each after one hash check."""
         doc = await self.staff.by_username(username)
+        key = self.attempts.key(username, doc.get("version") if doc else None)
         locked_until = doc.get("locked_until") if doc else None
-        if locked_until is not None and locked_until > datetime.now(UTC):
-            raise _locked(locked_until)
+        locked = locked_until is not None and locked_until > datetime.now(UTC)
+        place = 0 if locked else await self.attempts.reserve(key)
+        if place == 0:  # locked: the same work as a wrong password, and the same answer
+            await verify_password(None, password)
+            log.info("login.staff_refused", reason="locked")
+            raise _invalid_credentials()
         if not await verify_password(doc["password_hash"] if doc else None, password):
+            locks = await self.attempts.failed(key, place)
             if doc is not None:
-                doc = await self.staff.record_failure(
-                    doc["_id"], limit=self.max_failed_logins, lockout=self.lockout
+                await self.staff.record_failure(
+                    doc["_id"], limit=1 if locks else self.max_failed_logins, lockout=self.lockout
                 )
-                log.info("login.staff_failed", account_id=doc["_id"])
-                if doc.get("locked_until"):
-                    raise _locked(doc["locked_until"])
+                log.info("login.staff_failed", account_id=doc["_id"], locked=locks)
             raise _invalid_credentials()
         assert doc is not None
-        self._refuse_disabled(doc)
+        if doc.get("disabled"):
+            log.info("login.staff_refused", reason="disabled", account_id=doc["_id"])
+            raise _invalid_credentials()
+        await self.attempts.succeeded(key)
         rehashed = await hash_password(password) if needs_rehash(doc["password_hash"]) else None
         await self.staff.record_success(doc["_id"], rehashed)
         tokens = await self.sessions.open(self.staff_identity(doc))

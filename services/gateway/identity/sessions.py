@@ -24,6 +24,7 @@ from services.gateway.refusals import token_refused
 from shared.auth import TokenMinter
 from shared.principal import Principal, Role
 from shared.problems import ServiceUnavailable, Unauthorized
+from shared.revocation import ENDED, REVOKED, block_key, end_logins, jti_key, revoke_token, verdict
 
 # KEYS: the refresh token's key -> {outcome, family}
 USE = """
@@ -74,6 +75,7 @@ class Sessions:
     ) -> None:
         self.redis = redis
         self.minter = minter
+        self.prefix = prefix
         self._p = f"{prefix}auth:"
         self.access_ttl = access_ttl
         self.patient_refresh_ttl = patient_refresh_ttl
@@ -162,7 +164,7 @@ class Sessions:
 
     async def revoke_access(self, principal: Principal) -> None:
         if principal.token_id:
-            await self.redis.set(f"{self._p}jti:{principal.token_id}", 1, ex=self.access_ttl + 60)
+            await revoke_token(self.redis, self.prefix, principal.token_id, self.access_ttl + 60)
 
     async def logout(self, principal: Principal, refresh_token: str | None) -> None:
         """End this login: the access token now, and its refresh family if given."""
@@ -178,17 +180,16 @@ class Sessions:
         families = await self.redis.smembers(f"{self._p}acct:{account_id}")
         for family in families:
             await self.revoke_family(str(family))
-        await self.redis.set(
-            f"{self._p}block:{account_id}", int(time.time()), ex=self.access_ttl + 60
-        )
+        await end_logins(self.redis, self.prefix, account_id, self.access_ttl + 60)
 
     async def is_revoked(self, token_id: str) -> bool:
-        return bool(await self.redis.exists(f"{self._p}jti:{token_id}"))
+        return bool(await self.redis.exists(jti_key(self.prefix, token_id)))
 
     def token_keys(self, principal: Principal) -> TokenKeys:
         """Where the front door's script finds this token's logout and its account's end."""
-        jti = f"{self._p}jti:{principal.token_id}" if principal.token_id else None
-        return TokenKeys(jti, f"{self._p}block:{principal.subject}", principal.issued_at or 0)
+        jti = jti_key(self.prefix, principal.token_id) if principal.token_id else None
+        block = block_key(self.prefix, principal.subject)
+        return TokenKeys(jti, block, principal.issued_at or 0)
 
     async def check_token(self, principal: Principal) -> None:
         """Outside the front door's script (the audit view): logout and ended logins in
@@ -203,13 +204,12 @@ class Sessions:
                 retry_after=1,
                 detail_zh="暂时无法验证登录状态，请稍后再试。",
             ) from exc
-        if keys.jti_key and jti is not None:
-            raise token_refused("revoked")
-        if blocked is not None and keys.issued_at <= int(blocked):
-            raise token_refused("ended")
+        state = verdict(keys.issued_at, jti if keys.jti_key else None, blocked)
+        if state in (REVOKED, ENDED):
+            raise token_refused(state)
 
     async def check_not_ended(self, principal: Principal) -> None:
         """401 when the account's logins were ended after this token was issued."""
-        blocked = await self.redis.get(f"{self._p}block:{principal.subject}")
-        if blocked is not None and (principal.issued_at or 0) <= int(blocked):
+        blocked = await self.redis.get(block_key(self.prefix, principal.subject))
+        if verdict(principal.issued_at or 0, None, blocked) == ENDED:
             raise _refused("token_revoked", "this session has ended; please sign in again")

@@ -101,7 +101,12 @@ async def login_with_wechat(logins: LoginsDep, body: WechatLoginIn, response: Re
 @router.post(
     "/login/staff",
     summary="Staff login with username and password",
-    responses=problem_responses_doc(401, 403, 422, 423, 429),
+    description=(
+        "A wrong password and a locked, disabled or unknown account get the same 401 "
+        "`invalid_credentials`. After `staff_max_failed_logins` failures in a row the "
+        "account is locked for `staff_lockout_minutes` (an admin may unlock it)."
+    ),
+    responses=problem_responses_doc(401, 422, 429, 503),
 )
 async def login_with_password(
     logins: LoginsDep, body: PasswordLogin, response: Response
