@@ -53,6 +53,8 @@ def service_env(
         "KAFKA_PARTITIONS": str(partitions),
         "REDIS_URL": stack.redis_url(REDIS_DBS[name]),
     }
+    if name != "gateway":  # logouts and ended logins live in the gateway's Redis db
+        values["AUTH_REDIS_URL"] = stack.redis_url(REDIS_DBS["gateway"])
     # secrets from the dev files only where the operator's environment sets none
     dev_secrets = secret_env(
         prefix,
