@@ -1,4 +1,10 @@
-"""Per-request context: request id (accepted or created), log binding, metrics, access log."""
+"""Per-request context: request id (accepted or created), log binding, metrics, access log.
+
+A service behind the gateway takes the gateway's ``X-Request-Id`` (the gateway overwrites
+the client's). The gateway itself (``trust_request_id=False``) always makes its own: a
+client's id would otherwise name audit records and logs. It keeps a well-formed client
+value as ``client_request_id`` (request state and log key) for correlation only.
+"""
 
 from __future__ import annotations
 
@@ -30,9 +36,12 @@ def route_template(scope: Scope) -> str:
 class RequestContextMiddleware:
     """Pure ASGI middleware (cheap on the hot path, safe for streaming responses)."""
 
-    def __init__(self, app: ASGIApp, metrics: ServiceMetrics) -> None:
+    def __init__(
+        self, app: ASGIApp, metrics: ServiceMetrics, *, trust_request_id: bool = True
+    ) -> None:
         self.app = app
         self.metrics = metrics
+        self.trust_request_id = trust_request_id
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -43,10 +52,15 @@ class RequestContextMiddleware:
             if name == b"x-request-id":
                 incoming = value.decode("latin-1")
                 break
-        request_id = incoming if _VALID_REQUEST_ID.match(incoming) else new_id()
-        scope.setdefault("state", {})["request_id"] = request_id
+        valid = bool(_VALID_REQUEST_ID.match(incoming))
+        request_id = incoming if valid and self.trust_request_id else new_id()
+        state = scope.setdefault("state", {})
+        state["request_id"] = request_id
         structlog.contextvars.clear_contextvars()
         structlog.contextvars.bind_contextvars(request_id=request_id)
+        if not self.trust_request_id and valid:
+            state["client_request_id"] = incoming
+            structlog.contextvars.bind_contextvars(client_request_id=incoming)
         started = time.perf_counter()
         status = 500
 

@@ -81,7 +81,8 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         max_age=600,
     )
     app.add_middleware(SecurityHeadersMiddleware)
-    app.add_middleware(RequestContextMiddleware, metrics=metrics)
+    # the request id of audit records and logs is the gateway's own, never the client's
+    app.add_middleware(RequestContextMiddleware, metrics=metrics, trust_request_id=False)
     # outermost: a surge beyond what this process can carry is refused before any work
     app.add_middleware(LoadSheddingMiddleware, max_in_flight=settings.max_in_flight_requests)
     install_problem_handlers(app)

@@ -125,7 +125,7 @@ def _admin_check(authenticate: Authenticate | None) -> Callable[[Request], Await
 
 
 def _forward_headers(request: Request) -> dict[str, str]:
-    request_id = getattr(request.state, "request_id", None) or request.headers.get("x-request-id")
+    request_id = getattr(request.state, "request_id", None)  # the gateway's, never the client's
     headers = {"authorization": request.headers["authorization"], "accept": "application/json"}
     if request_id:
         headers["x-request-id"] = str(request_id)

@@ -16,6 +16,7 @@ from services.gateway.identity.passwords import hash_password, needs_rehash, ver
 from services.gateway.identity.sessions import Identity, Sessions, TokenPair
 from services.gateway.identity.wechat import WechatLogin
 from shared.auth import TokenMinter
+from shared.ids import new_id
 from shared.mongo import Document
 from shared.principal import Role
 from shared.privacy import mask_phone
@@ -73,8 +74,11 @@ class CodeSender:
         self.minter = minter
 
     async def send(self, phone: str, code: str, minutes: int, request_id: str) -> None:
+        """Text ``code``; ``request_id`` (the gateway's) only names the call in logs."""
         token = self.minter.mint("gateway", [Role.SERVICE], ttl_seconds=60)
-        body = {"phone": phone, "code": code, "minutes": minutes, "request_id": request_id}
+        # notifications sends one SMS per key: a key of our own for each code, so a
+        # replayed request id can never make a fresh code go unsent
+        body = {"phone": phone, "code": code, "minutes": minutes, "request_id": new_id()}
         try:
             response = await self.client.post(
                 self.url,
