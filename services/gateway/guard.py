@@ -13,6 +13,7 @@ that path (the audit view), in one round trip of its own.
 
 from __future__ import annotations
 
+import re
 from urllib.parse import unquote
 
 from fastapi import Request
@@ -20,10 +21,12 @@ from fastapi import Request
 from services.gateway.identity.sessions import Sessions
 from shared.auth import TokenVerifier
 from shared.principal import Principal
-from shared.problems import BadRequest, Unauthorized
+from shared.problems import BadRequest, Forbidden, Unauthorized
 
 PUBLIC_PREFIXES = ("/v1/notifications/providers/",)
 _DOT_SEGMENTS = frozenset({".", ".."})
+# the service's binding route takes an openid on trust: only the gateway calls it
+WECHAT_BINDING = "/v1/notifications/me/wechat"
 
 
 def is_public(path: str) -> bool:
@@ -53,11 +56,24 @@ def normalized_path(request: Request) -> str:
     return decoded
 
 
+def refuse_unverified(request: Request, path: str) -> None:
+    """403 for a client's ``PUT /v1/notifications/me/wechat``: its openid is unverified.
+    WeChat is bound through ``PUT /v1/auth/me/wechat`` (a wx.login code, code2session)."""
+    if request.method == "PUT" and re.sub("/+", "/", path).rstrip("/") == WECHAT_BINDING:
+        raise Forbidden(
+            "wechat_binding_unverified",
+            "bind WeChat with PUT /v1/auth/me/wechat and a fresh wx.login code",
+            detail_zh="请通过微信登录凭证绑定微信",
+        )
+
+
 def bearer_principal(request: Request) -> Principal | None:
     """The caller by its token's signature and claims alone; ``None`` for public paths;
     401 problem otherwise. Whether it was logged out is for the front door's script.
     Public or not is decided on the normalized path; a path with dot segments is a 400."""
-    if is_public(normalized_path(request)):
+    path = normalized_path(request)
+    refuse_unverified(request, path)
+    if is_public(path):
         return None
     scheme, _, token = request.headers.get("authorization", "").partition(" ")
     if scheme.lower() != "bearer" or not token.strip():

@@ -8,6 +8,7 @@ from typing import Any
 
 import httpx
 import structlog
+from pymongo.errors import DuplicateKeyError
 
 from services.gateway.identity.accounts import PatientAccounts, StaffAccounts
 from services.gateway.identity.codes import Issued, LoginCodes
@@ -20,7 +21,7 @@ from shared.ids import new_id
 from shared.mongo import Document
 from shared.principal import Role
 from shared.privacy import mask_phone
-from shared.problems import Forbidden, ServiceUnavailable, Unauthorized
+from shared.problems import Conflict, Forbidden, NotFound, ServiceUnavailable, Unauthorized
 
 log = structlog.get_logger(__name__)
 
@@ -153,6 +154,32 @@ class Logins:
         bound = await self._bind_openid(tokens.access_token, user.openid)
         log.info("login.patient", method="wechat", account_id=account["_id"])
         return Login(tokens, patient_view(account, wechat_bound=bound or None))
+
+    async def bind_wechat(self, account_id: str, code: str, access_token: str) -> bool:
+        """Bind the WeChat user of a fresh ``wx.login`` ``code`` to a patient account: the
+        openid comes from WeChat's code2session, never from the client. 409 when it is
+        bound to another account; whether notifications took the binding is returned."""
+        user = await self.wechat.code_to_user(code)
+        accounts = self.patients.collection
+        taken = await accounts.find_one({"wechat_openid": user.openid, "_id": {"$ne": account_id}})
+        try:
+            if taken is not None:
+                raise DuplicateKeyError("wechat_openid")
+            done = await accounts.update_one(
+                {"_id": account_id, "disabled": {"$ne": True}},
+                {"$set": {"wechat_openid": user.openid, "wechat_unionid": user.unionid}},
+            )
+        except DuplicateKeyError as exc:
+            log.info("wechat.bind_conflict", account_id=account_id)
+            raise Conflict(
+                "wechat_bound_elsewhere",
+                "this WeChat user is bound to another account",
+                detail_zh="该微信已绑定其他账号",
+            ) from exc
+        if done.matched_count == 0:
+            raise NotFound("account_not_found", "no patient account to bind WeChat to")
+        log.info("wechat.bound", account_id=account_id)
+        return await self._bind_openid(access_token, user.openid)
 
     async def _bind_openid(self, access_token: str, openid: str) -> bool:
         """Notifications learns where to send WeChat messages; a failure waits for next login."""

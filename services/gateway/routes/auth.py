@@ -13,7 +13,7 @@ from services.gateway.identity.passwords import check_strength, hash_password, v
 from services.gateway.identity.sessions import TokenPair
 from services.gateway.routes.deps import Caller, LoginsDep, PatientsDep, SettingsDep, StaffDep
 from shared.principal import Principal, Role
-from shared.problems import NotFound, Unauthorized, problem_responses_doc
+from shared.problems import Forbidden, NotFound, Unauthorized, problem_responses_doc
 
 router = APIRouter(prefix="/v1/auth", tags=["auth"])
 
@@ -197,6 +197,36 @@ async def me(
     if (doc := await patients.get(caller.subject)) is not None:
         return Me(**patient_view(doc, wechat_bound=bound), stored=True)
     return Me(**token_view(caller), wechat_bound=bound, stored=False)
+
+
+class WechatBindingOut(BaseModel):
+    wechat_login: bool = Field(description="the account now signs in with this WeChat user")
+    wechat_bound: bool = Field(description="WeChat messages reach the account")
+
+
+@router.put(
+    "/me/wechat",
+    summary="Patients: bind my WeChat (a fresh wx.login code, exchanged with WeChat)",
+    description=(
+        "The mini-program calls `wx.login` and sends the `code`; the gateway exchanges it "
+        "with WeChat (code2session) for the openid, binds it to the account (sign-in with "
+        "WeChat) and tells notifications (WeChat messages). An openid bound to another "
+        "account is a 409 `wechat_bound_elsewhere`. A client-supplied openid is never taken."
+    ),
+    responses=problem_responses_doc(401, 403, 404, 409, 422, 429, 503),
+)
+async def bind_wechat(
+    request: Request, caller: Caller, logins: LoginsDep, body: WechatLoginIn
+) -> WechatBindingOut:
+    if Role.PATIENT not in caller.roles:
+        raise Forbidden(
+            "forbidden_role",
+            "This action requires one of the roles: patient.",
+            detail_zh="您没有执行此操作的权限。",
+        )
+    token = request.headers["authorization"].partition(" ")[2].strip()
+    bound = await logins.bind_wechat(caller.subject, body.code, token)
+    return WechatBindingOut(wechat_login=True, wechat_bound=bound)
 
 
 @router.post(

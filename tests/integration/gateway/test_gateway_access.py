@@ -22,6 +22,7 @@ GATEWAY_ROUTES: dict[tuple[str, str], str] = {
     ("POST", "/v1/auth/refresh"): PUBLIC,
     ("GET", "/v1/auth/me"): SIGNED_IN,
     ("POST", "/v1/auth/me/password"): SIGNED_IN,
+    ("PUT", "/v1/auth/me/wechat"): SIGNED_IN,
     ("POST", "/v1/auth/admin/staff"): ADMIN,
     ("GET", "/v1/auth/admin/staff"): ADMIN,
     ("GET", "/v1/auth/admin/staff/{staff_id}"): ADMIN,

@@ -70,7 +70,8 @@ async def test_binding_wechat_in_notifications_shows_in_me(gateway: Gateway) -> 
         False,
     )
 
-    bind = await gateway.client.put(
+    # only the gateway binds (PUT /v1/auth/me/wechat, test_wechat_binding.py): as it does
+    bind = await gateway.notifications.client.put(
         "/v1/notifications/me/wechat", json={"openid": "oWx-bound-301"}, headers=token
     )
     assert bind.status_code == 200, bind.text
