@@ -19,8 +19,9 @@ from services.gateway.app import create_app as create_gateway
 from services.gateway.settings import GatewaySettings
 from services.notifications.settings import NotificationsSettings
 from shared.auth import CurrentPrincipal, TokenMinter
+from shared.principal import Principal, Role
 from shared.redis_client import create_redis
-from shared.revocation import end_logins, revoke_token
+from shared.revocation import REVOKED, TokenRevocations, end_logins, jti_key, revoke_token
 from shared.service import ServiceDefinition, create_service_app
 from shared.settings import ServiceSettings
 from tests.integration.gateway.conftest import ADMIN_PASSWORD, Gateway
@@ -146,3 +147,29 @@ async def test_a_gateway_logout_and_ended_logins_reach_a_service_called_directly
         await gateway.app.state.logins.sessions.end_all(second["account"]["id"])
         ended = await service.get(direct, headers=token)
         assert (ended.status_code, ended.json()["code"]) == (401, "token_revoked")
+
+
+async def test_answers_are_cached_briefly_and_the_cache_is_bounded(stack: EmbeddedStack) -> None:
+    redis = create_redis(stack.redis_url())
+    prefix = f"cache{time.time_ns()}:"
+    now = [0.0]
+    revocations = TokenRevocations(
+        redis, prefix=prefix, cache_seconds=5, cache_size=1, clock=lambda: now[0]
+    )
+
+    def principal(token_id: str) -> Principal:
+        roles = frozenset({Role.PATIENT})
+        return Principal(subject="pa-c", roles=roles, token_id=token_id, issued_at=100)
+
+    try:
+        assert await revocations.check(principal("a")) is None
+        await revoke_token(redis, prefix, "a", 60)
+        assert await revocations.check(principal("a")) is None  # remembered for 5 s
+        now[0] = 5.0
+        assert await revocations.check(principal("a")) == REVOKED  # ... and no longer
+        await revoke_token(redis, prefix, "b", 60)
+        assert await revocations.check(principal("b")) == REVOKED  # evicts "a": size 1
+        await redis.delete(jti_key(prefix, "a"))
+        assert await revocations.check(principal("a")) is None  # read again, not cached
+    finally:
+        await redis.aclose()

@@ -9,8 +9,12 @@ from typing import Any
 import httpx
 import pytest
 
+from devstack.processes import free_port
 from services.gateway.identity import logins as logins_module
+from services.gateway.identity.lockout import LoginAttempts
 from services.gateway.identity.passwords import verify_password
+from shared.problems import Problem
+from shared.redis_client import create_redis
 from tests.integration.gateway.conftest import TEST_RATE_LIMITS, Gateway, bearer
 
 pytestmark = pytest.mark.integration
@@ -172,3 +176,14 @@ async def test_a_login_body_over_8_kib_is_refused(
         LOGIN, content=chunks(), headers={"content-type": content_type}
     )
     assert (streamed.status_code, streamed.json()["code"]) == (413, "request_too_large")
+
+
+async def test_attempts_fail_closed_when_redis_is_away() -> None:
+    redis = create_redis(f"redis://127.0.0.1:{free_port()}/0", wait_seconds=0.2)
+    attempts = LoginAttempts(redis, limit=5, lockout_seconds=60)
+    try:
+        with pytest.raises(Problem) as info:
+            await attempts.reserve(attempts.key("agent.away", 1))
+    finally:
+        await redis.aclose()
+    assert (info.value.status, info.value.code) == (503, "auth_unavailable")
