@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from prometheus_client import Counter
 
+from services.notifications.callbacks import CallbackGuard
 from services.notifications.consents import Consents
 from services.notifications.delivery import Delivery
 from services.notifications.dispatch import Dispatcher
@@ -18,6 +19,7 @@ from services.notifications.message_kinds import MessageKinds
 from services.notifications.messages import Messages
 from services.notifications.outcomes import Outcomes
 from services.notifications.preferences import PreferenceStore
+from services.notifications.preview_worker import TemplateSandbox
 from services.notifications.providers.base import Provider
 from services.notifications.providers.registry import build_providers
 from services.notifications.receipts import Receipts
@@ -49,6 +51,8 @@ class Notifications:
     providers: dict[Channel, Provider]
     idempotency: IdempotencyKeys
     sandbox: SandboxDeliveries
+    callbacks: CallbackGuard
+    previews: TemplateSandbox  # staff's templates render in worker processes
 
 
 def _counters(runtime: Runtime) -> tuple[Counter, Counter, Counter]:
@@ -85,7 +89,14 @@ def build(runtime: Runtime) -> Notifications:
         language=settings.default_language,
         quiet_hours=settings.default_quiet_hours,
     )
-    templates = TemplateStore(db, runtime.outbox, message_kinds, render_failures)
+    previews = TemplateSandbox(
+        timeout=settings.template_preview_timeout_seconds,
+        max_output=settings.template_max_output_bytes,
+        concurrency=settings.template_preview_concurrency,
+    )
+    templates = TemplateStore(
+        db, runtime.outbox, message_kinds, render_failures, trial=previews.render
+    )
     preferences = PreferenceStore(db, default)
     recipients = Recipients(db, cipher)
     consents = Consents(db, runtime.outbox, settings.wechat_template_ids)
@@ -137,4 +148,12 @@ def build(runtime: Runtime) -> Notifications:
         providers=providers,
         idempotency=IdempotencyKeys(db),
         sandbox=SandboxDeliveries(db),
+        callbacks=CallbackGuard(
+            runtime.redis,
+            settings.redis_key_prefix,
+            window_seconds=settings.wechat_callback_window_seconds,
+            allowed_networks=settings.aliyun_receipt_allowed_networks,
+            trusted_proxies=settings.callback_trusted_proxies,
+        ),
+        previews=previews,
     )

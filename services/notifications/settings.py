@@ -6,7 +6,9 @@ every channel to the local sandbox, which records deliveries in Mongo.
 
 from __future__ import annotations
 
-from pydantic import Field, model_validator
+import ipaddress
+
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from services.notifications.domain.rules import QuietHours
@@ -36,7 +38,10 @@ class NotificationsSettings(ServiceSettings):
     aliyun_access_key_id: str = ""
     aliyun_access_key_secret: str = ""
     aliyun_sms_sign_name: str = ""
-    aliyun_receipt_token: str = ""  # shared secret in the receipt callback URL (?token=)
+    # receipts: the callback URL carries ?token=<receipt_token(secret)> (HMAC-SHA256 of this
+    # per-deployment secret over a fixed label); unset refuses every receipt
+    aliyun_receipt_secret: str = ""
+    aliyun_receipt_allowed_networks: list[str] = Field(default_factory=list)  # CIDRs; []: any
 
     # WeChat mini-program subscription messages
     wechat_api_base: str = "https://api.weixin.qq.com"
@@ -44,6 +49,16 @@ class NotificationsSettings(ServiceSettings):
     wechat_app_secret: str = ""
     wechat_miniprogram_state: str = "formal"  # formal | trial | developer
     wechat_callback_token: str = ""  # message-push token: signature over token+timestamp+nonce
+    # message push in safe mode: the 43-character EncodingAESKey; unset refuses every push
+    wechat_encoding_aes_key: str = Field("", pattern=r"^([A-Za-z0-9+/]{43})?$")
+    wechat_callback_window_seconds: int = Field(300, ge=10, le=3600)  # timestamp window, nonce TTL
+    # the gateway's addresses: from them X-Forwarded-For names a callback's source
+    callback_trusted_proxies: list[str] = Field(default_factory=list)
+
+    # template previews (and publishing) render in a separate process, killed when too slow
+    template_preview_timeout_seconds: float = Field(2.0, gt=0, le=30)
+    template_max_output_bytes: int = Field(16 * 1024, ge=1024, le=1024 * 1024)
+    template_preview_concurrency: int = Field(2, ge=1, le=16)
 
     # message kind -> the provider's template code (Aliyun) / template id (WeChat)
     sms_template_codes: dict[str, str] = Field(default_factory=dict)
@@ -69,6 +84,13 @@ class NotificationsSettings(ServiceSettings):
         if bool(self.quiet_hours_start) != bool(self.quiet_hours_end):
             raise ValueError("quiet_hours_start and quiet_hours_end: both HH:MM or both empty")
         return self
+
+    @field_validator("aliyun_receipt_allowed_networks", "callback_trusted_proxies")
+    @classmethod
+    def _cidrs(cls, value: list[str]) -> list[str]:
+        for cidr in value:
+            ipaddress.ip_network(cidr.strip(), strict=False)  # a ValueError names the bad one
+        return value
 
     def production_problems(self) -> list[str]:
         """The shared checks, and no sandbox provider: its records hold every text (login

@@ -9,7 +9,7 @@ message goes out with the built-in template and the failure is logged and counte
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -26,7 +26,12 @@ from services.notifications.message_kinds import (
     MessageKinds,
 )
 from services.notifications.providers.base import Rendered
-from services.notifications.rendering import RenderError, render
+from services.notifications.rendering import (
+    OutputTooLarge,
+    RenderError,
+    TemplateTooSlow,
+    render,
+)
 from services.notifications.store import TEMPLATES
 from shared.mongo import Database, Document
 from shared.outbox import Outbox, Tx
@@ -35,10 +40,31 @@ from shared.problems import NotFound, Unprocessable
 log = structlog.get_logger(__name__)
 
 Overrides = dict[str, dict[Channel, ChannelTemplate]]
+# renders staff's templates away from the event loop (the preview worker), bounded
+TrialRender = Callable[[ChannelTemplate, Mapping[str, Any]], Awaitable[Rendered]]
 
 
 def unknown_kind(kind: str) -> NotFound:
     return NotFound("template_not_found", f"no message kind {kind!r}", detail_zh="没有该消息类型")
+
+
+def render_problem(
+    exc: RenderError, where: str = "", extra: Mapping[str, Any] | None = None
+) -> Unprocessable:
+    """The 422 problem for a template that failed: too slow, too large or broken."""
+    prefix = f"{where}: " if where else ""
+    if isinstance(exc, TemplateTooSlow):
+        code, detail, zh = "template_too_slow", f"{prefix}{exc}", "模板渲染超时"
+    elif isinstance(exc, OutputTooLarge):
+        code, detail, zh = "template_output_too_large", f"{prefix}{exc}", "模板输出过大"
+    else:
+        code, detail = "template_render_error", f"{prefix}the template does not render: {exc}"
+        zh = "模板渲染失败"
+    return Unprocessable(code, detail, detail_zh=zh, extra=extra)
+
+
+async def _render_here(template: ChannelTemplate, context: Mapping[str, Any]) -> Rendered:
+    return render(template, context)
 
 
 @dataclass(frozen=True)
@@ -49,12 +75,18 @@ class Resolved:
 
 class TemplateStore:
     def __init__(
-        self, db: Database, outbox: Outbox, message_kinds: MessageKinds, failures: Counter
+        self,
+        db: Database,
+        outbox: Outbox,
+        message_kinds: MessageKinds,
+        failures: Counter,
+        trial: TrialRender = _render_here,
     ) -> None:
         self.collection = db[TEMPLATES]
         self.outbox = outbox
         self.message_kinds = message_kinds
         self.failures = failures
+        self.trial = trial  # publishing renders each new template with the sample first
 
     def kind(self, name: str) -> MessageKind:
         kind = self.message_kinds.get(name)
@@ -101,14 +133,11 @@ class TemplateStore:
         for language, channels in overrides.items():
             for channel, template in channels.items():
                 try:
-                    render(template, sample_context(kind, language))
+                    await self.trial(template, sample_context(kind, language))
                 except RenderError as exc:
-                    raise Unprocessable(
-                        "template_render_error",
-                        f"{language}/{channel.value} does not render with the sample: {exc}",
-                        detail_zh="模板无法用示例数据渲染",
-                        extra={"language": language, "channel": channel.value},
-                    ) from exc
+                    where = f"{language}/{channel.value} with the sample"
+                    extra = {"language": language, "channel": channel.value}
+                    raise render_problem(exc, where, extra) from exc
 
         async def work(tx: Tx) -> Document:
             last = await self.collection.find_one(

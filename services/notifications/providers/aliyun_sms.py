@@ -25,7 +25,6 @@ import base64
 import hashlib
 import hmac
 import json
-import secrets
 import uuid
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta, timezone
@@ -56,6 +55,7 @@ __all__ = [
     "is_retryable",
     "parse_receipts",
     "percent_encode",
+    "receipt_token",
     "sign",
     "string_to_sign",
     "verify_receipt_token",
@@ -164,11 +164,21 @@ def sign(method: str, params: Mapping[str, str], secret: str) -> str:
     return base64.b64encode(digest).decode("ascii")
 
 
-def verify_receipt_token(expected: str, given: str | None) -> bool:
-    """Check the shared ``?token=`` of the receipt callback URL; an unset token refuses all."""
-    if not expected or not isinstance(given, str):
+RECEIPT_TOKEN_LABEL = b"careloop/notifications/aliyun-sms-receipts/v1"
+
+
+def receipt_token(secret: str) -> str:
+    """The ``?token=`` of the receipt callback URL: HMAC-SHA256(secret, a fixed label), hex.
+
+    The secret itself never appears in a URL; changing it changes the token."""
+    return hmac.new(secret.encode(), RECEIPT_TOKEN_LABEL, hashlib.sha256).hexdigest()
+
+
+def verify_receipt_token(secret: str, given: str | None) -> bool:
+    """Check the receipt callback's ``token``; an unset secret refuses all."""
+    if not secret or not isinstance(given, str):
         return False
-    return secrets.compare_digest(expected.encode(), given.encode())
+    return hmac.compare_digest(receipt_token(secret).encode(), given.encode("utf-8", "replace"))
 
 
 class AliyunSmsProvider:

@@ -11,9 +11,9 @@ from pydantic import BaseModel, Field
 from services.notifications.domain.channels import Channel
 from services.notifications.message_kinds import LANGUAGES, ChannelTemplate
 from services.notifications.providers.base import Rendered
-from services.notifications.rendering import RenderError, render
+from services.notifications.rendering import RenderError
 from services.notifications.routes.deps import PREFIX, Admin, Ctx, Staff
-from services.notifications.templates import builtin_view, sample_context
+from services.notifications.templates import builtin_view, render_problem, sample_context
 from shared.problems import Unprocessable, problem_responses_doc
 
 router = APIRouter(prefix=PREFIX, tags=["notifications: templates"])
@@ -154,10 +154,15 @@ async def activate(ctx: Ctx, admin: Admin, kind: str, body: ActiveVersion) -> Ac
 
 @router.post(
     "/templates/{kind}/preview",
-    summary="Render a kind (or a draft) for one channel and language",
+    summary="Render a kind (or a draft) for one channel and language (admin)",
+    description=(
+        "Rendered in a separate process with a time limit and an output limit: a template "
+        "that takes too long is a 422 template_too_slow, one whose output is too large a "
+        "422 template_output_too_large."
+    ),
     responses=problem_responses_doc(404, 422),
 )
-async def preview(ctx: Ctx, staff: Staff, kind: str, body: PreviewRequest) -> Rendered:
+async def preview(ctx: Ctx, admin: Admin, kind: str, body: PreviewRequest) -> Rendered:
     message_kind = ctx.templates.kind(kind)
     if body.channel not in message_kind.channels():
         raise Unprocessable("channel_not_used", f"{kind} is not sent on {body.channel.value}")
@@ -167,14 +172,13 @@ async def preview(ctx: Ctx, staff: Staff, kind: str, body: PreviewRequest) -> Re
         **sample_context(message_kind, body.language, ctx.settings.hospital_timezone),
         **(body.context or {}),
     }
+    if body.draft is not None:
+        template = ChannelTemplate.from_mapping(body.draft.model_dump())
+    else:
+        _, overrides = await ctx.templates.active_version(kind)
+        active = overrides.get(body.language, {}).get(body.channel)
+        template = active or message_kind.builtin(body.language, body.channel)
     try:
-        if body.draft is not None:
-            return render(ChannelTemplate.from_mapping(body.draft.model_dump()), context)
-        resolved = await ctx.templates.render(message_kind, body.language, body.channel, context)
+        return await ctx.previews.render(template, context)
     except RenderError as exc:
-        raise Unprocessable(
-            "template_render_error",
-            f"the template does not render: {exc}",
-            detail_zh="模板渲染失败",
-        ) from exc
-    return resolved.rendered
+        raise render_problem(exc) from exc

@@ -123,6 +123,12 @@ async def test_templates_preview_publish_and_rollback(notifications_api: Notific
         json={"language": "en", "channel": "sms"},
         headers=agent,
     )
+    assert preview.status_code == 403  # previews are for admins
+    preview = await api.client.post(
+        "/v1/notifications/templates/appointment.booked/preview",
+        json={"language": "en", "channel": "sms"},
+        headers=admin,
+    )
     assert preview.status_code == 200, preview.text
     assert preview.json()["body"].startswith("[CareLoop]")
 
@@ -153,18 +159,18 @@ async def test_templates_preview_publish_and_rollback(notifications_api: Notific
     unsafe = await api.client.post(
         "/v1/notifications/templates/appointment.booked/preview",
         json={"channel": "sms", "draft": {"body": "{{ ''.__class__.__mro__ }}"}},
-        headers=agent,
+        headers=admin,
     )
     assert unsafe.status_code == 422
     unknown = await api.client.post(
-        "/v1/notifications/templates/nope/preview", json={"channel": "sms"}, headers=agent
+        "/v1/notifications/templates/nope/preview", json={"channel": "sms"}, headers=admin
     )
     assert unknown.status_code == 404
     assert unknown.json()["code"] == "template_not_found"
     wrong_channel = await api.client.post(
         "/v1/notifications/templates/appointment.booked/preview",
         json={"channel": "fax"},
-        headers=agent,
+        headers=admin,
     )
     assert wrong_channel.status_code == 422
 
@@ -187,18 +193,21 @@ async def test_templates_preview_publish_and_rollback(notifications_api: Notific
 async def test_provider_callbacks_refuse_bad_credentials_and_count_unknown_receipts(
     notifications_settings: Any, minter: Any
 ) -> None:
+    from services.notifications.providers.aliyun_sms import receipt_token
     from tests.integration.notifications.conftest import running_notifications
 
-    settings = notifications_settings(aliyun_receipt_token="s3cret", wechat_callback_token="tok")
+    settings = notifications_settings(aliyun_receipt_secret="s3cret", wechat_callback_token="tok")
     async with running_notifications(settings, minter) as api:
         url = "/v1/notifications/providers/aliyun/sms-receipts"
+        token = receipt_token("s3cret")
         report = [{"biz_id": "unknown-biz", "success": True, "err_code": "DELIVERED"}]
         assert (await api.client.post(url, json=report)).status_code == 401
         assert (await api.client.post(f"{url}?token=wrong", json=report)).status_code == 401
-        ok = await api.client.post(f"{url}?token=s3cret", json=report)
+        assert (await api.client.post(f"{url}?token=s3cret", json=report)).status_code == 401
+        ok = await api.client.post(f"{url}?token={token}", json=report)
         assert ok.status_code == 200
         assert ok.json()["outcomes"] == {"unknown": 1}
-        not_json = await api.client.post(f"{url}?token=s3cret", content=b"{oops")
+        not_json = await api.client.post(f"{url}?token={token}", content=b"{oops")
         assert not_json.status_code == 400
 
         wx = "/v1/notifications/providers/wechat/events"

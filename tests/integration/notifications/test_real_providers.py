@@ -3,14 +3,16 @@ protocols: sends are signed and authorized, receipts come back through the callb
 
 from __future__ import annotations
 
-import hashlib
+import json
 import time
 from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 
+from services.notifications.providers.aliyun_sms import receipt_token
 from services.notifications.store import MESSAGES
+from tests.integration.notifications import safe_mode
 from tests.integration.notifications.conftest import (
     NotificationsApi,
     booked,
@@ -30,8 +32,7 @@ from tests.support.provider_servers import (
 )
 from tests.support.server import serve
 
-CALLBACK_TOKEN = "wx-callback-token"
-RECEIPT_TOKEN = "aliyun-receipt-token"
+RECEIPT_SECRET = "aliyun-receipt-secret"
 
 
 @pytest.fixture
@@ -47,11 +48,12 @@ async def real_api(
             aliyun_access_key_id=ALIYUN_KEY_ID,
             aliyun_access_key_secret=ALIYUN_KEY_SECRET,
             aliyun_sms_sign_name=ALIYUN_SIGN_NAME,
-            aliyun_receipt_token=RECEIPT_TOKEN,
+            aliyun_receipt_secret=RECEIPT_SECRET,
             wechat_api_base=weixin_url,
             wechat_app_id=WECHAT_APP_ID,
             wechat_app_secret=WECHAT_APP_SECRET,
-            wechat_callback_token=CALLBACK_TOKEN,
+            wechat_callback_token=safe_mode.TOKEN,
+            wechat_encoding_aes_key=safe_mode.ENCODING_AES_KEY,
             sms_template_codes={
                 "appointment.booked": "SMS_100001",
                 "appointment.cancelled": "SMS_100002",
@@ -60,12 +62,6 @@ async def real_api(
         )
         async with running_notifications(settings, minter) as api:
             yield api, aliyun, weixin
-
-
-def wechat_query(token: str = CALLBACK_TOKEN) -> dict[str, str]:
-    timestamp, nonce = str(int(time.time())), "n0nce"
-    signature = hashlib.sha1("".join(sorted([token, timestamp, nonce])).encode()).hexdigest()  # noqa: S324
-    return {"signature": signature, "timestamp": timestamp, "nonce": nonce}
 
 
 async def test_wechat_send_and_its_receipt(
@@ -111,13 +107,13 @@ async def test_wechat_send_and_its_receipt(
         "List": {"TemplateId": "tpl-booked-1", "MsgID": str(send.msgid), "ErrorCode": "0",
                  "ErrorStatus": "success"},
     }  # fmt: skip
-    forged = await api.client.post(
-        "/v1/notifications/providers/wechat/events", params=wechat_query("wrong"), json=event
-    )
+    message = json.dumps(event).encode()
+    url = "/v1/notifications/providers/wechat/events"
+    query, body = safe_mode.push(message, token="wrong", app_id=WECHAT_APP_ID)
+    forged = await api.client.post(url, params=query, content=body)
     assert forged.status_code == 401
-    pushed = await api.client.post(
-        "/v1/notifications/providers/wechat/events", params=wechat_query(), json=event
-    )
+    query, body = safe_mode.push(message, app_id=WECHAT_APP_ID)
+    pushed = await api.client.post(url, params=query, content=body)
     assert pushed.status_code == 200
     assert pushed.text == "success"
     delivered = await api.ctx.runtime.db[MESSAGES].find_one({"_id": msg["_id"]})
@@ -163,7 +159,7 @@ async def test_aliyun_sms_send_signed_and_its_delivery_report(
     ]
     response = await api.client.post(
         "/v1/notifications/providers/aliyun/sms-receipts",
-        params={"token": RECEIPT_TOKEN},
+        params={"token": receipt_token(RECEIPT_SECRET)},
         json=report,
     )
     assert response.status_code == 200

@@ -185,14 +185,6 @@ def test_aliyun_receipts_of_malformed_bodies_are_empty(body: object) -> None:
     assert aliyun_sms.parse_receipts(body) == []
 
 
-def test_aliyun_receipt_token_check() -> None:
-    assert aliyun_sms.verify_receipt_token("s3cret", "s3cret") is True
-    assert aliyun_sms.verify_receipt_token("s3cret", "S3CRET") is False
-    assert aliyun_sms.verify_receipt_token("s3cret", None) is False
-    assert aliyun_sms.verify_receipt_token("", "") is False  # unset: refuse everything
-    assert aliyun_sms.verify_receipt_token("s3cret", "秘密") is False
-
-
 # --- WeChat ----------------------------------------------------------------------------------
 
 
