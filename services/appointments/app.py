@@ -48,7 +48,13 @@ def definition(settings: ServiceSettings) -> ServiceDefinition:
         on_stop=bootstrap.on_stop,
         extra_topics=tuple(topic_name(settings, s) for s in handlers.CONSUMED_SERVICES),
         encrypted_fields=[
-            EncryptedField(store.PATIENTS, "national_id_enc", "patient.national_id"),
+            EncryptedField(
+                store.PATIENTS,
+                "national_id_enc",
+                "patient.national_id",
+                hash_field="national_id_hash",
+                hash_kind="national_id",
+            ),
             EncryptedField(store.PATIENTS, "phone_enc", "patient.phone"),
         ],
     )

@@ -73,7 +73,8 @@ class PatientLinks:
         self.patients = patients
 
     def _code_hash(self, verification_id: str, code: str) -> str:
-        return self.cipher.lookup_hash(f"patient-verification:{verification_id}:{code}")
+        material = f"patient-verification:{verification_id}:{code}"
+        return self.cipher.lookup_hash(material, kind="verification_code")
 
     async def request(
         self, account_id: str, data: PatientIn, *, max_per_account: int, now: datetime
@@ -101,8 +102,10 @@ class PatientLinks:
             "account_id": account_id,
             "patient_id": existing["_id"] if existing else None,
             "name": data.name,
-            "national_id_enc": self.cipher.encrypt(national_id, context="patient.national_id"),
-            "phone_enc": self.cipher.encrypt(data.phone, context="patient.phone"),
+            "national_id_enc": self.cipher.encrypt(
+                national_id, context="patient.national_id", record_id=vid
+            ),
+            "phone_enc": self.cipher.encrypt(data.phone, context="patient.phone", record_id=vid),
             "relation": relation,
             "code_hash": self._code_hash(vid, code) if deliverable else None,
             "tries": 0,
@@ -164,8 +167,12 @@ class PatientLinks:
     async def _add(self, doc: Document, max_per_account: int) -> Document:
         data = PatientIn(
             name=doc["name"],
-            national_id=self.cipher.decrypt(doc["national_id_enc"], context="patient.national_id"),
-            phone=self.cipher.decrypt(doc["phone_enc"], context="patient.phone"),
+            national_id=self.cipher.decrypt(
+                doc["national_id_enc"], context="patient.national_id", record_id=doc["_id"]
+            ),
+            phone=self.cipher.decrypt(
+                doc["phone_enc"], context="patient.phone", record_id=doc["_id"]
+            ),
             relation=doc["relation"],
         )
         patient = await self.patients.find_by_national_id(data.national_id)

@@ -134,20 +134,25 @@ class Patients:
         counter or hotline verified the link (its staff then see the patient)."""
         await self.check_room(account_id, max_per_account)
         national_id = normalize_national_id(checked_national_id(data.national_id))
-        lookup = self.cipher.lookup_hash_national_id(national_id)
-        existing = await self.collection.find_one({"national_id_hash": lookup})
+        hashes = self.cipher.lookup_hashes(national_id, kind="national_id")  # new, legacy
+        lookup = hashes[0]
+        existing = await self.collection.find_one({"national_id_hash": {"$in": hashes}})
         relation = await self.relation_for(account_id, data.relation, existing)
         data = data.model_copy(update={"relation": relation})
         if existing is not None:
             return await self._link(existing, account_id, data, org_id)
-        now = datetime.now(UTC)
+        now, patient_id = datetime.now(UTC), new_id()
         doc: dict[str, Any] = {
-            "_id": new_id(),
+            "_id": patient_id,
             "name": data.name,
-            "national_id_enc": self.cipher.encrypt(national_id, context="patient.national_id"),
+            "national_id_enc": self.cipher.encrypt(
+                national_id, context="patient.national_id", record_id=patient_id
+            ),
             "national_id_hash": lookup,
             "national_id_masked": mask_national_id(national_id),
-            "phone_enc": self.cipher.encrypt(data.phone, context="patient.phone"),
+            "phone_enc": self.cipher.encrypt(
+                data.phone, context="patient.phone", record_id=patient_id
+            ),
             "phone_masked": mask_phone(data.phone),
             "sex": sex_of(national_id),
             "birth_date": birth_date_of(national_id).isoformat(),
@@ -167,7 +172,7 @@ class Patients:
         try:
             await self.outbox.transaction(work)
         except DuplicateKeyError:  # registered by another account at the same moment
-            existing = await self.collection.find_one({"national_id_hash": lookup})
+            existing = await self.collection.find_one({"national_id_hash": {"$in": hashes}})
             assert existing is not None
             return await self._link(existing, account_id, data, org_id)
         return doc
@@ -289,15 +294,16 @@ class Patients:
         await self.outbox.transaction(work)
 
     async def find_by_national_id(self, national_id: str) -> Document | None:
-        return await self.collection.find_one(
-            {"national_id_hash": self.cipher.lookup_hash_national_id(national_id)}
-        )
+        hashes = self.cipher.lookup_hashes(national_id, kind="national_id")  # new, legacy
+        return await self.collection.find_one({"national_id_hash": {"$in": hashes}})
 
     def reveal_national_id(self, doc: Document) -> str:
-        return self.cipher.decrypt(doc["national_id_enc"], context="patient.national_id")
+        return self.cipher.decrypt(
+            doc["national_id_enc"], context="patient.national_id", record_id=doc["_id"]
+        )
 
     def reveal_phone(self, doc: Document) -> str:
-        return self.cipher.decrypt(doc["phone_enc"], context="patient.phone")
+        return self.cipher.decrypt(doc["phone_enc"], context="patient.phone", record_id=doc["_id"])
 
     def masked_name(self, doc: Document) -> str:
         return mask_name(doc["name"])

@@ -56,7 +56,7 @@ def definition(settings: NotificationsSettings) -> ServiceDefinition:
         ),
         encrypted_fields=[
             EncryptedField(RECIPIENTS, "phone_enc", PHONE_CONTEXT),
-            EncryptedField(MESSAGES, "address_enc", ADDRESS_CONTEXT),
+            EncryptedField(MESSAGES, "address_enc", ADDRESS_CONTEXT, record_id_field=None),
         ],
     )
 

@@ -66,7 +66,9 @@ class Recipients:
     def phone_of(self, recipient: Document | None) -> str | None:
         if not recipient or not recipient.get("phone_enc"):
             return None
-        return self.cipher.decrypt(recipient["phone_enc"], context=PHONE_CONTEXT)
+        return self.cipher.decrypt(
+            recipient["phone_enc"], context=PHONE_CONTEXT, record_id=recipient["_id"]
+        )
 
     async def bind_wechat(self, account_id: str, openid: str) -> None:
         await self.accounts.update_one(

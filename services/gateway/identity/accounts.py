@@ -22,7 +22,11 @@ from shared.privacy import mask_phone
 
 PHONE_CONTEXT = "account.phone"
 # re-encrypted after a PII key rotation (routes/ops.py)
-ENCRYPTED_FIELDS = [EncryptedField(PATIENT_ACCOUNTS, "phone_enc", PHONE_CONTEXT)]
+ENCRYPTED_FIELDS = [
+    EncryptedField(
+        PATIENT_ACCOUNTS, "phone_enc", PHONE_CONTEXT, hash_field="phone_hash", hash_kind="phone"
+    )
+]
 
 
 class PatientAccounts:
@@ -33,19 +37,22 @@ class PatientAccounts:
     async def for_phone(self, phone: str) -> Document:
         """The account of ``phone``, opened on first login."""
         now = datetime.now(UTC)
-        phone_hash = self.cipher.lookup_hash(phone)
+        phone_hash, legacy_hash = self.cipher.lookup_hashes(phone, kind="phone")
         for _ in range(2):  # a concurrent first login may win the insert
             found = await self.collection.find_one_and_update(
-                {"phone_hash": phone_hash},
+                {"phone_hash": {"$in": [phone_hash, legacy_hash]}},  # legacy: until rotated
                 {"$set": {"last_login_at": now}},
                 return_document=ReturnDocument.AFTER,
             )
             if found is not None:
                 return found
+            account_id = "pa-" + new_id()
             doc = {
-                "_id": "pa-" + new_id(),
+                "_id": account_id,
                 "phone_hash": phone_hash,
-                "phone_enc": self.cipher.encrypt(phone, context=PHONE_CONTEXT),
+                "phone_enc": self.cipher.encrypt(
+                    phone, context=PHONE_CONTEXT, record_id=account_id
+                ),
                 "phone_masked": mask_phone(phone),
                 "created_at": now,
                 "last_login_at": now,

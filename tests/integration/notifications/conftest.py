@@ -85,7 +85,7 @@ class NotificationsApi:
             patient_id=patient_id,
             account_id=account_id,
             relation="self",
-            phone_enc=cipher.encrypt(phone, context="patient.phone"),
+            phone_enc=cipher.encrypt(phone, context="patient.phone", record_id=patient_id),
             phone_masked=mask_phone(phone),
         )
         await self.publish(make_event(event, source="appointments", subject=patient_id))

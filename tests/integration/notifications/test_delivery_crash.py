@@ -102,7 +102,7 @@ def registered(settings: NotificationsSettings, patient_id: str, account_id: str
         patient_id=patient_id,
         account_id=account_id,
         relation="self",
-        phone_enc=cipher.encrypt(phone, context=PHONE_CONTEXT),
+        phone_enc=cipher.encrypt(phone, context=PHONE_CONTEXT, record_id=patient_id),
         phone_masked=mask_phone(phone),
     )
     return make_event(payload, source="appointments", subject=patient_id)
