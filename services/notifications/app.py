@@ -37,6 +37,7 @@ async def on_stop(runtime: Runtime) -> None:
     if ctx is not None:
         for provider in ctx.providers.values():
             await provider.aclose()
+        await ctx.previews.aclose()
 
 
 def definition(settings: NotificationsSettings) -> ServiceDefinition:
