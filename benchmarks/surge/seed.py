@@ -4,13 +4,15 @@ public numbers and ``patients`` patients, each on an account of their own.
 
 Seeding goes straight to the appointments service (it is not what is measured): the HIS
 publishes the session with a service token, and each patient's own account adds its
-real-name patient (``POST /v1/appointments/patients``), so the account really manages it.
+real-name patient (``POST /v1/appointments/patients``, then the texted code, read where the
+SMS starts: the service's outbox), so the account really manages it.
 Access tokens are minted with the dev signing key, as ``python -m devstack.token`` does.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import tempfile
 from dataclasses import dataclass
@@ -20,16 +22,20 @@ from typing import Any
 
 import httpx
 import structlog
+from pymongo import AsyncMongoClient
 
 from devstack.keys import DevSecrets, ensure_dev_secrets
 from devstack.stack import EmbeddedStack
 from devstack.system import System
 from devstack.up import configured_workers
 from shared.auth import TokenMinter
+from shared.crypto import FieldCipher
 
 log = structlog.get_logger(__name__)
 
 ORG = "surge"
+VERIFICATION_EVENT = "careloop.patient.verification_requested"
+CODE_CONTEXT = "patient_verification.code"
 MAX_SLOTS = 300  # the most numbers one doctor's session may have (POST /admin/schedules)
 DB_SUFFIX = ""
 BROWSER_UA = (
@@ -111,7 +117,7 @@ async def publish_session(running: Running, numbers: int) -> list[str]:
     doctors = -(-numbers // MAX_SLOTS)
     shares = [numbers // doctors + (1 if d < numbers % doctors else 0) for d in range(doctors)]
     his = running.minter.mint("his-surge", ["service"], ttl_seconds=3600)
-    admin = running.minter.mint("ops-surge", ["admin"], ttl_seconds=3600)
+    admin = running.minter.mint("ops-surge", ["admin"], org_id=ORG, ttl_seconds=3600)
     policy = {"pool_shares": {"referral": 0, "hotline": 0, "onsite": 0}}
     calls: list[tuple[str, str, str, Any]] = [
         ("PUT", f"/admin/policies/{ORG}", admin, policy),
@@ -163,11 +169,7 @@ async def add_patients(
             }
             for attempt in range(5):  # adding the same patient again links it again: 201
                 try:
-                    answer = await client.post(
-                        "/v1/appointments/patients",
-                        json=body,
-                        headers={"authorization": f"Bearer {token}"},
-                    )
+                    answer = await add_patient(client, inbox, body, token)
                 except httpx.TransportError:  # e.g. a kept-alive connection closed under us
                     if attempt == 4:
                         raise
@@ -192,9 +194,53 @@ async def add_patients(
             )
 
     limits = httpx.Limits(max_connections=concurrency)
-    async with httpx.AsyncClient(base_url=running.appointments, timeout=60, limits=limits) as c:
-        await asyncio.gather(*(worker(c) for _ in range(concurrency)))
+    inbox = CodeInbox(running)
+    try:
+        async with httpx.AsyncClient(base_url=running.appointments, timeout=60, limits=limits) as c:
+            await asyncio.gather(*(worker(c) for _ in range(concurrency)))
+    finally:
+        await inbox.close()
     return sorted(patients, key=lambda p: p.n)
+
+
+class CodeInbox:
+    """The codes the appointments service texts, read from its outbox and decrypted with
+    the dev PII key, as the notifications service does before it sends the SMS."""
+
+    def __init__(self, running: Running) -> None:
+        secrets = running.secrets
+        self.cipher = FieldCipher.from_settings(secrets.pii_encryption_keys, secrets.pii_hash_key)
+        self.client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(running.mongo_url)
+        self.outbox = self.client[f"careloop_appointments{DB_SUFFIX}"]["outbox"]
+
+    async def code(self, verification_id: str) -> str:
+        for _ in range(600):
+            query = {"_id": verification_id, "headers.ce_type": VERIFICATION_EVENT}
+            doc = await self.outbox.find_one(query)
+            if doc is not None:
+                data = json.loads(doc["value"])["data"]
+                return self.cipher.decrypt(data["code_enc"], context=CODE_CONTEXT)
+            await asyncio.sleep(0.05)
+        raise RuntimeError(f"no code was texted for verification {verification_id}")
+
+    async def close(self) -> None:
+        await self.client.close()
+
+
+async def add_patient(
+    client: httpx.AsyncClient, inbox: CodeInbox, body: dict[str, Any], token: str
+) -> httpx.Response:
+    headers = {"authorization": f"Bearer {token}"}
+    asked = await client.post("/v1/appointments/patients", json=body, headers=headers)
+    if asked.status_code != 202:
+        return asked
+    verification = asked.json()["verification_id"]
+    code = await inbox.code(verification)
+    return await client.post(
+        f"/v1/appointments/patients/verifications/{verification}",
+        json={"code": code},
+        headers=headers,
+    )
 
 
 async def wait_quiet(running: Running, timeout: float = 300.0) -> float:

@@ -125,7 +125,8 @@ class PatientLinks:
         async def work(tx: Tx) -> None:
             await self.collection.insert_one(doc, session=tx.session)
             if deliverable:  # a mismatched name gets the same answer and no text
-                tx.emit(make_event(event, source="appointments", subject=vid))
+                envelope = make_event(event, source="appointments", subject=vid)
+                tx.emit(envelope.model_copy(update={"id": vid}))  # one event a verification
 
         await self.outbox.transaction(work)
         return LinkRequested(verification_id=vid, expires_at=expires_at)

@@ -23,7 +23,7 @@ from shared.events import make_event
 from shared.ids import new_id
 from shared.mongo import Database, Document
 from shared.outbox import Outbox, Tx
-from shared.principal import Principal, Role
+from shared.principal import Principal
 from shared.privacy import (
     InvalidNationalId,
     birth_date_of,
@@ -246,13 +246,13 @@ class Patients:
     ) -> Document:
         """The patient, if the caller may act for them; else 404/403.
 
-        Accounts act for the patients they manage. Staff and services see a patient treated
-        at their organization (``PatientOrgs``); ``at_org``: the organization where the
+        Accounts act for the patients they manage. Staff see a patient treated at their
+        organization (``PatientOrgs``); ``at_org``: the organization where the
         action happens (a booking, a waitlist entry): staff of that organization may act
         for any patient there, which is how a patient comes to be treated at it.
         """
         doc = await self.get(patient_id)
-        if principal.is_staff or Role.SERVICE in principal.roles:
+        if principal.is_staff:
             if at_org is not None and may_see_org(principal, at_org):
                 return doc
             if await self.orgs.visible_to(principal, doc):

@@ -311,7 +311,7 @@ class Penalties:
         that the admin manages.
         """
         now = now or datetime.now(UTC)
-        await self.patients.get(patient_id)
+        await self.patients.get_for(principal, patient_id)  # another organization's: 403
         if org_id is None:
             org_id = await self.banned_org(principal, await self.records.get(patient_id), now)
         policy = await self.policies.for_org(org_id)

@@ -14,6 +14,7 @@ from devstack.keys import DevSecrets
 from devstack.system import System
 from shared.auth import TokenMinter
 from tests.factories import make_national_id, make_phone
+from tests.support.patient_codes import add_patient_by_sms
 
 pytestmark = pytest.mark.e2e
 ORG = "e2e-h"
@@ -79,10 +80,11 @@ async def test_a_booking_made_through_the_gateway_reaches_an_event_consumer(
         assert published.status_code == 201, published.text
         schedule_id = published.json()["schedules"][0]["schedule_id"]
 
-        person = await gw.post(
-            "/v1/appointments/patients",
-            headers=patient,
-            json={"name": "王五", "national_id": make_national_id(), "phone": make_phone()},
+        person = await add_patient_by_sms(
+            gw,
+            patient,
+            {"name": "王五", "national_id": make_national_id(), "phone": make_phone()},
+            admin,
         )
         assert person.status_code == 201, person.text
         found = await gw.get(

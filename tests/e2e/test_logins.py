@@ -29,7 +29,7 @@ async def test_staff_and_patients_log_in_and_use_the_api(
         )
         assert staff.status_code == 200, staff.text
         admin = bearer(staff.json()["access_token"])
-        assert staff.json()["account"]["roles"] == ["admin"]
+        assert staff.json()["account"]["roles"] == ["alliance_admin"]
 
         phone = make_phone()
         asked = await gw.post("/v1/auth/otp", json={"phone": phone})

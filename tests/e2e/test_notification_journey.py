@@ -16,6 +16,7 @@ from devstack.keys import DevSecrets
 from devstack.system import System
 from tests.e2e.test_booking_journey import bearer, minter
 from tests.factories import make_national_id, make_phone
+from tests.support.patient_codes import add_patient_by_sms
 
 pytestmark = pytest.mark.e2e
 ORG = "e2e-n"
@@ -56,14 +57,11 @@ async def test_appointment_changes_reach_the_patient(
         phones: dict[str, str] = {}
         for name, headers in accounts.items():
             phones[name] = make_phone()
-            person = await gw.post(
-                "/v1/appointments/patients",
-                headers=headers,
-                json={
-                    "name": f"患者{name}",
-                    "national_id": make_national_id(),
-                    "phone": phones[name],
-                },
+            person = await add_patient_by_sms(
+                gw,
+                headers,
+                {"name": f"患者{name}", "national_id": make_national_id(), "phone": phones[name]},
+                ops,
             )
             assert person.status_code == 201, person.text
             pid[name] = person.json()["id"]

@@ -37,6 +37,7 @@ from shared.settings import ServiceSettings
 from tests.factories import make_national_id, make_phone
 from tests.integration.appointments.conftest import ORG, Api, seed_master_data
 from tests.support.kafka import wait_until
+from tests.support.patient_codes import add_patient
 from tests.support.server import serve
 
 ALIYUN_TOKEN = "matrix-aliyun-receipt-token"
@@ -52,12 +53,14 @@ class World:
     account_b: str
     ids: dict[str, str] = field(default_factory=dict)
     secrets: set[str] = field(default_factory=set)  # A's data: never in a response to B
+    settings: dict[str, ServiceSettings] = field(default_factory=dict)
 
-    def headers(self, role: Role, subject: str | None = None) -> dict[str, str]:
-        """A gateway-minted token: patients are account A unless ``subject`` says otherwise."""
+    def headers(self, role: Role, subject: str | None = None, org: str = ORG) -> dict[str, str]:
+        """A gateway-minted token: patients are account A unless ``subject`` says otherwise;
+        staff of A's organization unless ``org`` says otherwise."""
         if subject is None:
             subject = self.account_a if role is Role.PATIENT else f"matrix-{role.value}"
-        token = self.minter.mint(subject, [role.value], org_id=ORG)
+        token = self.minter.mint(subject, [role.value], org_id=org)
         return {"authorization": f"Bearer {token}"}
 
     @property
@@ -106,8 +109,7 @@ async def _json(response: httpx.Response, status: int = 200) -> Any:
 
 async def _add_patient(api: Api, account: str, name: str) -> dict[str, Any]:
     body = {"name": name, "national_id": make_national_id(), "phone": make_phone()}
-    url = "/v1/appointments/patients"
-    response = await api.client.post(url, headers=api.token(account), json=body)
+    response = await add_patient(api.client, api.settings, api.token(account), body)
     return {**await _json(response, 201), "national_id": body["national_id"]}
 
 
@@ -153,6 +155,7 @@ async def _seed_appointments(world: World, api: Api) -> None:
         spare_patient_id=spare["id"],
         disposable_patient_id=disposable["id"],
         national_id=patient["national_id"],
+        patient_name=patient["name"],
         appointment_id=appointment,
         schedule_id=main,
         full_schedule_id=full,
@@ -163,6 +166,9 @@ async def _seed_appointments(world: World, api: Api) -> None:
         org_id=ORG,
         b_patient_id=other["id"],
     )
+    pending = {"name": "未确认", "national_id": make_national_id(), "phone": make_phone()}
+    asked = await api.client.post("/v1/appointments/patients", headers=world.a, json=pending)
+    world.ids["verification_id"] = (await _json(asked, 202))["verification_id"]
     world.secrets |= {a, appointment, entry, spare_entry, offer["id"], patient["national_id"]}
     for p in (patient, spare, disposable):
         world.secrets |= {p["id"], p["name"], p["phone_masked"], p["national_id_masked"]}
@@ -234,6 +240,7 @@ async def world(
             client = httpx.AsyncClient(base_url=base, timeout=30)
             world.clients[name] = await stack_.enter_async_context(client)
             world.apps[name] = app
+            world.settings[name] = service_settings
         appointments = world.clients["appointments"]
         api = Api(str(appointments.base_url), appointments, minter, factories["appointments"][1])
         await _seed_appointments(world, api)

@@ -20,6 +20,7 @@ declared rule. Least-privilege product decisions taken here (and enforced in the
 from __future__ import annotations
 
 from shared.principal import Role
+from tests.factories import make_national_id, make_phone
 from tests.security.matrix_rules import (
     ADMIN,
     ADMIN_OR_SERVICE,
@@ -36,6 +37,12 @@ from tests.security.matrix_rules import (
 )
 
 A = "/v1/appointments"
+IDENTITY_STAFF = ADMIN | {Role.NURSE, Role.AGENT}
+STAFF_LINK = {
+    "account_id": "matrix-linked-account",
+    "patient": {"name": "柳叶", "national_id": make_national_id(seed=13), "phone": make_phone(13)},
+    "method": "counter",
+}
 N = "/v1/notifications"
 ORG_QUERY = {"org_id": "{org_id}"}
 REASON = {"reason": "authorization matrix"}
@@ -52,6 +59,14 @@ APPOINTMENTS: list[Rule] = [
     Rule("POST", f"{A}/patients", PATIENT, why="only patient accounts own patients"),
     Rule("GET", f"{A}/patients", PATIENT),
     Rule(
+        "POST",
+        f"{A}/patients/verifications/{{verification_id}}",
+        PATIENT,
+        owned=True,
+        body={"code": "000000"},
+        why="the texted code proves control of the patient's record",
+    ),
+    Rule(
         "DELETE",
         f"{A}/patients/{{patient_id}}",
         PATIENT,
@@ -62,10 +77,18 @@ APPOINTMENTS: list[Rule] = [
     Rule(
         "POST",
         f"{A}/staff/patients/{{patient_id}}/identity",
-        frozenset({Role.NURSE, Role.AGENT, Role.ADMIN}),
+        IDENTITY_STAFF,
         owned=True,
         query=REASON,
         why="the full national ID and phone: ID checks at the desk, hotline call-backs",
+    ),
+    Rule(
+        "POST",
+        f"{A}/staff/patients/links",
+        IDENTITY_STAFF,
+        query=REASON,
+        body=STAFF_LINK,
+        why="a link the counter or hotline verified (the patient cannot take a texted code)",
     ),
     Rule("GET", f"{A}/staff/patients/{{patient_id}}/appointments", STAFF, owned=True, query=REASON),
     # bookings
@@ -104,7 +127,7 @@ APPOINTMENTS: list[Rule] = [
     Rule(
         "POST",
         f"{A}/schedules/{{schedule_id}}/extra-numbers",
-        frozenset({Role.DOCTOR, Role.NURSE, Role.AGENT, Role.ADMIN}),
+        frozenset({Role.DOCTOR, Role.NURSE, Role.AGENT}) | ADMIN,
         owned=True,
         bola_body={"patient_id": "{patient_id}", "reason": "matrix"},
     ),
@@ -112,7 +135,7 @@ APPOINTMENTS: list[Rule] = [
     Rule(
         "POST",
         f"{A}/admin/schedules/{{schedule_id}}/cancel",
-        frozenset({Role.ADMIN, Role.SERVICE, Role.COORDINATOR}),
+        ADMIN | {Role.SERVICE, Role.COORDINATOR},
     ),
     Rule("GET", f"{A}/rebooking-offers", PATIENT),
     Rule(
@@ -138,11 +161,11 @@ APPOINTMENTS: list[Rule] = [
         bola_body={"reason": "matrix appeal"},
         why="only the patient's own account appeals",
     ),
-    Rule("POST", f"{A}/appeals/{{appeal_id}}/decision", frozenset({Role.AGENT, Role.ADMIN})),
+    Rule("POST", f"{A}/appeals/{{appeal_id}}/decision", ADMIN | {Role.AGENT}),
     Rule(
         "GET",
         f"{A}/staff/appeals",
-        frozenset({Role.AGENT, Role.ADMIN}),
+        ADMIN | {Role.AGENT},
         query=REASON,
         why="the staff who decide appeals; staff of an organization see its appeals only",
     ),
@@ -242,7 +265,7 @@ NOTIFICATIONS: list[Rule] = [
     Rule("GET", f"{N}/templates/{{kind}}", STAFF),
     Rule("POST", f"{N}/templates/{{kind}}/versions", ADMIN),
     Rule("PUT", f"{N}/templates/{{kind}}/active", ADMIN),
-    Rule("POST", f"{N}/templates/{{kind}}/preview", STAFF),
+    Rule("POST", f"{N}/templates/{{kind}}/preview", ADMIN),
 ]
 
 MATRIX: dict[str, list[Rule]] = {

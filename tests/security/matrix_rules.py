@@ -16,9 +16,10 @@ from shared.principal import STAFF_ROLES, Role
 ALL: frozenset[Role] = frozenset(Role)
 STAFF: frozenset[Role] = STAFF_ROLES
 PATIENT: frozenset[Role] = frozenset({Role.PATIENT})
-ADMIN: frozenset[Role] = frozenset({Role.ADMIN})
+# an alliance admin holds every power of an organization's admin, over every organization
+ADMIN: frozenset[Role] = frozenset({Role.ADMIN, Role.ALLIANCE_ADMIN})
 SERVICE: frozenset[Role] = frozenset({Role.SERVICE})
-ADMIN_OR_SERVICE: frozenset[Role] = frozenset({Role.ADMIN, Role.SERVICE})
+ADMIN_OR_SERVICE: frozenset[Role] = ADMIN | SERVICE
 PATIENT_OR_STAFF: frozenset[Role] = PATIENT | STAFF
 # who books, cancels, moves and waitlists for a patient: the patient's own account, a
 # hotline agent (on the phone) or an on-site nurse; doctors add extra numbers instead,

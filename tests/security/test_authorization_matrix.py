@@ -12,12 +12,13 @@ from __future__ import annotations
 import pytest
 from fastapi.routing import APIRoute, iter_route_contexts
 
-from shared.principal import Role
+from shared.principal import STAFF_ROLES, Role
 from tests.factories import make_national_id, make_phone
 from tests.security.calls import bad_tokens, call, is_problem, leaked, stream_ids
 from tests.security.conftest import World
 from tests.security.matrix import BOLA_EXTRAS, MATRIX, MY_COLLECTIONS
 from tests.security.matrix_rules import Public, Rule
+from tests.support.patient_codes import add_patient
 
 pytestmark = pytest.mark.integration
 
@@ -29,6 +30,9 @@ OWNED = [(s, r) for s, r in PROTECTED if r.owned]
 # what any patient account may call on its own behalf (catalog, "my" lists, inbox, ...)
 PATIENT_CALLABLE = [(s, r) for s, r in PROTECTED if Role.PATIENT in r.roles and not r.owned]
 ROLES = list(Role)
+OTHER_ORG = "matrix-other-org"
+# staff confined to one organization (an alliance admin sees every one: shared/scoping.py)
+ORG_STAFF = STAFF_ROLES - {Role.ALLIANCE_ADMIN}
 
 
 def by_route(cases: list[Case]) -> list[object]:
@@ -111,6 +115,44 @@ async def test_another_patient_cannot_reach_the_owners_objects(
     assert not leaked(world, reply, sent), f"A's data in B's reply: {reply.describe()}"
 
 
+def by_staff_role(cases: list[Case]) -> list[object]:
+    """Each owned route with each staff role it admits that is confined to one organization."""
+    return [
+        pytest.param(s, r, role, id=f"{r.label(s)}-as-{role.value}")
+        for s, r in cases
+        for role in sorted(r.roles & ORG_STAFF)
+    ]
+
+
+@pytest.mark.parametrize(("service", "rule", "role"), by_staff_role(OWNED))
+async def test_staff_of_another_organization_cannot_reach_the_owners_objects(
+    world: World, service: str, rule: Rule, role: Role
+) -> None:
+    """The owner's objects are held by A's organization: staff of another organization of
+    the alliance, in a role the route admits, are refused and see none of them."""
+    body = rule.bola_body if rule.bola_body is not None else rule.body
+    reply, sent = await call(world, service, rule, world.headers(role, org=OTHER_ORG), body=body)
+    assert reply.status in (403, 404), f"{role.value} of {OTHER_ORG}: {reply.describe()}"
+    assert is_problem(reply, reply.status), reply.describe()
+    assert not leaked(world, reply, sent), f"A's data in another org's reply: {reply.describe()}"
+
+
+@pytest.mark.parametrize(
+    ("service", "method", "path", "query"),
+    [
+        pytest.param(*extra, id=f"{extra[0]}:{extra[1]} {extra[2]}?{extra[3]}")
+        for extra in BOLA_EXTRAS
+    ],
+)
+async def test_staff_of_another_organization_cannot_query_the_owners_patient(
+    world: World, service: str, method: str, path: str, query: dict[str, str]
+) -> None:
+    headers = {**world.headers(Role.AGENT, org=OTHER_ORG), "x-access-reason": "matrix"}
+    reply, sent = await call(world, service, Rule(method, path), headers, query=query)
+    assert reply.status in (403, 404), reply.describe()
+    assert not leaked(world, reply, sent), reply.describe()
+
+
 @pytest.mark.parametrize(("service", "rule"), by_route(PATIENT_CALLABLE))
 async def test_another_patients_own_calls_show_nothing_of_the_owners(
     world: World, service: str, rule: Rule
@@ -174,17 +216,27 @@ async def test_another_accounts_inbox_stream_replays_nothing_of_the_owners(world
     assert not {s for s in world.secrets if s in other}, other[:300]
 
 
-async def test_another_account_cannot_claim_the_owners_patient_by_national_id(
+async def test_another_account_cannot_claim_the_owners_patient_by_name_and_national_id(
     world: World,
 ) -> None:
-    """Linking a family member needs the real name that goes with the national ID."""
+    """Name and national ID are no proof: the answer is the one an unknown ID gets, and B
+    sees nothing of A's patient until a code texted to the phone on record is confirmed."""
     client, url = world.clients["appointments"], "/v1/appointments/patients"
-    body = {"name": "冒名顶替", "national_id": world.ids["national_id"], "phone": make_phone()}
-    reply = await client.post(url, headers=world.b, json=body)
-    assert reply.status_code == 422, reply.text
-    assert reply.json()["code"] == "patient_identity_mismatch"
-    assert not {s for s in world.secrets if s in reply.text} - {world.ids["national_id"]}
+    answers = []
+    for name, national_id in (
+        (world.ids["patient_name"], world.ids["national_id"]),  # right name: still no link
+        ("冒名顶替", world.ids["national_id"]),
+        ("路人乙", make_national_id()),
+    ):
+        body = {"name": name, "national_id": national_id, "phone": make_phone()}
+        reply = await client.post(url, headers=world.b, json=body)
+        assert reply.status_code == 202, reply.text
+        assert not {s for s in world.secrets if s in reply.text}, reply.text
+        answers.append((sorted(reply.json()), reply.json()["detail"]))
+    assert answers[0] == answers[1] == answers[2]
     assert world.ids["patient_id"] not in (await client.get(url, headers=world.b)).text
+    status = f"/v1/appointments/patients/{world.ids['patient_id']}/booking-status"
+    assert (await client.get(status, headers=world.b)).status_code == 403
 
 
 async def test_mass_assignment_cannot_take_over_the_owners_patient(world: World) -> None:
@@ -198,7 +250,7 @@ async def test_mass_assignment_cannot_take_over_the_owners_patient(world: World)
         **{"id": patient_id, "_id": patient_id, "account_ids": [world.account_a]},
         "relations": {world.account_a: "self"},
     }
-    reply = await client.post(url, headers=world.b, json=body)
+    reply = await add_patient(client, world.settings["appointments"], world.b, body)
     assert reply.status_code == 201, reply.text
     created = reply.json()["id"]
     assert created != patient_id

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from typing import Any
 
 import httpx
@@ -32,7 +33,7 @@ async def texted_code(settings: ServiceSettings, verification_id: str) -> str:
     try:
         outbox = client[settings.database_name]["outbox"]
         for _ in range(100):
-            query = {"key": verification_id, "headers.ce_type": VERIFICATION_EVENT}
+            query = {"_id": verification_id, "headers.ce_type": VERIFICATION_EVENT}
             doc = await outbox.find_one(query)
             if doc is not None:
                 data = json.loads(doc["value"])["data"]
@@ -56,6 +57,44 @@ async def add_patient(
         return asked
     verification_id = asked.json()["verification_id"]
     code = await texted_code(settings, verification_id)
+    return await client.post(
+        f"{PATIENTS}/verifications/{verification_id}", headers=headers, json={"code": code}
+    )
+
+
+async def add_patient_by_sms(
+    client: httpx.AsyncClient,
+    headers: dict[str, str],
+    body: dict[str, Any],
+    operator: dict[str, str],
+    *,
+    timeout: float = 40.0,
+) -> httpx.Response:
+    """The whole path through a running system: ask, read the SMS the sandbox provider
+    delivered to the phone (``operator`` may read its deliveries), confirm."""
+    asked = await client.post(PATIENTS, headers=headers, json=body)
+    if asked.status_code != 202:
+        return asked
+    verification_id = asked.json()["verification_id"]
+    masked = body["phone"][:3] + "****" + body["phone"][-4:]
+    deadline = asyncio.get_running_loop().time() + timeout
+    code = None
+    while code is None:
+        sent = await client.get(
+            "/v1/notifications/sandbox/deliveries",
+            params={"kind": "patient.link_code", "reason": "test: the texted code", "limit": 500},
+            headers=operator,
+        )
+        assert sent.status_code == 200, sent.text
+        mine = [d for d in sent.json() if d["address_masked"] == masked]
+        if mine:
+            found = re.search(r"(\d{6})", mine[-1]["body"])
+            assert found, mine[-1]["body"]
+            code = found.group(1)
+        elif asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"no patient code was texted to {masked}")
+        else:
+            await asyncio.sleep(0.2)
     return await client.post(
         f"{PATIENTS}/verifications/{verification_id}", headers=headers, json={"code": code}
     )

@@ -26,7 +26,7 @@ async def texted_to(api: Api, mongo: AsyncMongoClient[Document], verification_id
     """The phone number the verification's code was texted to."""
     cipher = FieldCipher.from_settings(api.settings.pii_encryption_keys, api.settings.pii_hash_key)
     outbox = mongo[api.settings.database_name]["outbox"]
-    doc = await outbox.find_one({"key": verification_id, "headers.ce_type": VERIFICATION_EVENT})
+    doc = await outbox.find_one({"_id": verification_id, "headers.ce_type": VERIFICATION_EVENT})
     assert doc is not None
     data = json.loads(doc["value"])["data"]
     return cipher.decrypt(data["phone_enc"], context="patient_verification.phone")

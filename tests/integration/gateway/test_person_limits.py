@@ -22,6 +22,7 @@ from shared.settings import ServiceSettings
 from tests.factories import make_national_id, make_phone
 from tests.integration.appointments.conftest import ORG, Api, seed_master_data
 from tests.integration.gateway.conftest import bearer
+from tests.support.patient_codes import texted_code
 from tests.support.server import serve
 
 pytestmark = pytest.mark.integration
@@ -101,10 +102,16 @@ async def test_a_family_booking_day_never_meets_a_429(
     assert (await call("GET", "/v1/auth/me")).status_code == 200
     family = []
     for name in ("张三", "李四", "王五"):
-        added = await call(
+        asked = await call(
             "POST",
             f"{A}/patients",
             json={"name": name, "national_id": make_national_id(), "phone": make_phone()},
+        )
+        assert asked.status_code == 202, asked.text
+        verification = asked.json()["verification_id"]
+        code = await texted_code(api.settings, verification)
+        added = await call(
+            "POST", f"{A}/patients/verifications/{verification}", json={"code": code}
         )
         assert added.status_code == 201, added.text
         family.append(added.json()["id"])
