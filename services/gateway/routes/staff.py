@@ -178,9 +178,7 @@ async def list_staff(
 @router.get(
     "/{staff_id}", summary="One staff account", responses=problem_responses_doc(401, 403, 404)
 )
-async def get_staff(
-    admin: Admin, logins: LoginsDep, staff_id: str, response: Response
-) -> StaffOut:
+async def get_staff(admin: Admin, logins: LoginsDep, staff_id: str, response: Response) -> StaffOut:
     return _out(await _managed(admin, logins, staff_id), response)
 
 
