@@ -32,7 +32,7 @@ from services.appointments.settings import AdmissionSettings
 from services.appointments.store import APPOINTMENTS, SLOTS
 from shared.mongo import Database, Document
 from shared.principal import Principal, Role
-from shared.problems import Conflict, Forbidden, Problem
+from shared.problems import Conflict, Forbidden, Problem, Unprocessable
 from shared.scoping import ensure_org
 
 
@@ -45,6 +45,21 @@ class BookRequest(BaseModel):
     # the staff access reason: set by the route from shared.access_reason (query `reason` or
     # X-Access-Reason), never read from the body, so not in the request schema
     reason: SkipJsonSchema[str | None] = Field(None, max_length=200)
+
+
+def check_referral_claim(principal: Principal, request: BookRequest) -> None:
+    """A referral id closes a referral's loop when the visit is booked, so only those who
+    can vouch for it name one: the referral coordinators and the referrals service. A
+    patient's account cannot prove a referral is theirs (422 ``referral_not_verified``)."""
+    if request.referral_id is None:
+        return
+    if principal.has_any(Role.COORDINATOR, Role.SERVICE):
+        return
+    raise Unprocessable(
+        "referral_not_verified",
+        "a referral booking is made by the referral coordinator or the referrals service",
+        detail_zh="转诊预约需由转诊协调员办理",
+    )
 
 
 def channel_for(principal: Principal, requested: Channel | None) -> Channel:
@@ -135,6 +150,7 @@ class BookingAdmission:
         ref: str,
     ) -> Attempt:
         schedule = cached.doc
+        check_referral_claim(principal, request)
         if principal.is_staff:  # staff book in their own organization's sessions only
             ensure_org(principal, schedule["org_id"])
         if schedule["status"] != "published":

@@ -184,3 +184,18 @@ async def test_an_account_that_let_a_patient_go_no_longer_reaches_their_bookings
     assert gone.status_code == 404
     listed = await api.client.get(f"{A}/appointments", headers=me)
     assert listed.json()["items"] == []
+
+
+async def test_a_patient_cannot_name_a_referral_it_cannot_prove(appointments_api: Api) -> None:
+    """A referral id closes someone's referral loop: only coordinators and the referrals
+    service name one; a patient's or an agent's claim is refused and books nothing."""
+    api = appointments_api
+    patient = await known_patient(api, "acct-claimer")
+    schedule = await api.publish(days_ahead=2)
+    body = {"patient_id": patient["id"], "schedule_id": schedule, "referral_id": "rf-someone"}
+    agent = {**api.token("agent-1", Role.AGENT), "X-Access-Reason": "hotline"}
+    for headers in (api.token("acct-claimer"), agent):
+        refused = await api.client.post(f"{A}/appointments", headers=headers, json=body)
+        assert (refused.status_code, refused.json()["code"]) == (422, "referral_not_verified")
+    mine = await api.client.get(f"{A}/appointments", headers=api.token("acct-claimer"))
+    assert mine.json()["items"] == []
