@@ -158,12 +158,13 @@ class PatientLinks:
                 detail_zh="验证码不正确",
                 extra={"tries_left": max(0, MAX_TRIES - doc["tries"])},
             )
-        spent = await self.collection.update_one(
-            {"_id": doc["_id"], "used": False}, {"$set": {"used": True, "used_at": now}}
+        # linked first, spent after: a crash between the two leaves a code that links the
+        # same patient again (idempotent), never a spent code with no patient
+        patient = await self._add(doc, max_per_account)
+        await self.collection.update_one(
+            {"_id": doc["_id"]}, {"$set": {"used": True, "used_at": now}}
         )
-        if spent.modified_count == 0:  # confirmed by a parallel request a moment ago
-            raise verification_not_found()
-        return await self._add(doc, max_per_account)
+        return patient
 
     async def _add(self, doc: Document, max_per_account: int) -> Document:
         data = PatientIn(
@@ -177,6 +178,8 @@ class PatientLinks:
             relation=doc["relation"],
         )
         patient = await self.patients.find_by_national_id(data.national_id)
+        if patient is not None and doc["account_id"] in patient.get("account_ids", []):
+            return patient  # linked by this verification before a crash, or otherwise
         if (patient["_id"] if patient else None) != doc["patient_id"]:
             # registered by someone else since: the code went to a phone that proves nothing
             raise Conflict(
