@@ -199,3 +199,27 @@ async def test_a_patient_cannot_name_a_referral_it_cannot_prove(appointments_api
         assert (refused.status_code, refused.json()["code"]) == (422, "referral_not_verified")
     mine = await api.client.get(f"{A}/appointments", headers=api.token("acct-claimer"))
     assert mine.json()["items"] == []
+
+
+async def test_a_crash_between_linking_and_spending_the_code_links_once(
+    appointments_api: Api, mongo: AsyncMongoClient[Document]
+) -> None:
+    """The state a kill -9 leaves between the two steps of a confirmation (the patient
+    linked, the code not yet spent): confirming again finds the patient linked, once."""
+    api = appointments_api
+    me = api.token("acct-crash")
+    body = {"name": "上官燕", "national_id": make_national_id(), "phone": make_phone()}
+    asked = await api.client.post(PATIENTS, headers=me, json=body)
+    vid = asked.json()["verification_id"]
+    code = await texted_code(api.settings, vid)
+    url = f"{PATIENTS}/verifications/{vid}"
+    first = await api.client.post(url, headers=me, json={"code": code})
+    assert first.status_code == 201, first.text
+    verifications = mongo[api.settings.database_name]["patient_verifications"]
+    await verifications.update_one({"_id": vid}, {"$set": {"used": False}})  # not yet spent
+    again = await api.client.post(url, headers=me, json={"code": code})
+    assert (again.status_code, again.json()["id"]) == (201, first.json()["id"])
+    mine = (await api.client.get(PATIENTS, headers=me)).json()
+    assert [p["id"] for p in mine] == [first.json()["id"]]
+    stored = await mongo[api.settings.database_name]["patients"].find_one({"_id": mine[0]["id"]})
+    assert stored is not None and stored["account_ids"] == ["acct-crash"]
