@@ -8,6 +8,7 @@ value as ``client_request_id`` (request state and log key) for correlation only.
 
 from __future__ import annotations
 
+import hmac
 import re
 import time
 
@@ -37,28 +38,37 @@ class RequestContextMiddleware:
     """Pure ASGI middleware (cheap on the hot path, safe for streaming responses)."""
 
     def __init__(
-        self, app: ASGIApp, metrics: ServiceMetrics, *, trust_request_id: bool = True
+        self,
+        app: ASGIApp,
+        metrics: ServiceMetrics,
+        *,
+        trust_request_id: bool = True,
+        trusted_caller: tuple[bytes, bytes] | None = None,
     ) -> None:
+        """``trusted_caller``: a header (name, secret value) whose bearer keeps its request
+        id even when ``trust_request_id`` is off (the gateway's in-process calls to itself)."""
         self.app = app
         self.metrics = metrics
         self.trust_request_id = trust_request_id
+        self.trusted_caller = trusted_caller
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        incoming = ""
+        incoming, trusted = "", self.trust_request_id
         for name, value in scope.get("headers", []):
             if name == b"x-request-id":
                 incoming = value.decode("latin-1")
-                break
+            elif self.trusted_caller and name == self.trusted_caller[0]:
+                trusted = trusted or hmac.compare_digest(value, self.trusted_caller[1])
         valid = bool(_VALID_REQUEST_ID.match(incoming))
-        request_id = incoming if valid and self.trust_request_id else new_id()
+        request_id = incoming if valid and trusted else new_id()
         state = scope.setdefault("state", {})
         state["request_id"] = request_id
         structlog.contextvars.clear_contextvars()
         structlog.contextvars.bind_contextvars(request_id=request_id)
-        if not self.trust_request_id and valid:
+        if not trusted and valid:
             state["client_request_id"] = incoming
             structlog.contextvars.bind_contextvars(client_request_id=incoming)
         started = time.perf_counter()

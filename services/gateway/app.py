@@ -5,6 +5,7 @@ Every client and object is built in the lifespan by :mod:`services.gateway.boots
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -15,7 +16,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.staticfiles import StaticFiles
 
 from services.gateway import bootstrap
-from services.gateway.audit_view import audit_view_router
+from services.gateway.audit_view import INTERNAL_HEADER, audit_view_router
 from services.gateway.front_door import BodyLimitMiddleware, SecurityHeadersMiddleware
 from services.gateway.guard import authenticate
 from services.gateway.load_shedding import LoadSheddingMiddleware
@@ -82,7 +83,13 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     )
     app.add_middleware(SecurityHeadersMiddleware)
     # the request id of audit records and logs is the gateway's own, never the client's
-    app.add_middleware(RequestContextMiddleware, metrics=metrics, trust_request_id=False)
+    app.state.internal_request_key = secrets.token_urlsafe(24)
+    app.add_middleware(
+        RequestContextMiddleware,
+        metrics=metrics,
+        trust_request_id=False,
+        trusted_caller=(INTERNAL_HEADER.encode(), app.state.internal_request_key.encode()),
+    )
     # outermost: a surge beyond what this process can carry is refused before any work
     app.add_middleware(LoadSheddingMiddleware, max_in_flight=settings.max_in_flight_requests)
     install_problem_handlers(app)

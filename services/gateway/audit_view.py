@@ -60,6 +60,9 @@ __all__ = ["MergedAuditPage", "ServiceAuditRecord", "audit_view_router"]
 log = structlog.get_logger(__name__)
 
 OWN_BASE = "http://gateway.internal"  # the gateway's own log, served by the app in-process
+# carries app.state.internal_request_key (random per process) on those in-process calls, so
+# they keep the outer request's id (shared.http.RequestContextMiddleware trusted_caller)
+INTERNAL_HEADER = "x-careloop-internal"
 _MAX_CURSOR_CHARS = 4096
 
 # the same filters as the services' own endpoint, but a combined (longer) cursor
@@ -263,8 +266,10 @@ def audit_view_router(
             }
             kept = {k: v for k, v in params.items() if v is not None}
             base = urls[service]
-            source = request.app.state.own_http if base == OWN_BASE else client
-            return await _fetch(source, service, base, kept, headers)
+            if base == OWN_BASE:  # in-process: the inner request keeps our request id
+                own = {**headers, INTERNAL_HEADER: request.app.state.internal_request_key}
+                return await _fetch(request.app.state.own_http, service, base, kept, own)
+            return await _fetch(client, service, base, kept, headers)
 
         results = await asyncio.gather(*(one(s) for s in wanted))
         failures = [r for r in results if isinstance(r, _Failure)]

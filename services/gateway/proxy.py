@@ -55,6 +55,7 @@ HOP_BY_HOP = frozenset(
         b"host",
         b"content-length",
         b"x-request-id",
+        b"x-careloop-internal",  # the gateway's in-process calls (audit_view.INTERNAL_HEADER)
         LANE_HEADER,
     }
 )

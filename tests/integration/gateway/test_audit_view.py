@@ -104,8 +104,10 @@ async def test_merges_newest_first_and_pages_with_the_combined_cursor(
     services: Stack, mongo: AsyncMongoClient[Document]
 ) -> None:
     expected = await seed(services, mongo)
-    admin = {**services.token("admin-1", Role.ADMIN), "x-request-id": "audit-view-test-1"}
+    # the alliance's admin reads every organization's records
+    admin = {**services.token("admin-1", Role.ALLIANCE_ADMIN), "x-request-id": "audit-view-test-1"}
     seen: list[tuple[str, str]] = []
+    request_ids: list[str] = []
     cursor: str | None = None
     for size in (3, 3, 2):
         params: dict[str, Any] = {"patient_id": PATIENT, "limit": 3}
@@ -113,6 +115,7 @@ async def test_merges_newest_first_and_pages_with_the_combined_cursor(
             params["cursor"] = cursor
         response = await services.client.get("/v1/audit", params=params, headers=admin)
         assert response.status_code == 200, response.text
+        request_ids.append(response.headers["x-request-id"])
         page = response.json()
         assert len(page["items"]) == size
         seen += [(i["service"], i["id"]) for i in page["items"]]
@@ -129,9 +132,13 @@ async def test_merges_newest_first_and_pages_with_the_combined_cursor(
     # the gateway's own log ("auth") had nothing for the patient: asked on page 1 only
     services_read = sorted(r["service"] for r in reads)
     assert services_read == ["appointments"] * 3 + ["auth"] + ["notifications"] * 3
-    assert {(r["actor_id"], r["actor_role"], r["request_id"]) for r in reads} == {
-        ("admin-1", "admin", "audit-view-test-1")
-    }
+    assert {(r["actor_id"], r["actor_role"]) for r in reads} == {("admin-1", "alliance_admin")}
+    # each request's own id, the gateway's: never the client's X-Request-Id
+    request_ids.append(fresh.headers["x-request-id"])
+    assert {r["request_id"] for r in reads} <= set(request_ids)
+    # the gateway's own part, asked in-process, keeps the outer request's id
+    assert [r["request_id"] for r in reads if r["service"] == "auth"] == request_ids[:1]
+    assert "audit-view-test-1" not in request_ids
     ats = [(r["at"], r["id"]) for r in reads]
     assert ats == sorted(ats, reverse=True)
 

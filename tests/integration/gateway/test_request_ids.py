@@ -25,6 +25,11 @@ async def test_audit_records_carry_the_gateways_request_id(gateway: Gateway) -> 
     assert created.status_code == 201, created.text
     ours = created.headers["x-request-id"]
     assert ours != CLIENT_ID
+    guessed = await gateway.client.get(
+        "/v1/auth/me",
+        headers={**bearer(admin), "x-request-id": CLIENT_ID, "x-careloop-internal": "guess"},
+    )
+    assert guessed.headers["x-request-id"] != CLIENT_ID  # the in-process mark is a secret
     audit: AuditLog = gateway.app.state.audit
     records = [r for r in await audit.query() if r.action == "staff.create"]
     assert [r.request_id for r in records] == [ours]
