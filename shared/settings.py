@@ -12,6 +12,7 @@ providers, a gateway without trusted proxies). Errors never echo the input (secr
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from pydantic import Field, model_validator
@@ -20,9 +21,9 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from shared.crypto import split_hash_key_label
 
 # Marks of development keys (devstack/keys.py makes them so; production refuses them):
-# PII encryption key ids starting with one of these, a hash key labelled "dev:", and PEM
-# files holding this line before the key.
-DEV_KEY_ID_PREFIXES = ("dev", "test")
+# PII encryption key ids like dev1 or test1, a hash key labelled "dev:", and PEM files
+# holding this line before the key.
+DEV_KEY_ID = re.compile(r"(dev|test)[-_]?\d*", re.IGNORECASE)
 DEV_HASH_KEY_LABEL = "dev"
 DEV_PEM_MARKER = "careloop-development-key: never use in production"
 DEV_PASSWORD_PREFIX = "Dev-"  # noqa: S105 (a mark, not a password): devstack's first admin
@@ -114,10 +115,10 @@ class ServiceSettings(BaseSettings):
         problems: list[str] = []
         for entry in self.pii_encryption_keys.split(","):
             kid = entry.partition(":")[0].strip() if ":" in entry else ""
-            if kid.lower().startswith(DEV_KEY_ID_PREFIXES):
+            if DEV_KEY_ID.fullmatch(kid):
                 problems.append(
-                    f"pii_encryption_keys holds the development key {kid!r} (key ids starting "
-                    f"with {'/'.join(DEV_KEY_ID_PREFIXES)} are for development and tests)"
+                    f"pii_encryption_keys holds the development key {kid!r} (key ids like "
+                    "dev1 and test1 are for development and tests)"
                 )
         if split_hash_key_label(self.pii_hash_key)[0].lower() == DEV_HASH_KEY_LABEL:
             problems.append("pii_hash_key is a development key (labelled 'dev:')")

@@ -120,7 +120,7 @@ def test_the_gateway_refuses_to_run_without_trusted_proxies() -> None:
     assert "trusted_proxies is empty" in message
 
 
-@pytest.mark.parametrize("kid", ["dev1", "test1", "DEV-2"])
+@pytest.mark.parametrize("kid", ["dev1", "test1", "DEV-2", "dev"])
 def test_development_pii_keys_are_refused(kid: str) -> None:
     keys = f"k2026:{generate_key()},{kid}:{generate_key()}"
     message = refusal(AppointmentsSettings, pii_encryption_keys=keys)
@@ -176,6 +176,11 @@ def test_every_devstack_secret_is_refused_in_production(tmp_path: Path) -> None:
         secrets.jwt_private_key_file.read_text().splitlines()[2],
     ):
         assert secret not in message
+
+
+def test_key_ids_that_only_begin_like_a_development_one_are_fine() -> None:
+    keys = f"device2026:{generate_key()},testament:{generate_key()}"
+    assert production(AppointmentsSettings, pii_encryption_keys=keys).production_problems() == []
 
 
 def test_devstack_files_made_before_the_marks_get_them(tmp_path: Path) -> None:
