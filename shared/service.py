@@ -13,6 +13,7 @@ import socket
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import structlog
@@ -21,7 +22,7 @@ from pymongo import AsyncMongoClient
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from shared.audit import AuditLog
+from shared.audit import AuditLog, record_denial
 from shared.audit_routes import audit_router
 from shared.auth import TokenVerifier
 from shared.auth import from_settings as verifier_from_settings
@@ -262,6 +263,7 @@ def create_service_app(definition: ServiceDefinition) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         runtime = await start_runtime(definition, metrics)
         app.state.runtime = runtime
+        app.state.record_denial = partial(record_denial, runtime.audit)
         app.state.token_verifier = runtime.verifier
         checks.checks.update(
             {

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import timedelta
+from functools import partial
 from typing import Any
 
 import httpx
@@ -28,7 +29,7 @@ from services.gateway.proxy import UpstreamProxy
 from services.gateway.settings import GatewaySettings
 from services.gateway.store import INDEXES
 from services.gateway.traffic import TrafficPolicy
-from shared.audit import AuditLog
+from shared.audit import AuditLog, record_denial
 from shared.auth import TokenMinter, TokenVerifier, from_settings, read_pem
 from shared.crypto import FieldCipher
 from shared.metrics import ServiceMetrics
@@ -100,14 +101,15 @@ def build_logins(
 
 
 async def bootstrap_admin(settings: GatewaySettings, logins: Logins) -> None:
-    """The first admin, from settings, when no staff account exists yet."""
+    """The first admin, from settings, when no staff account exists yet: the alliance's
+    admin (no organization), who opens each organization's admins."""
     name, password = settings.bootstrap_admin_username, settings.bootstrap_admin_password
     if not (name and password) or await logins.staff.count() > 0:
         return
     await logins.staff.create(
         username=name,
         password_hash=await hash_password(password),
-        roles=[Role.ADMIN],
+        roles=[Role.ALLIANCE_ADMIN],
         org_id=None,
         display_name="Administrator",
         created_by="bootstrap",
@@ -141,6 +143,7 @@ class Gateway:
         app.state.redis = self.redis
         app.state.proxy = self.proxy
         app.state.audit = self.audit
+        app.state.record_denial = partial(record_denial, self.audit)
         app.state.traffic = self.traffic
         app.state.logins = self.logins
         app.state.token_verifier = self.token_verifier
