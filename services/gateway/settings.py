@@ -71,6 +71,9 @@ class GatewaySettings(ServiceSettings):
     # overloaded before any other work (services/gateway/load_shedding.py)
     max_in_flight_requests: int = Field(256, ge=1, le=100_000)
     trusted_proxies: list[str] = Field(default_factory=list)  # may set X-Forwarded-For
+    # no proxy in front: each connection's peer is the client (production needs this or
+    # trusted_proxies, so per-address limits never silently hold for everyone at once)
+    direct_clients: bool = False
     rate_limits: RateLimitSettings = RateLimitSettings()
     # The front door's own Redis pool: one script call per proxied request (token logout,
     # ended logins, slow lane, every limit). Sized for a release-time surge; a request
@@ -83,11 +86,12 @@ class GatewaySettings(ServiceSettings):
     def production_problems(self) -> list[str]:
         """The shared checks, trusted proxies and the gateway's own development secrets."""
         problems = super().production_problems()
-        if not self.trusted_proxies:
+        if not self.trusted_proxies and not self.direct_clients:
             problems.append(
                 "trusted_proxies is empty: behind the ingress every client would have the "
                 "ingress's address, and per-address limits would hold for everyone at once; "
-                "list the ingress or load balancer networks (CIDRs)"
+                "list the ingress or load balancer networks (CIDRs), or set direct_clients "
+                "when clients connect to the gateway itself"
             )
         if is_dev_pem(self.jwt_private_key, self.jwt_private_key_file):
             problems.append("jwt_private_key is the development key pair's (devstack)")
