@@ -435,3 +435,16 @@ def test_shared_config_feeds_the_prefixed_settings() -> None:
     brokers = data["KAFKA_BOOTSTRAP"].split(",")
     assert len(brokers) == 3
     assert not any(key.startswith("CARELOOP_") for key in data)
+
+
+def test_compose_passes_the_production_guards(services: dict[str, dict[str, Any]]) -> None:
+    """Compose runs with environment=production: no sandbox provider (its records hold
+    login codes) and a gateway that knows who its clients are (shared/settings.py)."""
+    notifications = env_of(services["notifications"])
+    assert notifications["CARELOOP_NOTIFICATIONS_ENVIRONMENT"] == "production"
+    assert notifications["CARELOOP_NOTIFICATIONS_SMS_PROVIDER"] == "aliyun"
+    assert notifications["CARELOOP_NOTIFICATIONS_WECHAT_PROVIDER"] == "wechat"
+    gateway = env_of(services["gateway"])
+    assert gateway.get("CARELOOP_GATEWAY_TRUSTED_PROXIES") or (
+        gateway.get("CARELOOP_GATEWAY_DIRECT_CLIENTS") == "true"
+    )
