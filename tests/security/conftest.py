@@ -165,6 +165,7 @@ async def _seed_appointments(world: World, api: Api) -> None:
         offer_id=offer["id"],
         org_id=ORG,
         b_patient_id=other["id"],
+        account_id=a,
     )
     pending = {"name": "未确认", "national_id": make_national_id(), "phone": make_phone()}
     asked = await api.client.post("/v1/appointments/patients", headers=world.a, json=pending)

@@ -244,7 +244,13 @@ NOTIFICATIONS: list[Rule] = [
         query=REASON,
         why="a partial write: as PUT",
     ),
-    Rule("PUT", f"{N}/me/wechat", PATIENT),
+    Rule(
+        "PUT",
+        f"{N}/accounts/{{account_id}}/wechat",
+        SERVICE,
+        body={"openid": "oWx-matrix-bound"},
+        why="the gateway binds the openid WeChat's code2session gave it; never a client",
+    ),
     Rule("GET", f"{N}/me/wechat", PATIENT),
     Rule("POST", f"{N}/me/wechat/consents", PATIENT),
     Rule("GET", f"{N}/me/wechat/consents", PATIENT),
@@ -260,7 +266,7 @@ NOTIFICATIONS: list[Rule] = [
     # the local sandbox provider: operators and test harnesses
     Rule("POST", f"{N}/sandbox/receipts", ADMIN_OR_SERVICE),
     Rule("GET", f"{N}/sandbox/deliveries", ADMIN_OR_SERVICE, query=REASON),
-    # templates: staff read and preview, admins publish and roll back
+    # templates: staff read, admins preview, publish and roll back
     Rule("GET", f"{N}/templates", STAFF),
     Rule("GET", f"{N}/templates/{{kind}}", STAFF),
     Rule("POST", f"{N}/templates/{{kind}}/versions", ADMIN),

@@ -151,11 +151,11 @@ class Logins:
         account, _new = await self.patients.for_openid(user.openid, user.unionid)
         self._refuse_disabled(account)
         tokens = await self.sessions.open(Identity(account["_id"], (Role.PATIENT,)))
-        bound = await self._bind_openid(tokens.access_token, user.openid)
+        bound = await self._bind_openid(account["_id"], user.openid)
         log.info("login.patient", method="wechat", account_id=account["_id"])
         return Login(tokens, patient_view(account, wechat_bound=bound or None))
 
-    async def bind_wechat(self, account_id: str, code: str, access_token: str) -> bool:
+    async def bind_wechat(self, account_id: str, code: str) -> bool:
         """Bind the WeChat user of a fresh ``wx.login`` ``code`` to a patient account: the
         openid comes from WeChat's code2session, never from the client. 409 when it is
         bound to another account; whether notifications took the binding is returned."""
@@ -179,15 +179,17 @@ class Logins:
         if done.matched_count == 0:
             raise NotFound("account_not_found", "no patient account to bind WeChat to")
         log.info("wechat.bound", account_id=account_id)
-        return await self._bind_openid(access_token, user.openid)
+        return await self._bind_openid(account_id, user.openid)
 
-    async def _bind_openid(self, access_token: str, openid: str) -> bool:
-        """Notifications learns where to send WeChat messages; a failure waits for next login."""
+    async def _bind_openid(self, account_id: str, openid: str) -> bool:
+        """Notifications learns where to send WeChat messages (a service call: the openid
+        came from WeChat, not the client); a failure waits for the next login."""
+        token = self.sender.minter.mint("gateway", [Role.SERVICE], ttl_seconds=60)
         try:
             response = await self.sender.client.put(
-                f"{self.notifications_url}/v1/notifications/me/wechat",
+                f"{self.notifications_url}/v1/notifications/accounts/{account_id}/wechat",
                 json={"openid": openid},
-                headers={"authorization": f"Bearer {access_token}"},
+                headers={"authorization": f"Bearer {token}"},
             )
             if response.status_code >= 300:
                 log.warning("wechat.bind_refused", status=response.status_code)

@@ -215,17 +215,14 @@ class WechatBindingOut(BaseModel):
     ),
     responses=problem_responses_doc(401, 403, 404, 409, 422, 429, 503),
 )
-async def bind_wechat(
-    request: Request, caller: Caller, logins: LoginsDep, body: WechatLoginIn
-) -> WechatBindingOut:
+async def bind_wechat(caller: Caller, logins: LoginsDep, body: WechatLoginIn) -> WechatBindingOut:
     if Role.PATIENT not in caller.roles:
         raise Forbidden(
             "forbidden_role",
             "This action requires one of the roles: patient.",
             detail_zh="您没有执行此操作的权限。",
         )
-    token = request.headers["authorization"].partition(" ")[2].strip()
-    bound = await logins.bind_wechat(caller.subject, body.code, token)
+    bound = await logins.bind_wechat(caller.subject, body.code)
     return WechatBindingOut(wechat_login=True, wechat_bound=bound)
 
 

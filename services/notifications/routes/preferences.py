@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Header, Response
+from fastapi import APIRouter, Header, Path, Response
 from pydantic import BaseModel, Field
 
 from services.notifications.preferences import PreferencesIn, PreferencesOut, PreferencesPatch
@@ -14,6 +14,7 @@ from services.notifications.routes.deps import (
     Ctx,
     PatientAccount,
     PatientOrStaff,
+    Service,
 )
 from shared.access_reason import AccessReason
 from shared.audit import require_reason
@@ -169,13 +170,20 @@ class ConsentsView(ConsentBalances):
     history: list[dict[str, Any]] = Field(description="grants and uses, newest first")
 
 
-@router.put("/me/wechat", summary="Bind my account's WeChat openid (from the mini-program login)")
+@router.put(
+    "/accounts/{account_id}/wechat",
+    summary="Bind an account's WeChat openid (the gateway, after WeChat's code2session)",
+    description="Service callers only: the gateway learns the openid from WeChat itself "
+    "(a fresh wx.login code; `PUT /v1/auth/me/wechat`), never from a client.",
+    responses=problem_responses_doc(403),
+)
 async def bind_wechat(
     ctx: Ctx,
-    caller: PatientAccount,
+    caller: Service,
+    account_id: Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[\w.:-]+$")],
     body: WechatBinding,
 ) -> WechatBound:
-    await ctx.recipients.bind_wechat(caller.subject, body.openid)
+    await ctx.recipients.bind_wechat(account_id, body.openid)
     return WechatBound(bound=True)
 
 

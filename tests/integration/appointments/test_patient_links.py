@@ -222,4 +222,5 @@ async def test_a_crash_between_linking_and_spending_the_code_links_once(
     mine = (await api.client.get(PATIENTS, headers=me)).json()
     assert [p["id"] for p in mine] == [first.json()["id"]]
     stored = await mongo[api.settings.database_name]["patients"].find_one({"_id": mine[0]["id"]})
-    assert stored is not None and stored["account_ids"] == ["acct-crash"]
+    assert stored is not None
+    assert stored["account_ids"] == ["acct-crash"]

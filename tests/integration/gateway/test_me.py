@@ -71,8 +71,11 @@ async def test_binding_wechat_in_notifications_shows_in_me(gateway: Gateway) -> 
     )
 
     # only the gateway binds (PUT /v1/auth/me/wechat, test_wechat_binding.py): as it does
+    account_id = (await gateway.client.get(ME, headers=token)).json()["id"]
     bind = await gateway.notifications.client.put(
-        "/v1/notifications/me/wechat", json={"openid": "oWx-bound-301"}, headers=token
+        f"/v1/notifications/accounts/{account_id}/wechat",
+        json={"openid": "oWx-bound-301"},
+        headers=gateway.notifications.service,
     )
     assert bind.status_code == 200, bind.text
     after = (await gateway.client.get(ME, headers=token)).json()

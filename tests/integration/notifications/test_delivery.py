@@ -24,8 +24,10 @@ from tests.support.kafka import read_topic, wait_until
 
 async def bind_wechat(api: NotificationsApi, account_id: str, consents: int = 0) -> None:
     headers = api.token(account_id)
-    response = await api.client.put(
-        "/v1/notifications/me/wechat", json={"openid": f"oWx{account_id[-12:]}"}, headers=headers
+    response = await api.client.put(  # as the gateway does after WeChat's code2session
+        f"/v1/notifications/accounts/{account_id}/wechat",
+        json={"openid": f"oWx{account_id[-12:]}"},
+        headers=api.service,
     )
     assert response.status_code == 200, response.text
     for _ in range(consents):

@@ -244,7 +244,9 @@ async def test_a_wechat_send_whose_answer_was_lost_ends_unknown_not_sent_twice(
             patient_id, account_id, _ = await api.register_patient()
             headers = api.token(account_id)
             bound = await api.client.put(
-                "/v1/notifications/me/wechat", json={"openid": "oWx" + "1" * 24}, headers=headers
+                f"/v1/notifications/accounts/{account_id}/wechat",
+                json={"openid": "oWx" + "1" * 24},
+                headers=api.service,
             )
             assert bound.status_code == 200, bound.text
             granted = await api.client.post(

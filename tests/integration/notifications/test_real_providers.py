@@ -71,8 +71,9 @@ async def test_wechat_send_and_its_receipt(
     patient_id, account_id, _ = await api.register_patient()
     me = api.token(account_id)
     openid = "o7esq5PHRGBQYmeNyfG064wEFVpQ"
+    bind = f"/v1/notifications/accounts/{account_id}/wechat"  # the gateway's call
     assert (
-        await api.client.put("/v1/notifications/me/wechat", json={"openid": openid}, headers=me)
+        await api.client.put(bind, json={"openid": openid}, headers=api.service)
     ).status_code == 200
     granted = await api.client.post(
         "/v1/notifications/me/wechat/consents",
