@@ -33,9 +33,7 @@ async def test_staff_see_their_own_organizations_messages_only(
     ours = await api.client.get(url, headers=staff(api, "agent-h1", Role.AGENT, ORG))
     assert ours.status_code == 200, ours.text
     mine = {m["id"] for m in ours.json()}
-    every = await api.client.get(
-        url, headers=staff(api, "alliance-1", Role.ALLIANCE_ADMIN, None)
-    )
+    every = await api.client.get(url, headers=staff(api, "alliance-1", Role.ALLIANCE_ADMIN, None))
     assert len(every.json()) == 2 * len(mine) == 6, every.text
     h2_ids = {m["id"] for m in every.json()} - mine
     stored = await api.messages(patient_id=patient_id)
