@@ -219,7 +219,9 @@ class CodeInbox:
             doc = await self.outbox.find_one(query)
             if doc is not None:
                 data = json.loads(doc["value"])["data"]
-                return self.cipher.decrypt(data["code_enc"], context=CODE_CONTEXT)
+                return self.cipher.decrypt(
+                    data["code_enc"], context=CODE_CONTEXT, record_id=verification_id
+                )
             await asyncio.sleep(0.05)
         raise RuntimeError(f"no code was texted for verification {verification_id}")
 

@@ -116,9 +116,9 @@ class PatientLinks:
         event = PatientVerificationRequested(
             verification_id=vid,
             account_id=account_id,
-            phone_enc=self.cipher.encrypt(phone, context=PHONE_CONTEXT),
+            phone_enc=self.cipher.encrypt(phone, context=PHONE_CONTEXT, record_id=vid),
             phone_masked=mask_phone(phone),
-            code_enc=self.cipher.encrypt(code, context=CODE_CONTEXT),
+            code_enc=self.cipher.encrypt(code, context=CODE_CONTEXT, record_id=vid),
             minutes=CODE_MINUTES,
         )
 

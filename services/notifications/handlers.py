@@ -94,8 +94,9 @@ async def verification_requested(ctx: Notifications, event: Envelope, tx: Tx) ->
     if kind is None:
         raise RuntimeError(f"the message kind {LINK_CODE_KIND} is not installed")
     data, cipher = event.data, ctx.recipients.cipher
-    phone = cipher.decrypt(data["phone_enc"], context=LINK_PHONE_CONTEXT)
-    code = cipher.decrypt(data["code_enc"], context=LINK_CODE_CONTEXT)
+    vid = data["verification_id"]  # both are bound to their verification
+    phone = cipher.decrypt(data["phone_enc"], context=LINK_PHONE_CONTEXT, record_id=vid)
+    code = cipher.decrypt(data["code_enc"], context=LINK_CODE_CONTEXT, record_id=vid)
     source = Source(id=event.id, event_type=event.type, patient_id=None, account_id=None)
     context = {"code": code, "minutes": data["minutes"]}
     await ctx.dispatcher.dispatch(tx, kind, source, context, address=phone)

@@ -37,7 +37,9 @@ async def texted_code(settings: ServiceSettings, verification_id: str) -> str:
             doc = await outbox.find_one(query)
             if doc is not None:
                 data = json.loads(doc["value"])["data"]
-                return cipher.decrypt(data["code_enc"], context=CODE_CONTEXT)
+                return cipher.decrypt(
+                    data["code_enc"], context=CODE_CONTEXT, record_id=verification_id
+                )
             await asyncio.sleep(0.05)
     finally:
         await client.close()

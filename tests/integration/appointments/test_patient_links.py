@@ -29,7 +29,9 @@ async def texted_to(api: Api, mongo: AsyncMongoClient[Document], verification_id
     doc = await outbox.find_one({"_id": verification_id, "headers.ce_type": VERIFICATION_EVENT})
     assert doc is not None
     data = json.loads(doc["value"])["data"]
-    return cipher.decrypt(data["phone_enc"], context="patient_verification.phone")
+    return cipher.decrypt(
+        data["phone_enc"], context="patient_verification.phone", record_id=verification_id
+    )
 
 
 async def known_patient(api: Api, account: str) -> dict[str, Any]:
