@@ -71,6 +71,16 @@ def _algs_for_key(key: object) -> frozenset[str]:
     return frozenset()
 
 
+def auth_unavailable() -> ServiceUnavailable:
+    """503: whether a token was logged out or its login ended cannot be read (fail closed)."""
+    return ServiceUnavailable(
+        "auth_unavailable",
+        "Sign-in cannot be checked right now. Please try again shortly.",
+        retry_after=1,
+        detail_zh="暂时无法验证登录状态，请稍后再试。",
+    )
+
+
 def _invalid(reason: str) -> Unauthorized:
     _log.info("token_rejected", reason=reason)
     return Unauthorized(
@@ -160,12 +170,7 @@ class TokenVerifier:
             )
         except Exception as exc:
             _log.warning("revocation_check_failed", error=type(exc).__name__)
-            raise ServiceUnavailable(
-                "auth_unavailable",
-                "Sign-in cannot be checked right now. Please try again shortly.",
-                retry_after=1,
-                detail_zh="暂时无法验证登录状态，请稍后再试。",
-            ) from exc
+            raise auth_unavailable() from exc
         if revoked or state == "revoked":
             raise _invalid("revoked")
         if state is not None:

@@ -38,6 +38,7 @@ from redis.asyncio import Redis
 from services.gateway.domain.endpoints import EndpointClass, classify
 from services.gateway.front_script import FRONT, FrontPlan, Outcome, SlowLane, TokenKeys, outcome
 from services.gateway.refusals import overloaded, refusal, token_refused
+from shared.auth import auth_unavailable
 from shared.problems import ServiceUnavailable
 from shared.ratelimit import (
     Budget,
@@ -362,12 +363,7 @@ class TrafficPolicy:
                 error=str(exc),
             )
         if token:
-            raise ServiceUnavailable(
-                "auth_unavailable",
-                "Sign-in cannot be checked right now. Please try again shortly.",
-                retry_after=1,
-                detail_zh="暂时无法验证登录状态，请稍后再试。",
-            ) from exc
+            raise auth_unavailable() from exc
         if closed:
             raise ServiceUnavailable(
                 "rate_limiter_unavailable",

@@ -19,6 +19,7 @@ import structlog
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from shared.auth import auth_unavailable
 from shared.problems import ServiceUnavailable
 
 log = structlog.get_logger(__name__)
@@ -34,12 +35,7 @@ return n
 
 def _unavailable(exc: Exception) -> ServiceUnavailable:
     log.warning("login.attempts_unavailable", error=type(exc).__name__)
-    return ServiceUnavailable(
-        "auth_unavailable",
-        "Sign-in cannot be checked right now. Please try again shortly.",
-        retry_after=1,
-        detail_zh="暂时无法验证登录状态，请稍后再试。",
-    )
+    return auth_unavailable()
 
 
 class LoginAttempts:

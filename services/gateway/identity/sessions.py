@@ -21,9 +21,9 @@ from redis.exceptions import RedisError
 
 from services.gateway.front_script import TokenKeys
 from services.gateway.refusals import token_refused
-from shared.auth import TokenMinter
+from shared.auth import TokenMinter, auth_unavailable
 from shared.principal import Principal, Role
-from shared.problems import ServiceUnavailable, Unauthorized
+from shared.problems import Unauthorized
 from shared.revocation import ENDED, REVOKED, block_key, end_logins, jti_key, revoke_token, verdict
 
 # KEYS: the refresh token's key -> {outcome, family}
@@ -198,12 +198,7 @@ class Sessions:
         try:
             jti, blocked = await self.redis.mget([keys.jti_key or keys.block_key, keys.block_key])
         except (RedisError, OSError) as exc:
-            raise ServiceUnavailable(
-                "auth_unavailable",
-                "Sign-in cannot be checked right now. Please try again shortly.",
-                retry_after=1,
-                detail_zh="暂时无法验证登录状态，请稍后再试。",
-            ) from exc
+            raise auth_unavailable() from exc
         state = verdict(keys.issued_at, jti if keys.jti_key else None, blocked)
         if state in (REVOKED, ENDED):
             raise token_refused(state)
