@@ -210,6 +210,7 @@ APPOINTMENTS: list[Rule] = [
         f"{A}/admin/policies/{{org_id}}",
         ADMIN_OR_SERVICE,
         body={"max_patients_per_account": 0},
+        bola_body={},  # a valid policy: only the organization can refuse another's admin
     ),
 ]
 

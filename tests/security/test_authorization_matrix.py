@@ -124,7 +124,11 @@ def by_staff_role(cases: list[Case]) -> list[object]:
     ]
 
 
-@pytest.mark.parametrize(("service", "rule", "role"), by_staff_role(OWNED))
+# what A's organization holds: A's objects, and the organization's own policy
+ORG_HELD = OWNED + [(s, r) for s, r in PROTECTED if "{org_id}" in r.path and not r.owned]
+
+
+@pytest.mark.parametrize(("service", "rule", "role"), by_staff_role(ORG_HELD))
 async def test_staff_of_another_organization_cannot_reach_the_owners_objects(
     world: World, service: str, rule: Rule, role: Role
 ) -> None:
