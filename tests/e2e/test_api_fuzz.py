@@ -21,6 +21,15 @@ Nothing is excluded:
   before any stream opens; the patient's stream is read up to its first event (``ready``,
   sent at once: ``max-stream-events``), so an open stream does not hold a case.
 
+Budget: the coverage phase (every parameter's boundary and negative values, thousands of
+cases) runs for each role on the operations the authorization matrix
+(``tests/security/matrix.py``) lets that role call. On an operation that refuses the role,
+every one of those cases meets the same role check, a 403 before the input is used (the
+matrix tests prove that refusal for each role); there the role gets the schema examples
+and its random cases (``MAX_EXAMPLES`` / ``ROLE_MAX_EXAMPLES``), so every operation is
+still called by every role. An operation the matrix does not name (the gateway's own
+``/v1/auth`` routes) keeps the coverage phase for every role.
+
 Rate limits: if the gateway throttles the fuzz, its 429 problems pass these checks but
 hide the services behind them; see the note on ``merged_api``.
 """
@@ -30,6 +39,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
+import httpx
 import pytest
 import schemathesis
 from _pytest.nodeid import coerce_node_id
@@ -44,6 +54,8 @@ from schemathesis.specs.openapi.checks import (
 from devstack.keys import DevSecrets
 from devstack.system import System
 from shared.auth import TokenMinter
+from shared.principal import Role
+from tests.security.matrix import MATRIX
 
 pytestmark = pytest.mark.e2e
 
@@ -100,16 +112,31 @@ def fuzz_tokens(dev_secrets: DevSecrets) -> FuzzTokens:
 
 @pytest.fixture(scope="module")
 def merged_api(system: System) -> BaseSchema:
-    return load_merged_api(system, MAX_EXAMPLES)
+    return load_merged_api(system, MAX_EXAMPLES, Role.ADMIN)
 
 
 @pytest.fixture(scope="module")
-def merged_api_for_roles(system: System) -> BaseSchema:
-    return load_merged_api(system, ROLE_MAX_EXAMPLES)
+def merged_api_for_patients(system: System) -> BaseSchema:
+    return load_merged_api(system, ROLE_MAX_EXAMPLES, Role.PATIENT)
 
 
-def load_merged_api(system: System, max_examples: int) -> BaseSchema:
-    """The gateway's merged document, loaded once the system runs.
+@pytest.fixture(scope="module")
+def merged_api_for_agents(system: System) -> BaseSchema:
+    return load_merged_api(system, ROLE_MAX_EXAMPLES, Role.AGENT)
+
+
+def refused_operations(role: Role) -> set[str]:
+    """``METHOD /path`` of every operation the authorization matrix refuses ``role``."""
+    return {
+        f"{rule.method} {rule.path}"
+        for rules in MATRIX.values()
+        for rule in rules
+        if rule.roles and role not in rule.roles
+    }
+
+
+def load_merged_api(system: System, max_examples: int, role: Role) -> BaseSchema:
+    """The gateway's merged document, loaded once the system runs, for ``role``'s cases.
 
     Rate limits: the run sends ~4,500 requests in under a minute from 127.0.0.1 as one
     staff account (135 of them to the login routes). Under the gateway's default budgets
@@ -118,6 +145,16 @@ def load_merged_api(system: System, max_examples: int) -> BaseSchema:
     for 127.0.0.0/8 and a large per-account budget, or limits off) and that keeps its
     counters apart (its own Redis key prefix), rather than skipping 429s here.
     """
+    document = httpx.get(f"{system.gateway_url}/openapi.json", timeout=30).json()
+    operations = {
+        f"{method.upper()} {path}"
+        for path, item in document["paths"].items()
+        for method in item
+        if method in {"get", "post", "put", "patch", "delete"}
+    }
+    refused = sorted(refused_operations(role) & operations)
+    # the matrix names the services' operations as the merged document does
+    assert len(refused) > 10, (role, refused)
     config = schemathesis.Config.from_dict(
         {
             "seed": SEED,
@@ -137,13 +174,16 @@ def load_merged_api(system: System, max_examples: int) -> BaseSchema:
                 "deterministic": True,  # derandomized: the same cases on every run
                 "database": "none",  # and no replay of earlier failures from .hypothesis/
             },
+            # refused before any input is read: no boundary and negative values (see above)
+            "operations": [{"include-name": refused, "phases": {"coverage": {"enabled": False}}}],
         }
     )
     return schemathesis.openapi.from_url(f"{system.gateway_url}/openapi.json", config=config)
 
 
 schema = schemathesis.pytest.from_fixture("merged_api")
-schema_for_roles = schemathesis.pytest.from_fixture("merged_api_for_roles")
+schema_for_patients = schemathesis.pytest.from_fixture("merged_api_for_patients")
+schema_for_agents = schemathesis.pytest.from_fixture("merged_api_for_agents")
 
 
 @schema.parametrize()
@@ -153,14 +193,14 @@ def test_the_merged_api_answers_without_server_errors_and_as_documented(
     case.call_and_validate(headers=fuzz_tokens.headers(), checks=CHECKS)
 
 
-@schema_for_roles.parametrize()
+@schema_for_patients.parametrize()
 def test_the_merged_api_answers_a_patient_without_server_errors(
     case: Case[Any], fuzz_tokens: FuzzTokens
 ) -> None:
     case.call_and_validate(headers=fuzz_tokens.headers("patient"), checks=CHECKS)
 
 
-@schema_for_roles.parametrize()
+@schema_for_agents.parametrize()
 def test_the_merged_api_answers_an_agent_without_server_errors(
     case: Case[Any], fuzz_tokens: FuzzTokens
 ) -> None:
