@@ -7,7 +7,7 @@ from urllib.parse import quote
 
 from shared.audit import AUDIT_COLLECTION
 from shared.principal import Role
-from tests.integration.notifications.conftest import NotificationsApi
+from tests.integration.notifications.conftest import NotificationsApi, booked, facts
 
 PREFS = "/v1/notifications/patients/{}/preferences"
 ALL_ON = {"wechat": True, "sms": True, "voice": True}
@@ -92,11 +92,20 @@ async def test_bad_patch_changes_nothing(notifications_api: NotificationsApi) ->
     assert (await api.client.patch(url, content=b"{", headers=me)).status_code == 422
 
 
+async def treated_at_org(api: NotificationsApi) -> str:
+    """A patient the staff's organization has sent a message (a booking there): its staff
+    may reach the patient's preferences (shared/scoping.py)."""
+    patient_id, account_id, _ = await api.register_patient()
+    await api.publish(booked(facts(patient_id, account_id)))
+    await api.wait_for_messages(1, patient_id=patient_id)
+    return patient_id
+
+
 async def test_staff_change_preferences_with_a_header_reason_audited(
     notifications_api: NotificationsApi,
 ) -> None:
     api = notifications_api
-    patient_id, _, _ = await api.register_patient()
+    patient_id = await treated_at_org(api)
     url, agent = PREFS.format(patient_id), api.token("agent-7", Role.AGENT)
     refused = await api.client.patch(url, json={"language": "en"}, headers=agent)
     assert (refused.status_code, refused.json()["code"]) == (400, "reason_required")
@@ -113,7 +122,7 @@ async def test_a_bad_reason_is_refused_and_changes_nothing(
     notifications_api: NotificationsApi,
 ) -> None:
     api = notifications_api
-    patient_id, _, _ = await api.register_patient()
+    patient_id = await treated_at_org(api)
     url, agent = PREFS.format(patient_id), api.token("agent-7", Role.AGENT)
     bad: list[dict[str, str | bytes]] = [
         {"X-Access-Reason": b"\xff\xfe\xfd"},  # raw bytes that are not UTF-8
