@@ -20,7 +20,7 @@ from __future__ import annotations
 from typing import Annotated
 from urllib.parse import unquote
 
-from fastapi import Depends, Header, Query
+from fastapi import Depends, Header, Query, Request
 
 from shared.problems import Unprocessable
 
@@ -122,3 +122,20 @@ async def access_reason(
 
 
 AccessReason = Annotated[str | None, Depends(access_reason)]
+
+
+def reason_of(request: Request) -> str | None:
+    """The request's access reason outside a route's dependencies (the audit record of a
+    refused call): as :func:`access_reason` reads it, or ``None`` if none or not valid."""
+    query = request.query_params.get("reason")
+    ext, plain = request.headers.get(HEADER_EXT), request.headers.get(HEADER)
+    try:
+        if query is not None:
+            return _checked(query)
+        if ext is not None:
+            return _checked(decode_ext_header(ext))
+        if plain is not None:
+            return _checked(decode_header(plain))
+    except Unprocessable:
+        return None
+    return None

@@ -23,6 +23,7 @@ from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 
+from shared.access_reason import reason_of
 from shared.principal import Principal, Role
 from shared.privacy import redact_data, redact_text
 from shared.problems import BadRequest
@@ -139,13 +140,13 @@ async def record_denial(audit: AuditLog, request: Request, principal: Any, probl
     route = request.scope.get("route")
     template = str(getattr(route, "path", request.url.path))
     params = {k: str(v)[:64] for k, v in request.path_params.items()}
-    reason = request.query_params.get("reason") or request.headers.get("x-access-reason")
+    reason = reason_of(request)
     await audit.record(
         principal,
         DENIED,
         patient_id=params.get("patient_id"),
         resource=f"{request.method} {template}",
-        reason=reason[:200] if reason else None,
+        reason=reason,
         outcome="denied",
         details={"code": str(getattr(problem, "code", "")), "params": params},
     )
