@@ -64,8 +64,8 @@ async def test_relay_killed_mid_batch_loses_nothing_and_repeats_no_effect(
     consumer = ConsumerRunner(spec, outbox, settings)
     tasks = [asyncio.create_task(relay.run()), asyncio.create_task(consumer.run())]
     try:
-        await wait_until(lambda: _none_pending(outbox), timeout=60, what="outbox drained")
-        await wait_until(lambda: _effects(db, TOTAL), timeout=60, what="every event handled")
+        await wait_until(lambda: _none_pending(outbox), timeout=120, what="outbox drained")
+        await wait_until(lambda: _effects(db, TOTAL), timeout=120, what="every event handled")
         await asyncio.sleep(1.0)
         counts = [d["count"] async for d in db.effects.find()]
         assert len(counts) == TOTAL

@@ -41,7 +41,9 @@ pytestmark = pytest.mark.integration
 DEAD_REPLICA = "appointments@gone:4242:dead"  # no heartbeat: killed
 # answers that say "not yet": the transaction a killed process left open still holds its
 # writes until the database reaps it (60 s, as mongod's transactionLifetimeLimitSeconds)
-RETRY_LATER = {"write_conflict", "idempotency_in_progress", "booking_in_progress"}
+# answers after which the app asks again: contention, a request still in progress, and a
+# waiting-room ticket that could not be served ("failed": the holder may book again)
+RETRY_LATER = {"write_conflict", "idempotency_in_progress", "booking_in_progress", "failed"}
 
 
 @pytest.fixture
