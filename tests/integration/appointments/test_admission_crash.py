@@ -27,7 +27,7 @@ from redis.asyncio import Redis
 
 from services.appointments.admission import AdmissionGate, LeaseTerms, Outcome
 from services.appointments.booking import BookRequest
-from services.appointments.settings import AppointmentsSettings
+from services.appointments.settings import AdmissionSettings, AppointmentsSettings
 from shared.auth import TokenMinter
 from shared.idempotency import request_fingerprint
 from shared.mongo import Document
@@ -132,7 +132,10 @@ async def test_without_a_retry_the_number_and_the_patient_are_freed(
 async def restartable(
     make_settings: Callable[..., ServiceSettings], minter: TokenMinter, tmp_path: Path
 ) -> AsyncIterator[tuple[ServiceSettings, Callable[[], Any]]]:
-    settings = make_settings("appointments", AppointmentsSettings)
+    # admission and the Mongo claim under a kill, without the waiting room (its tickets are
+    # tested in test_waiting_room.py; a ticket served after a kill is a known open case)
+    no_room = AdmissionSettings(waiting_room_capacity=0)
+    settings = make_settings("appointments", AppointmentsSettings, admission=no_room)
     started: list[Any] = []
 
     def start() -> Any:
