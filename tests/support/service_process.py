@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
@@ -17,9 +18,10 @@ def service_process(name: str, settings: ServiceSettings, logs: Path) -> Managed
     values = settings.model_dump(mode="json", exclude={"service_name"})
     env = {"PYTHONUNBUFFERED": "1"}
     for key, value in values.items():
-        if value in ("", None):
+        if value is None:
             continue
-        text = value if isinstance(value, str) else __import__("json").dumps(value)
+        # an empty string is a setting too (quiet hours off, say): it is passed, not dropped
+        text = value if isinstance(value, str) else json.dumps(value)
         env[prefix + key.upper()] = text
     env[prefix + "HTTP_PORT"] = str(port)
     env[prefix + "LOG_LEVEL"] = "WARNING"
