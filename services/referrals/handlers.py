@@ -1,24 +1,109 @@
 """Where the referrals service's event handlers and timed jobs are registered (one visible place).
 
-Business handlers arrive with the referrals feature work; until then the service's consumer
-joins its group on the topics below and reads them tolerantly (unknown types are skipped).
+From appointments: the real-name patients (``known_patients``), the referral pool's
+numbers (``pool_projection``) and the booking saga's replies (``saga``). Timed jobs: the
+acceptance deadline's escalation and re-route (``sla``).
 """
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+
+from services.referrals.bootstrap import Referrals, built
+from services.referrals.case_routing import ESCALATE, REROUTE
 from shared.consumer import ConsumerSpec, Handler
-from shared.jobs import JobHandler
+from shared.events import Envelope
+from shared.jobs import Job, JobHandler
 from shared.kafka import topic_name
+from shared.outbox import Tx
 from shared.service import Runtime
 
 CONSUMED_SERVICES: tuple[str, ...] = ("appointments",)
 
+Reaction = Callable[[Referrals, Envelope, Tx], Awaitable[None]]
+
+
+async def patient_registered(ctx: Referrals, event: Envelope, tx: Tx) -> None:
+    data = event.data
+    await ctx.patients.registered(
+        tx.session, patient_id=data["patient_id"], account_id=data["account_id"]
+    )
+
+
+async def patient_unlinked(ctx: Referrals, event: Envelope, tx: Tx) -> None:
+    data = event.data
+    await ctx.patients.unlinked(
+        tx.session, patient_id=data["patient_id"], account_id=data["account_id"]
+    )
+
+
+async def schedule_published(ctx: Referrals, event: Envelope, tx: Tx) -> None:
+    await ctx.pool.schedule_published(tx.session, event.data)
+
+
+async def schedule_cancelled(ctx: Referrals, event: Envelope, tx: Tx) -> None:
+    await ctx.pool.schedule_cancelled(tx.session, event.data)
+
+
+async def booked(ctx: Referrals, event: Envelope, tx: Tx) -> None:
+    await ctx.pool.number_taken(tx.session, event.data, +1)
+    await ctx.saga.booked(event, tx)
+
+
+async def cancelled(ctx: Referrals, event: Envelope, tx: Tx) -> None:
+    await ctx.pool.number_taken(tx.session, event.data, -1)
+    await ctx.saga.cancelled(event, tx)
+
+
+async def booking_rejected(ctx: Referrals, event: Envelope, tx: Tx) -> None:
+    await ctx.saga.booking_rejected(event, tx)
+
+
+async def checked_in(ctx: Referrals, event: Envelope, tx: Tx) -> None:
+    await ctx.saga.checked_in(event, tx)
+
+
+async def no_show(ctx: Referrals, event: Envelope, tx: Tx) -> None:
+    await ctx.saga.no_show(event, tx)
+
+
+async def rescheduled(ctx: Referrals, event: Envelope, tx: Tx) -> None:
+    await ctx.saga.rescheduled(event, tx)
+
+
+REACTIONS: dict[str, Reaction] = {
+    "careloop.patient.registered": patient_registered,
+    "careloop.patient.unlinked": patient_unlinked,
+    "careloop.appointment.schedule.published": schedule_published,
+    "careloop.appointment.schedule.cancelled": schedule_cancelled,
+    "careloop.appointment.booked": booked,
+    "careloop.appointment.cancelled": cancelled,
+    "careloop.appointment.booking.rejected": booking_rejected,
+    "careloop.appointment.checked_in": checked_in,
+    "careloop.appointment.no_show": no_show,
+    "careloop.appointment.rescheduled": rescheduled,
+}
+
 
 def consumers(runtime: Runtime) -> list[ConsumerSpec]:
-    handlers: dict[str, Handler] = {}
+    ctx = built(runtime)
+    handlers: dict[str, Handler] = {t: _bind(ctx, r) for t, r in REACTIONS.items()}
     topics = tuple(topic_name(runtime.settings, s) for s in CONSUMED_SERVICES)
     return [ConsumerSpec(name="events", topics=topics, handlers=handlers)]
 
 
 def jobs(runtime: Runtime) -> dict[str, JobHandler]:
-    return {}
+    async def escalate(job: Job, tx: Tx) -> None:
+        await built(runtime).sla.escalate(job, tx)
+
+    async def reroute(job: Job, tx: Tx) -> None:
+        await built(runtime).sla.reroute(job, tx)
+
+    return {ESCALATE: escalate, REROUTE: reroute}
+
+
+def _bind(ctx: Referrals, reaction: Reaction) -> Handler:
+    async def run(event: Envelope, tx: Tx) -> None:
+        await reaction(ctx, event, tx)
+
+    return run

@@ -36,6 +36,7 @@ from shared.principal import Principal, Role
 from shared.settings import ServiceSettings
 from tests.factories import make_national_id, make_phone
 from tests.integration.appointments.conftest import ORG, Api, seed_master_data
+from tests.security.seed_referrals import seed_referrals
 from tests.support.kafka import wait_until
 from tests.support.patient_codes import add_patient
 from tests.support.server import serve
@@ -247,6 +248,9 @@ async def world(
         await _seed_appointments(world, api)
         await _seed_ticket(world, world.apps["appointments"])
         await _seed_notifications(world, world.apps["notifications"])
+        world.secrets |= await seed_referrals(
+            world.clients["referrals"], world.headers, world.ids["patient_id"], world.ids
+        )
         world.ids.update(
             kind="appointment.booked",
             dead_letter_id=new_id(),

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from shared.principal import Role
 from tests.factories import make_national_id, make_phone
+from tests.security.matrix_referrals import REFERRAL_RULES
 from tests.security.matrix_rules import (
     ADMIN,
     ADMIN_OR_SERVICE,
@@ -278,7 +279,7 @@ NOTIFICATIONS: list[Rule] = [
 MATRIX: dict[str, list[Rule]] = {
     "appointments": APPOINTMENTS,
     "notifications": NOTIFICATIONS,
-    "referrals": [*health_rules(), *ops_rules("referrals")],
+    "referrals": REFERRAL_RULES,
     "followup": [*health_rules(), *ops_rules("followup")],
 }
 
@@ -290,6 +291,7 @@ MY_COLLECTIONS: list[tuple[str, str, str]] = [
     ("appointments", f"{A}/waitlist", "entry_id"),
     ("appointments", f"{A}/rebooking-offers", "offer_id"),
     ("notifications", f"{N}/inbox", "inbox_id"),
+    ("referrals", "/v1/referrals/me/referrals", "referral_id"),
 ]
 
 # Further calls by B with A's ids, beyond each owned route's own call.

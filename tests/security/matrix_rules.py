@@ -56,6 +56,9 @@ class Rule:
     allowed_ids: Mapping[str, str] = field(default_factory=dict)
     stream: bool = False
     why: str = ""
+    # a route naming ``{org_id}`` reaches that organization's records (staff of another
+    # organization get 403/404) unless this is False: the alliance's shared directory
+    org_walled: bool = True
 
     @property
     def key(self) -> tuple[str, str]:

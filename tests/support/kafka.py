@@ -6,7 +6,12 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable
 
-from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
+
+from shared.events import Envelope
+from shared.kafka import topic_name
+from shared.outbox import request_headers
+from shared.settings import ServiceSettings
 
 
 async def read_topic(
@@ -55,3 +60,21 @@ async def wait_until(
             return
         await asyncio.sleep(interval)
     raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+async def publish_events(
+    settings: ServiceSettings, service: str, events: list[Envelope]
+) -> None:
+    """Publish ``events`` on ``service``'s topic as that service's relay would (key, headers)."""
+    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap)
+    await producer.start()
+    try:
+        for event in events:
+            await producer.send_and_wait(
+                topic_name(settings, service),
+                event.to_bytes(),
+                key=event.subject.encode(),
+                headers=[(k, v.encode()) for k, v in request_headers(event).items()],
+            )
+    finally:
+        await producer.stop()
