@@ -47,7 +47,7 @@ from shared.idempotency import StoredResponse
 from shared.ids import new_id
 from shared.mongo import Database, Document
 from shared.outbox import Outbox, Tx
-from shared.principal import Principal
+from shared.principal import Principal, Role
 from shared.problems import Forbidden
 
 
@@ -139,7 +139,9 @@ class Booking:
         slot_id = admission.slot_id or ""
 
         async def work(tx: Tx) -> dict[str, Any]:
-            if not attempt.principal.is_staff:  # the account may have let the patient go
+            principal = attempt.principal
+            if not (principal.is_staff or principal.has_any(Role.SERVICE)):
+                # the account may have let the patient go meanwhile
                 managed = {"_id": pid, "account_ids": attempt.principal.subject}
                 if await self.db[PATIENTS].count_documents(managed, session=tx.session) == 0:
                     raise Forbidden("forbidden_patient", "you may not act for this patient")
@@ -186,9 +188,13 @@ class Booking:
         idempotency: Idempotency | None,
         *,
         request_ref: str = "",
+        account_id: str | None = None,
+        booking_request_id: str | None = None,
     ) -> dict[str, Any]:
         """Inside ``tx``: check bans and limits, claim the open slot, create the booking.
-        ``request_ref``: the Idempotency-Key it was made under, kept on the booking."""
+        ``request_ref``: the Idempotency-Key it was made under, kept on the booking;
+        ``account_id``: the account it is booked for (default: the caller's, else the
+        patient's first); ``booking_request_id``: the referral saga's ask it answers."""
         session = tx.session
         record = await self.records.lock(patient["_id"], session)
         banned_until = self.records.banned_until(record, policy, now, schedule["org_id"])
@@ -216,6 +222,8 @@ class Booking:
             policy=policy,
             now=now,
             referral_id=request.referral_id,
+            account_id=account_id,
+            booking_request_id=booking_request_id,
             **({"request_ref": request_ref} if request_ref else {}),
         )
         await self.db[APPOINTMENTS].insert_one(appointment, session=session)

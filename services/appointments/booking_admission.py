@@ -127,7 +127,8 @@ class BookingAdmission:
         cancelled or unreleased session, a slot of another pool or in the past, a ban.
         ``ref``: the request's Idempotency-Key (scope:key), if it has one."""
         patient, cached, version = await self.cache.lookup(request.patient_id, request.schedule_id)
-        if not (principal.is_staff or patient.managed_by(principal.subject)):
+        acts_for_patients = principal.is_staff or principal.has_any(Role.SERVICE)  # e.g. referrals
+        if not (acts_for_patients or patient.managed_by(principal.subject)):
             raise Forbidden(
                 "forbidden_patient",
                 "you may not act for this patient",

@@ -36,7 +36,7 @@ SCHEDULE_FACTS = (
     *("org_id", "department_id", "resource_id", "resource_name", "resource_kind"),
     *("clinic_date", "session"),
 )
-SLOT_FACTS = ("number", "starts_at", "ends_at")
+SLOT_FACTS = ("number", "starts_at", "ends_at", "pool")
 
 # a slot freed by a cancellation or a move: True if something (the waitlist) took it
 SlotFreedHook = Callable[[Tx, Document, Document], Awaitable[bool]]
@@ -152,6 +152,7 @@ async def new_appointment(
     now: datetime,
     referral_id: str | None = None,
     account_id: str | None = None,
+    booking_request_id: str | None = None,
     **fields: Any,
 ) -> Document:
     """A booked appointment on ``slot`` (not yet inserted), shaped like ``Booking``'s."""
@@ -166,6 +167,7 @@ async def new_appointment(
         channel=channel,
         account_id=account_id or account_of(principal, patient),
         referral_id=referral_id,
+        booking_request_id=booking_request_id,
     )
     return {
         "_id": appointment_id,
@@ -174,7 +176,6 @@ async def new_appointment(
         "fee_cents": schedule["fee_cents"],
         "schedule_id": schedule["_id"],
         "slot_id": slot["_id"],
-        "pool": slot["pool"],
         "status": AppointmentStatus.BOOKED.value,
         "active": True,
         "booked_by": {"id": principal.subject, "role": principal.primary_role},
@@ -195,6 +196,7 @@ def new_appointment_facts(
     channel: Channel,
     account_id: str,
     referral_id: str | None,
+    booking_request_id: str | None = None,
 ) -> dict[str, Any]:
     """The stored facts of a new appointment: one per field of ``AppointmentFacts`` but
     its id (``views.FACT_FIELDS``), in that order; a fact without a source is a KeyError."""
@@ -207,6 +209,7 @@ def new_appointment_facts(
         "channel": channel.value,
         "referral_id": referral_id,
         "preparation": resource.get("preparation"),
+        "booking_request_id": booking_request_id,
     }
     return {name: sources[name] for name in FACT_FIELDS}
 

@@ -30,6 +30,7 @@ from services.appointments.penalties import Penalties
 from services.appointments.policies import Policies
 from services.appointments.queries import AppointmentQueries
 from services.appointments.records import PatientRecords
+from services.appointments.referral_bookings import ReferralBookings
 from services.appointments.reschedule import Reschedule
 from services.appointments.routes.errors import to_problem
 from services.appointments.schedules import Schedules
@@ -71,6 +72,7 @@ class Appointments:
     clinic: ClinicCancellation  # a cancelled session (停诊)
     penalties: Penalties  # appeals and staff overrides
     appeals: AppealQueue
+    referrals: ReferralBookings  # the referral saga: book and cancel for referrals
 
 
 def build(runtime: Runtime) -> Appointments:
@@ -180,6 +182,7 @@ def build(runtime: Runtime) -> Appointments:
         clinic=clinic,
         penalties=penalties,
         appeals=AppealQueue(db, audit),
+        referrals=ReferralBookings(db, admitting, booking, cancellation, policies, records),
     )
 
 

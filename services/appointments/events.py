@@ -29,6 +29,9 @@ class AppointmentFacts(EventPayload):
     channel: str
     referral_id: str | None = None
     preparation: str | None = None
+    # the referral saga's ask this booking answers (referral.accepted / booking_requested)
+    booking_request_id: str | None = None
+    pool: str | None = None  # the pool its number came from: public, referral, hotline, ...
 
 
 @event_type("appointment.booked")
@@ -84,6 +87,7 @@ class BookingRejected(EventPayload):
     code: str
     reason: str
     referral_id: str | None = None
+    booking_request_id: str | None = None  # the referral saga's ask it answers
 
 
 @event_type("appointment.schedule.published")

@@ -1,7 +1,9 @@
 """Where the appointments service registers its event handlers and timed jobs: one table.
 
-Consumed events (referral.accepted, followup.revisit_requested) get their handlers with
-the referrals and follow-up work; until then the consumer reads them tolerantly.
+The referral saga's asks and cancellations are handled by
+:mod:`services.appointments.referral_bookings`; other consumed events
+(followup.revisit_requested) get their handlers with the follow-up work, until then the
+consumer passes over them.
 """
 
 from __future__ import annotations
@@ -10,9 +12,11 @@ from datetime import UTC, datetime
 
 from services.appointments.bootstrap import built
 from services.appointments.no_shows import sweep_no_shows
+from services.appointments.referral_events import ACCEPTED, BOOKING_REQUESTED, CANCELLED
 from services.appointments.schedules import NO_SHOW_JOB, POOL_RETURN_JOB
 from services.appointments.waitlist_entries import CLOSE_JOB, OFFER_EXPIRED_JOB
 from shared.consumer import ConsumerSpec, Handler
+from shared.events import Envelope
 from shared.jobs import Job, JobHandler
 from shared.kafka import topic_name
 from shared.outbox import Tx
@@ -22,7 +26,20 @@ CONSUMED_SERVICES: tuple[str, ...] = ("referrals", "followup")
 
 
 def consumers(runtime: Runtime) -> list[ConsumerSpec]:
-    handlers: dict[str, Handler] = {}
+    """Consumers by name; called once the lifespan has built the service's objects."""
+    referrals = built(runtime).referrals
+
+    async def referral_booking_asked(event: Envelope, tx: Tx) -> None:
+        await referrals.book(event, tx)
+
+    async def referral_cancelled(event: Envelope, tx: Tx) -> None:
+        await referrals.cancel(event, tx)
+
+    handlers: dict[str, Handler] = {
+        ACCEPTED: referral_booking_asked,
+        BOOKING_REQUESTED: referral_booking_asked,
+        CANCELLED: referral_cancelled,
+    }
     topics = tuple(topic_name(runtime.settings, s) for s in CONSUMED_SERVICES)
     return [ConsumerSpec(name="events", topics=topics, handlers=handlers)]
 

@@ -280,6 +280,7 @@ class Reschedule:
             now=now,
             referral_id=old.get("referral_id"),
             account_id=old.get("account_id"),
+            booking_request_id=old.get("booking_request_id"),
             rescheduled_from=old["_id"],
         )
         await db[APPOINTMENTS].insert_one(appointment, session=session)

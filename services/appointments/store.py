@@ -22,6 +22,7 @@ PENALTIES = "penalties"
 WAITLIST = "waitlist"
 COUNTERS = "counters"
 REBOOKING_OFFERS = "rebooking_offers"  # priority rebooking after a cancelled session
+REFERRAL_ASKS = "referral_asks"  # each referral booking ask once, by booking_request_id
 
 ACTIVE = {"active": True}
 
@@ -87,6 +88,7 @@ INDEXES = [
             IndexModel([("patient_id", ASCENDING), ("starts_at", DESCENDING)], name="patient"),
             IndexModel([("account_id", ASCENDING), ("starts_at", DESCENDING)], name="account"),
             IndexModel([("schedule_id", ASCENDING), ("status", ASCENDING)], name="schedule"),
+            IndexModel([("referral_id", ASCENDING), ("status", ASCENDING)], name="referral"),
         ],
     ),
     CollectionIndexes(
@@ -151,6 +153,10 @@ INDEXES = [
             ),
             IndexModel([("patient_id", ASCENDING), ("created_at", DESCENDING)], name="patient"),
         ],
+    ),
+    CollectionIndexes(
+        REFERRAL_ASKS,  # _id: the ask's booking_request_id
+        [IndexModel([("referral_id", ASCENDING), ("created_at", DESCENDING)], name="referral")],
     ),
 ]
 
