@@ -51,21 +51,37 @@ def referral_body(patient_id: str, **changes: Any) -> dict[str, Any]:
         "specialty": "cardiology",
         "clinical": {"chief_complaint": "胸痛3天", "medications": ["阿司匹林"]},
         "documents": [
-            {"kind": "ecg", "title": "心电图", "uri": "his://town1/ecg/123", "content_type": "application/pdf"}
+            {
+                "kind": "ecg",
+                "title": "心电图",
+                "uri": "his://town1/ecg/123",
+                "content_type": "application/pdf",
+            }
         ],
-        "consent": {"given": True, "method": "signature", "recorded_at": datetime.now(UTC).isoformat()},
+        "consent": {
+            "given": True,
+            "method": "signature",
+            "recorded_at": datetime.now(UTC).isoformat(),
+        },
     }
     body.update(changes)
     return body
 
 
-def staff(api: Api, org: str, role: Role = Role.COORDINATOR, subject: str | None = None) -> dict[str, str]:
+def staff(
+    api: Api, org: str, role: Role = Role.COORDINATOR, subject: str | None = None
+) -> dict[str, str]:
     return api.token(subject or f"{role.value}-{org}", role, org=org)
 
 
 async def command(
-    api: Api, referral_id: str, name: str, headers: dict[str, str], body: dict[str, Any] | None = None,
-    *, version: int | None = None,
+    api: Api,
+    referral_id: str,
+    name: str,
+    headers: dict[str, str],
+    body: dict[str, Any] | None = None,
+    *,
+    version: int | None = None,
 ) -> httpx.Response:
     """POST a transition with If-Match (the version read now, unless given)."""
     if version is None:

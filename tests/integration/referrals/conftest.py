@@ -9,6 +9,7 @@ every test that needs a directory.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -169,14 +170,20 @@ async def seed_directory(api: Api) -> None:
     assert linked.status_code == 200, linked.text
 
 
-@pytest.fixture
-async def referrals(
-    make_settings: Callable[..., ServiceSettings], minter: TokenMinter
-) -> AsyncIterator[Api]:
-    settings = make_settings("referrals", ReferralsSettings)
+@asynccontextmanager
+async def running_referrals(settings: ServiceSettings, minter: TokenMinter) -> AsyncIterator[Api]:
+    """One replica of the referrals service (several may share one database and group)."""
     app = create_app(settings)
     async with (
         serve(app) as base,
         httpx.AsyncClient(base_url=base, timeout=30) as client,
     ):
         yield Api(base, client, minter, settings, app)
+
+
+@pytest.fixture
+async def referrals(
+    make_settings: Callable[..., ServiceSettings], minter: TokenMinter
+) -> AsyncIterator[Api]:
+    async with running_referrals(make_settings("referrals", ReferralsSettings), minter) as api:
+        yield api
