@@ -70,7 +70,11 @@ from services.appointments.domain.policy import BookingPolicy
 from services.appointments.events import BookingRejected
 from services.appointments.policies import Policies
 from services.appointments.records import PatientRecords
-from services.appointments.referral_events import BookingAsk, ReferralBookingAsked
+from services.appointments.referral_events import (
+    BookingAsk,
+    ReferralBookingAsked,
+    ReferralBookingEvent,
+)
 from services.appointments.referral_events import ReferralCancelled as Cancelled
 from services.appointments.store import (
     APPOINTMENTS,
@@ -125,7 +129,9 @@ class ReferralBookings:
 
     async def book(self, event: Envelope, tx: Tx) -> None:
         """Answer a booking ask (``referral.accepted`` / ``booking_requested``) once."""
-        asked = event.payload(ReferralBookingAsked)
+        asked = event.payload(ReferralBookingEvent).ask()
+        if asked is None:  # accepted without a visit (a downward referral into follow-up)
+            return
         ask = asked.booking
         answered = await self.db[REFERRAL_ASKS].find_one(
             {"_id": ask.booking_request_id}, {"outcome": 1}, session=tx.session

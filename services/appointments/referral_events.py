@@ -40,6 +40,22 @@ class ReferralBookingAsked(EventPayload):
     booking: BookingAsk
 
 
+class ReferralBookingEvent(EventPayload):
+    """The event as it comes: a ``referral.accepted`` without a visit to book (a downward
+    referral into follow-up) has no ``booking``."""
+
+    referral_id: str
+    patient_id: str
+    booking: BookingAsk | None = None
+
+    def ask(self) -> ReferralBookingAsked | None:
+        if self.booking is None:
+            return None
+        return ReferralBookingAsked(
+            referral_id=self.referral_id, patient_id=self.patient_id, booking=self.booking
+        )
+
+
 class ReferralCancelled(EventPayload):
     """``referral.cancelled``: the sender withdrew the case."""
 

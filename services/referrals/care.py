@@ -13,6 +13,7 @@ from services.referrals.domain.case import Summary
 from services.referrals.domain.workflow import (
     BusinessStatus,
     TaskStatus,
+    check_completable,
     require_text,
     transition,
 )
@@ -130,6 +131,7 @@ class Care:
             )
 
         async def work(tx: Tx, doc: Document) -> Document:
+            check_completable(doc["status"], (doc.get("booking") or {}).get("status"))
             now = datetime.now(UTC)
             return await save_change(
                 self.db,

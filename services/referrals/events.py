@@ -60,7 +60,7 @@ class ReferralRouted(ReferralFacts):
 
 @event_type("referral.accepted")
 class ReferralAccepted(ReferralFacts):
-    booking: BookingAsk
+    booking: BookingAsk | None = None  # None: no visit asked (a downward one, into follow-up)
 
 
 @event_type("referral.booking_requested")

@@ -50,9 +50,15 @@ class Triage:
         *,
         department_id: str | None,
         preferred_date: date | None = None,
+        book: bool | None = None,
     ) -> Document:
+        """Accept into a department. A visit is booked from the referral pool (the saga with
+        appointments) unless ``book`` is false; by default a downward referral books none:
+        the community center takes the patient into its follow-up, and may book later."""
         case = await self.runner.authorize(principal, case_id, "accept", if_match)
         dept = require_text(department_id, "department_id", "accept")
+        if book is None:
+            book = case["direction"] != "downward"
 
         async def work(tx: Tx, doc: Document) -> Document:
             org = await self.cases.directory.require(doc["receiving_org_id"])
@@ -68,12 +74,17 @@ class Triage:
                 doc.get("offer_id"), "accepted", now, tx.session
             )
             await self.case_routing.stop_clock(tx, doc)
-            ask = BookingAsk(
-                booking_request_id=new_id(),
-                org_id=doc["receiving_org_id"],
-                department_id=dept,
-                preferred_date=preferred_date or _date(doc.get("preferred_date")),
+            ask = (
+                BookingAsk(
+                    booking_request_id=new_id(),
+                    org_id=doc["receiving_org_id"],
+                    department_id=dept,
+                    preferred_date=preferred_date or _date(doc.get("preferred_date")),
+                )
+                if book
+                else None
             )
+            business = BusinessStatus.AWAITING_BOOKING if ask else BusinessStatus.ACCEPTED
             return await save_change(
                 self.db,
                 tx,
@@ -81,12 +92,14 @@ class Triage:
                 principal,
                 "accept",
                 status=TaskStatus.ACCEPTED.value,
-                business_status=BusinessStatus.AWAITING_BOOKING.value,
+                business_status=business.value,
                 fields={
                     "receiving_department_id": dept,
                     "accepted_at": now,
                     "due_at": None,
-                    "booking": {**ask.model_dump(mode="json"), "status": "requested"},
+                    "booking": (
+                        {**ask.model_dump(mode="json"), "status": "requested"} if ask else None
+                    ),
                 },
                 event=ReferralAccepted,
                 event_fields={"booking": ask},

@@ -62,9 +62,7 @@ async def wait_until(
     raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
-async def publish_events(
-    settings: ServiceSettings, service: str, events: list[Envelope]
-) -> None:
+async def publish_events(settings: ServiceSettings, service: str, events: list[Envelope]) -> None:
     """Publish ``events`` on ``service``'s topic as that service's relay would (key, headers)."""
     producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap)
     await producer.start()

@@ -9,6 +9,7 @@ Task status         business status          meaning
 ==================  =======================  ==========================================
 draft               draft                    written, not sent
 requested           awaiting_triage          at a receiver, waiting for accept/reject
+accepted            accepted                 accepted; no visit asked (a downward one)
 accepted            awaiting_booking         accepted; a visit is being booked
 accepted            booking_failed           the booking was refused: pick another date
 accepted            booking_cancelled        the visit was cancelled: book again
@@ -49,6 +50,7 @@ class TaskStatus(StrEnum):
 class BusinessStatus(StrEnum):
     DRAFT = "draft"
     AWAITING_TRIAGE = "awaiting_triage"
+    ACCEPTED = "accepted"
     AWAITING_BOOKING = "awaiting_booking"
     BOOKING_FAILED = "booking_failed"
     BOOKING_CANCELLED = "booking_cancelled"
@@ -117,7 +119,14 @@ TRANSITIONS: dict[str, Transition] = {
         _t("reject", {S.REQUESTED}, None, Side.RECEIVER),
         _t("request_booking", {S.ACCEPTED}, S.ACCEPTED, Side.RECEIVER),
         _t("add_note", {S.ACCEPTED, S.IN_PROGRESS}, None, Side.RECEIVER),
-        _t("complete", {S.IN_PROGRESS}, S.COMPLETED, Side.RECEIVER, BusinessStatus.SUMMARY_SENT),
+        # from accepted only without a visit to wait for (see check_completable)
+        _t(
+            "complete",
+            {S.ACCEPTED, S.IN_PROGRESS},
+            S.COMPLETED,
+            Side.RECEIVER,
+            BusinessStatus.SUMMARY_SENT,
+        ),
         _t(
             "cancel",
             {S.DRAFT, S.REQUESTED, S.ACCEPTED, S.IN_PROGRESS, S.ON_HOLD},
@@ -168,6 +177,18 @@ def check_side(t: Transition, sides: set[Side]) -> None:
             if t.side is Side.RECEIVER
             else "仅转出机构可执行此操作",
             extra={"command": t.name, "side": t.side.value},
+        )
+
+
+def check_completable(status: str, booking_status: str | None) -> None:
+    """The loop closes after the visit: a case whose visit is asked for or booked is
+    completed once it is in progress (booked, arrived); one with no visit (a downward
+    referral into follow-up) may be completed from accepted."""
+    if status == TaskStatus.ACCEPTED and booking_status in ("requested", "booked"):
+        raise Conflict(
+            "visit_pending",
+            "the referral's visit is being booked; complete it after the visit",
+            detail_zh="转诊预约尚未完成，请就诊后再完成转诊",
         )
 
 

@@ -30,6 +30,7 @@ class AcceptIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     department_id: str | None = Field(None, max_length=64)
     preferred_date: date | None = None
+    book: bool | None = Field(None, description="book a visit (default: not for downward)")
 
 
 class RejectIn(BaseModel):
@@ -116,6 +117,7 @@ async def accept(
         if_match,
         department_id=body.department_id,
         preferred_date=body.preferred_date,
+        book=body.book,
     )
     return reply(doc, principal, response)
 
