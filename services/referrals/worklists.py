@@ -14,7 +14,7 @@ from typing import Any
 
 from services.referrals.cases import sides
 from services.referrals.domain.workflow import TaskStatus
-from services.referrals.store import CASES
+from services.referrals.store import CASES, OFFERS
 from shared.audit import AuditLog
 from shared.domain_errors import Invalid
 from shared.mongo import Database, Document
@@ -182,13 +182,20 @@ class Worklists:
         until: datetime,
     ) -> dict[str, Any]:
         """Counts and rates over the cases created in [since, until) that the organization
-        sent or received, overall, by department and by direction."""
+        sent or received (by direction, and received by department), and how it answered
+        the cases offered to it in that period (``offers``: declined ones included)."""
         org = self._org(principal, org_id)
         query = {
             "created_at": {"$gte": since, "$lt": until},
             "$or": [{"sending_org_id": org}, {"receiving_org_id": org}, {"declined_org_ids": org}],
         }
         docs = [d async for d in self.db[CASES].find(query)]
+        offers = [
+            o
+            async for o in self.db[OFFERS].find(
+                {"org_id": org, "offered_at": {"$gte": since, "$lt": until}}
+            )
+        ]
         by_department: dict[str, list[Document]] = defaultdict(list)
         for d in docs:
             if d.get("receiving_org_id") == org:
@@ -199,10 +206,27 @@ class Worklists:
             "until": until,
             "sent": _figures([d for d in docs if d["sending_org_id"] == org], org),
             "received": _figures([d for d in docs if d.get("receiving_org_id") == org], org),
+            "offers": _offer_figures(offers),
             "received_by_department": {
                 k: _figures(v, org) for k, v in sorted(by_department.items())
             },
         }
+
+
+def _offer_figures(offers: list[Document]) -> dict[str, Any]:
+    """How the organization answered the cases offered to it (declined ones included)."""
+    outcomes = Counter(o.get("outcome") or "open" for o in offers)
+    answered = sum(outcomes[k] for k in ("accepted", "rejected", "timeout"))
+    minutes = [o["minutes"] for o in offers if o.get("outcome") == "accepted"]
+    return {
+        "offered": len(offers),
+        "accepted": outcomes["accepted"],
+        "rejected": outcomes["rejected"],
+        "timed_out": outcomes["timeout"],
+        "open": outcomes["open"],
+        "acceptance_rate": round(outcomes["accepted"] / answered, 4) if answered else None,
+        "median_minutes_to_accept": round(statistics.median(minutes), 2) if minutes else None,
+    }
 
 
 def _minutes_to_accept(doc: Document) -> float | None:

@@ -129,7 +129,7 @@ class IntakeSettings(BaseModel):
     def zone(self) -> ZoneInfo:
         return ZoneInfo(self.timezone)
 
-    def sla_for(self, urgency: Urgency, default: int) -> int:
+    def sla_for(self, urgency: Urgency, default: float) -> float:
         """The acceptance deadline in minutes: this organization's override, else ``default``."""
         return self.sla_minutes.get(urgency, default)
 
