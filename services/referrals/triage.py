@@ -195,7 +195,8 @@ class Triage:
                 status=TaskStatus.ON_HOLD.value,
                 business_status=BusinessStatus.ON_HOLD.value,
                 fields={
-                    "held": {"status": doc["status"], "business_status": doc["business_status"]}
+                    "due_at": None,  # the clock stops while on hold
+                    "held": {"status": doc["status"], "business_status": doc["business_status"]},
                 },
                 reason=why,
             )
