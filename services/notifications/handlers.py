@@ -34,11 +34,13 @@ async def notify(ctx: Notifications, event: Envelope, tx: Tx) -> None:
     if kind is None:
         return
     data = event.data
+    patient_id = data.get("patient_id") or event.subject
+    account_id = data.get("account_id") or await ctx.recipients.first_account(patient_id, tx)
     source = Source(
         id=event.id,
         event_type=event.type,
-        patient_id=data.get("patient_id") or event.subject,
-        account_id=data.get("account_id"),
+        patient_id=patient_id,
+        account_id=account_id,
         org_id=data.get("org_id"),
     )
     await ctx.dispatcher.dispatch(tx, kind, source, data)

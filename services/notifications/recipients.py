@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from services.notifications.store import ACCOUNTS, MESSAGES, RECIPIENTS
 from shared.crypto import FieldCipher
 from shared.mongo import Database, Document, Session
+from shared.outbox import Tx
 from shared.principal import Principal, Role
 from shared.problems import Forbidden
 from shared.scoping import other_org, sees_every_org
@@ -62,6 +63,16 @@ class Recipients:
 
     async def get(self, patient_id: str, session: Session | None = None) -> Document | None:
         return await self.patients.find_one({"_id": patient_id}, session=session)
+
+    async def first_account(self, patient_id: str | None, tx: Tx) -> str | None:
+        """The account that first added the patient: it gets the inbox item and WeChat
+        message of an event that names no account (a referral's: the referrals service acts
+        for no account). ``None`` for a patient not known here."""
+        if not patient_id:
+            return None
+        doc = await self.patients.find_one({"_id": patient_id}, session=tx.session)
+        accounts: list[str] = (doc or {}).get("account_ids") or []
+        return accounts[0] if accounts else None
 
     def phone_of(self, recipient: Document | None) -> str | None:
         if not recipient or not recipient.get("phone_enc"):

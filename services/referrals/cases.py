@@ -18,6 +18,7 @@ from services.referrals.case_changes import facts
 from services.referrals.case_routing import CaseRouting
 from services.referrals.directory import Directory
 from services.referrals.domain.case import ReferralIn, check_consent
+from services.referrals.domain.routing import Candidate
 from services.referrals.domain.workflow import BusinessStatus, Side, TaskStatus
 from services.referrals.events import ReferralSubmitted
 from services.referrals.patients import KnownPatients
@@ -27,7 +28,7 @@ from shared.audit import AuditLog
 from shared.domain_errors import Conflict, Forbidden, Invalid, NotFound
 from shared.events import make_event
 from shared.ids import new_id
-from shared.mongo import Database, Document
+from shared.mongo import Database, Document, Session
 from shared.outbox import Outbox, Tx
 from shared.principal import Principal, Role
 from shared.scoping import may_see_org, other_org
@@ -136,68 +137,48 @@ class Cases:
         await self._check_no_live_case(body.patient_id, body.episode_id)
         now = datetime.now(UTC)
         doc = new_case(body, sending_org_id, principal, now)
-        candidates, explanation = await self.routing.rank_for(doc, declined=set())
-        eligible = [c for c in candidates if c.excluded is None]
-        if body.submit and not eligible:
-            raise Invalid(
-                "no_eligible_receiver",
-                f"no organization of the alliance can take this referral: {explanation}",
-                detail_zh="医联体内暂无可接收该转诊的机构",
-                extra={"candidates": [c.to_document() for c in candidates]},
-            )
+        if body.submit:  # refused before anything is written when nobody can take it
+            await self._winner(doc, session=None)
 
         async def work(tx: Tx) -> Document:
             await self.db[CASES].insert_one(doc, session=tx.session)
             if not body.submit:
                 return doc
-            tx.emit(
-                make_event(
-                    ReferralSubmitted(**facts(doc)), source="referrals", subject=doc["patient_id"]
-                )
-            )
-            return await self.case_routing.send(
-                tx,
-                doc,
-                principal,
-                eligible[0],
-                candidates,
-                explanation,
-                action="route",
-                routed_by="router",
-            )
+            return await self.send_out(tx, principal, doc, action="route")
 
         try:
             return await self.outbox.transaction(work)
         except DuplicateKeyError:
             raise live_case_exists(None) from None
 
-    async def submit_draft(self, tx: Tx, principal: Principal, doc: Document) -> Document:
-        """A draft goes out: routed like a new referral (``triage.submit``)."""
-        candidates, explanation = await self.routing.rank_for(
-            doc, declined=set(), session=tx.session
-        )
-        eligible = [c for c in candidates if c.excluded is None]
-        if not eligible:
-            raise Invalid(
-                "no_eligible_receiver",
-                f"no organization of the alliance can take this referral: {explanation}",
-                detail_zh="医联体内暂无可接收该转诊的机构",
-            )
+    async def send_out(
+        self, tx: Tx, principal: Principal, doc: Document, *, action: str = "submit"
+    ) -> Document:
+        """A new case (or a draft) goes out: ``referral.submitted``, then routed to the best
+        candidate (``triage.submit`` for drafts)."""
+        winner, candidates, explanation = await self._winner(doc, session=tx.session)
         tx.emit(
             make_event(
                 ReferralSubmitted(**facts(doc)), source="referrals", subject=doc["patient_id"]
             )
         )
         return await self.case_routing.send(
-            tx,
-            doc,
-            principal,
-            eligible[0],
-            candidates,
-            explanation,
-            action="submit",
-            routed_by="router",
+            tx, doc, principal, winner, candidates, explanation, action=action, routed_by="router"
         )
+
+    async def _winner(
+        self, doc: Document, *, session: Session | None
+    ) -> tuple[Candidate, list[Candidate], str]:
+        candidates, explanation = await self.routing.rank_for(doc, declined=set(), session=session)
+        eligible = [c for c in candidates if c.excluded is None]
+        if not eligible:
+            raise Invalid(
+                "no_eligible_receiver",
+                f"no organization of the alliance can take this referral: {explanation}",
+                detail_zh="医联体内暂无可接收该转诊的机构",
+                extra={"candidates": [c.to_document() for c in candidates]},
+            )
+        return eligible[0], candidates, explanation
 
     def _sending_org(self, principal: Principal, body: ReferralIn) -> str:
         if Role.SERVICE in principal.roles:

@@ -38,7 +38,7 @@ class Triage:
 
     async def submit(self, principal: Principal, case_id: str, if_match: str | None) -> Document:
         async def work(tx: Tx, doc: Document) -> Document:
-            return await self.cases.submit_draft(tx, principal, doc)
+            return await self.cases.send_out(tx, principal, doc)
 
         return await self.runner.run(principal, case_id, "submit", if_match, work)
 

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-import services.appointments.events  # noqa: F401  (registers the payload models)
+import services.appointments.events  # registers the payload models (with the next)
+import services.referrals.events  # noqa: F401
 from services.notifications.domain.channels import Channel
 from services.notifications.message_kinds import (
     LANGUAGES,
