@@ -12,6 +12,7 @@ from services.referrals.case_routing import CaseRouting
 from services.referrals.cases import Cases
 from services.referrals.commands import CommandRunner
 from services.referrals.directory import Directory
+from services.referrals.notices import Notices
 from services.referrals.patients import KnownPatients
 from services.referrals.pool_projection import PoolProjection
 from services.referrals.routing import Routing
@@ -43,6 +44,7 @@ class Referrals:
     saga: BookingSaga
     sla: SlaClock
     worklists: Worklists
+    notices: Notices
 
 
 def build(runtime: Runtime) -> Referrals:
@@ -69,6 +71,7 @@ def build(runtime: Runtime) -> Referrals:
         saga=BookingSaga(db),
         sla=SlaClock(db, case_routing),
         worklists=Worklists(db, audit),
+        notices=Notices(db),
     )
 
 

@@ -2,8 +2,9 @@
 
 A change is a compare-and-set on the case's ``version`` (so two concurrent changes never
 both apply: the second gets 409 ``version_conflict``), a history entry (who, when, what,
-why), and the event that tells the other services, all in the caller's transaction
-(the outbox commits the event with the state, docs/architecture.md §6).
+why), the staff notices it makes (``notices.py``), and the event that tells the other
+services, all in the caller's transaction (the outbox commits the event with the state,
+docs/architecture.md §6).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from pymongo import ReturnDocument
 
 from services.referrals import events
 from services.referrals.domain.workflow import LIVE, TaskStatus
+from services.referrals.notices import write_notices
 from services.referrals.store import CASES
 from shared.domain_errors import Conflict
 from shared.events import EventPayload, make_event
@@ -130,6 +132,7 @@ async def save_change(
             "the referral changed while this change was made; read it again",
             detail_zh="转诊单已被他人修改，请刷新后重试",
         )
+    await write_notices(db, tx, action, after)
     if event is not None:
         payload = event(**facts(after), **(event_fields or {}))
         tx.emit(make_event(payload, source="referrals", subject=after["patient_id"]))

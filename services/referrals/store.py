@@ -4,6 +4,7 @@
 * ``referral_cases``: one document a case, its history and notes inside (``cases.py``).
 * ``referral_offers``: each time a case was offered to an organization and how it
   answered (acceptance rate and time to accept, for routing and the figures).
+* ``referral_notices``: what staff are told of changes (``notices.py``).
 * ``known_patients``: appointments' real-name patients (ids and the accounts that manage
   them), projected from ``patient.registered`` / ``patient.unlinked``.
 * ``referral_pool``: free referral-pool numbers per schedule, projected from appointments'
@@ -23,6 +24,7 @@ CASES = "referral_cases"
 POOL = "referral_pool"
 OFFERS = "referral_offers"
 PATIENTS = "known_patients"
+NOTICES = "referral_notices"
 
 LIVE_STATUSES = ["draft", "requested", "accepted", "in-progress", "on-hold"]
 
@@ -92,6 +94,15 @@ INDEXES: list[CollectionIndexes] = [
                 [("org_id", ASCENDING), ("outcome", ASCENDING), ("answered_at", ASCENDING)],
                 name="answered_by_org",
             ),
+        ],
+    ),
+    CollectionIndexes(
+        NOTICES,
+        [
+            IndexModel(
+                [("org_id", ASCENDING), ("doctor_id", ASCENDING), ("created_at", DESCENDING)],
+                name="by_audience",
+            )
         ],
     ),
     IDEMPOTENCY_INDEXES,

@@ -36,6 +36,7 @@ R = "/v1/referrals"
 CLINICAL = frozenset({Role.DOCTOR, Role.COORDINATOR, Role.SERVICE})
 COORDINATION = frozenset({Role.COORDINATOR, Role.SERVICE})
 WORKLIST = frozenset({Role.COORDINATOR, Role.DOCTOR, Role.ALLIANCE_ADMIN, Role.SERVICE})
+NOTICES = frozenset({Role.COORDINATOR, Role.DOCTOR})
 FIGURES = ADMIN | {Role.COORDINATOR} | SERVICE
 ORG_QUERY = {"org_id": "{org_id}"}
 DRAFT = {
@@ -93,5 +94,7 @@ REFERRAL_RULES: list[Rule] = [
     Rule("GET", f"{R}/worklists/incoming", WORKLIST, query=ORG_QUERY),
     Rule("GET", f"{R}/worklists/outgoing", WORKLIST, query=ORG_QUERY),
     Rule("GET", f"{R}/me/referrals", PATIENT),
+    Rule("GET", f"{R}/notices", NOTICES, why="a doctor's own, the coordinators' desk"),
+    Rule("POST", f"{R}/notices/read", NOTICES, body={"ids": ["{referral_id}"]}),
     Rule("GET", f"{R}/figures", FIGURES, query=ORG_QUERY),
 ]

@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query
+from pydantic import BaseModel, ConfigDict, Field
 
 from services.referrals.domain.directory import Direction, Urgency
 from services.referrals.domain.workflow import TaskStatus
@@ -23,6 +24,7 @@ FigureReaders = Annotated[
     Principal,
     Depends(require_roles(Role.COORDINATOR, Role.ADMIN, Role.ALLIANCE_ADMIN, Role.SERVICE)),
 ]
+NoticeReaders = Annotated[Principal, Depends(require_roles(Role.COORDINATOR, Role.DOCTOR))]
 PatientAccount = Annotated[Principal, Depends(require_roles(Role.PATIENT))]
 OrgQuery = Annotated[str | None, Query(max_length=64, description="alliance admins, services")]
 Limit = Annotated[int, Query(ge=1, le=500)]
@@ -70,6 +72,23 @@ async def outgoing(
 async def my_referrals(ctx: Ctx, principal: PatientAccount, limit: Limit = 50) -> dict[str, Any]:
     patients = set(principal.patient_ids) | await ctx.patients.managed_by(principal.subject)
     return {"items": await ctx.worklists.for_patient(patients, limit)}
+
+
+class ReadIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    ids: list[Annotated[str, Field(max_length=64)]] = Field(max_length=500)
+
+
+@router.get("/notices", summary="My referral notices (doctors: mine; coordinators: the desk's)")
+async def notices(
+    ctx: Ctx, principal: NoticeReaders, unread: bool = False, limit: Limit = 100
+) -> dict[str, Any]:
+    return {"items": await ctx.notices.list_for(principal, unread_only=unread, limit=limit)}
+
+
+@router.post("/notices/read", summary="Mark my notices read")
+async def read_notices(ctx: Ctx, principal: NoticeReaders, body: ReadIn) -> dict[str, int]:
+    return {"marked": await ctx.notices.mark_read(principal, body.ids)}
 
 
 @router.get("/figures", summary="Referral figures of an organization for a period")

@@ -111,3 +111,45 @@ async def test_hold_resume_cancel_and_entered_in_error(referrals: Api) -> None:
     final = await case_of(referrals, second["referral_id"])
     assert final["status"] == "entered-in-error"
     assert [h["action"] for h in final["history"]][-1] == "mark_entered_in_error"  # type: ignore[index]
+
+
+async def test_staff_are_told_what_waits_for_them(referrals: Api) -> None:
+    await seed_directory(referrals)
+    patient = await known_patient(referrals)
+    doctor = staff(referrals, "town1", Role.DOCTOR, "dr-town1")
+    case = (await referrals.client.post(CASES, json=referral_body(patient), headers=doctor)).json()
+    case_id, receiver = case["referral_id"], case["receiving_org_id"]
+    desk = staff(referrals, receiver)
+    waiting = (await referrals.client.get("/v1/referrals/notices", headers=desk)).json()["items"]
+    assert [(n["kind"], n["referral_id"]) for n in waiting] == [("new_referral", case_id)]
+    # another organization's desk and the referring doctor have nothing of it yet
+    other = staff(referrals, ({"county1", "county2"} - {receiver}).pop())
+    assert (await referrals.client.get("/v1/referrals/notices", headers=other)).json()[
+        "items"
+    ] == []
+    assert (await referrals.client.get("/v1/referrals/notices", headers=doctor)).json()[
+        "items"
+    ] == []
+
+    await command(
+        referrals, case_id, "accept", desk, {"department_id": f"{receiver}.CARD", "book": False}
+    )
+    noted = await command(
+        referrals, case_id, "notes", staff(referrals, receiver, Role.DOCTOR), {"text": "已收治"}
+    )
+    assert noted.status_code == 200
+    mine = (await referrals.client.get("/v1/referrals/notices", headers=doctor)).json()["items"]
+    assert [n["kind"] for n in mine] == ["interim_note"]
+    stranger = staff(referrals, "town1", Role.DOCTOR, "dr-other")
+    marked = await referrals.client.post(
+        "/v1/referrals/notices/read", json={"ids": [mine[0]["id"]]}, headers=stranger
+    )
+    assert marked.json()["marked"] == 0  # another doctor's notice is not theirs to mark
+    marked = await referrals.client.post(
+        "/v1/referrals/notices/read", json={"ids": [mine[0]["id"]]}, headers=doctor
+    )
+    assert marked.json()["marked"] == 1
+    unread = await referrals.client.get(
+        "/v1/referrals/notices", headers=doctor, params={"unread": "true"}
+    )
+    assert unread.json()["items"] == []
