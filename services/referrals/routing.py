@@ -18,6 +18,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from services.referrals.directory import Directory
+from services.referrals.domain import sla
 from services.referrals.domain.directory import Direction, Organization, Urgency
 from services.referrals.domain.routing import Ask, Candidate, OrgFigures, Weights, explain, rank
 from services.referrals.settings import ReferralsSettings
@@ -106,11 +107,12 @@ class Routing:
         )
 
     async def deadline(self, org_id: str, urgency: str, now: datetime) -> datetime:
-        """The acceptance deadline: by urgency, the receiving organization's override first."""
+        """The acceptance deadline: by urgency, the receiving organization's override first,
+        counted from its next intake hours unless an emergency (``domain/sla.py``)."""
         org = await self.directory.require(org_id)
         level = Urgency(urgency)
         default = getattr(self.settings.sla_minutes, level.value)
-        return now + timedelta(minutes=org.intake.sla_for(level, default))
+        return sla.deadline(now, org.intake, level, org.intake.sla_for(level, default))
 
     async def record_offer(self, case_id: str, org_id: str, now: datetime, session: Session) -> str:
         offer_id = new_id()

@@ -23,7 +23,8 @@ pytestmark = pytest.mark.integration
 async def test_an_unanswered_referral_escalates_once_then_moves_on_with_two_replicas(
     make_settings: Callable[..., ServiceSettings], minter: TokenMinter
 ) -> None:
-    # urgent: 1.2 s to accept, then 1.8 s more before the case moves on
+    # 1.2 s to accept, then 1.8 s more before the case moves on; an emergency's clock runs
+    # at once, whatever the receivers' intake hours (tests/unit/referrals/test_sla_rules.py)
     settings = make_settings(
         "referrals",
         ReferralsSettings,
@@ -37,7 +38,9 @@ async def test_an_unanswered_referral_escalates_once_then_moves_on_with_two_repl
         await seed_directory(first)
         patient = await known_patient(first)
         sent = await second.client.post(
-            CASES, json=referral_body(patient), headers=staff(second, "town1", Role.DOCTOR)
+            CASES,
+            json=referral_body(patient, urgency="emergency"),
+            headers=staff(second, "town1", Role.DOCTOR),
         )
         assert sent.status_code == 201, sent.text
         case_id = sent.json()["referral_id"]
