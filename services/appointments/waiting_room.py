@@ -36,6 +36,7 @@ from services.appointments.admission import AdmissionGate
 from services.appointments.booking_common import sold_out
 from services.appointments.settings import AdmissionSettings
 from shared.ids import new_id
+from shared.outbox import is_contention
 from shared.principal import Principal
 from shared.problems import NotFound, Problem
 
@@ -376,6 +377,14 @@ class WaitingRoom:
         self.pace_seconds = 0.8 * self.pace_seconds + 0.2 * per_ticket / max(1, capacity)
         return len(pairs)
 
+    async def _requeue(self, schedule_id: str, ticket_id: str, key: str, score: float) -> None:
+        queue = self.gate.queue_key(schedule_id)
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.hset(key, "status", "queued")
+            pipe.zadd(queue, {ticket_id: score})
+            pipe.sadd(self.active_key, schedule_id)
+            await pipe.execute()
+
     async def _serve_one(self, schedule_id: str, ticket_id: str, score: float) -> None:
         key = self.ticket_prefix + ticket_id
         principal_json, request, ref = await self.redis.hmget(key, ["principal", "request", "ref"])
@@ -389,18 +398,21 @@ class WaitingRoom:
             status = "sold_out" if problem.code == "slot_sold_out" else "failed"
             body = json.dumps(problem_body(problem), ensure_ascii=False, default=str)
             fields = {"status": status, "problem": body}
-        except Exception as exc:  # answer the ticket; the holder may book again
+            log.info("waiting_room.refused", ticket=ticket_id, code=problem.code)
+        except Exception as exc:
+            if is_contention(exc):
+                # the patient's records are held by another transaction (one a killed
+                # process left open holds them until the database reaps it): not an
+                # answer, the ticket keeps its place and is served again
+                log.warning("waiting_room.contended", ticket=ticket_id, error=str(exc))
+                await self._requeue(schedule_id, ticket_id, key, score)
+                return
             log.exception("waiting_room.serve_failed", ticket=ticket_id, error=str(exc))
             failed = Problem(503, "booking_failed", "the booking could not be made; try again")
             fields = {"status": "failed", "problem": json.dumps(problem_body(failed))}
         else:
             if view is None:  # no slot free yet, some still in flight: back to its place
-                queue = self.gate.queue_key(schedule_id)
-                async with self.redis.pipeline(transaction=True) as pipe:
-                    pipe.hset(key, "status", "queued")
-                    pipe.zadd(queue, {ticket_id: score})
-                    pipe.sadd(self.active_key, schedule_id)
-                    await pipe.execute()
+                await self._requeue(schedule_id, ticket_id, key, score)
                 return
             fields = {"status": "booked", "result": json.dumps(to_jsonable_python(view))}
         _, by_patient, _ = self._keys(schedule_id)

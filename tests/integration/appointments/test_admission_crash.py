@@ -27,7 +27,7 @@ from redis.asyncio import Redis
 
 from services.appointments.admission import AdmissionGate, LeaseTerms, Outcome
 from services.appointments.booking import BookRequest
-from services.appointments.settings import AdmissionSettings, AppointmentsSettings
+from services.appointments.settings import AppointmentsSettings
 from shared.auth import TokenMinter
 from shared.idempotency import request_fingerprint
 from shared.mongo import Document
@@ -41,9 +41,9 @@ pytestmark = pytest.mark.integration
 DEAD_REPLICA = "appointments@gone:4242:dead"  # no heartbeat: killed
 # answers that say "not yet": the transaction a killed process left open still holds its
 # writes until the database reaps it (60 s, as mongod's transactionLifetimeLimitSeconds)
-# answers after which the app asks again: contention, a request still in progress, and a
-# waiting-room ticket that could not be served ("failed": the holder may book again)
-RETRY_LATER = {"write_conflict", "idempotency_in_progress", "booking_in_progress", "failed"}
+# answers after which the app asks again: contention and a request still in progress (a
+# waiting-room ticket held up by contention keeps its place: it is never "failed")
+RETRY_LATER = {"write_conflict", "idempotency_in_progress", "booking_in_progress"}
 
 
 @pytest.fixture
@@ -132,10 +132,8 @@ async def test_without_a_retry_the_number_and_the_patient_are_freed(
 async def restartable(
     make_settings: Callable[..., ServiceSettings], minter: TokenMinter, tmp_path: Path
 ) -> AsyncIterator[tuple[ServiceSettings, Callable[[], Any]]]:
-    # admission and the Mongo claim under a kill, without the waiting room (its tickets are
-    # tested in test_waiting_room.py; a ticket served after a kill is a known open case)
-    no_room = AdmissionSettings(waiting_room_capacity=0)
-    settings = make_settings("appointments", AppointmentsSettings, admission=no_room)
+    # admission, the waiting room and the Mongo claim under a kill
+    settings = make_settings("appointments", AppointmentsSettings)
     started: list[Any] = []
 
     def start() -> Any:
