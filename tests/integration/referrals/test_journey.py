@@ -6,15 +6,10 @@ downward referral back to the community center, whose completion reaches follow-
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
-from datetime import UTC, datetime, timedelta
-from typing import Any
+from collections.abc import Callable
 
-import httpx
 import pytest
 
-from services.appointments.app import create_app as appointments_app
 from services.appointments.settings import AppointmentsSettings
 from services.notifications.settings import NotificationsSettings
 from services.notifications.store import MESSAGES
@@ -22,109 +17,20 @@ from services.referrals.settings import ReferralsSettings
 from shared.auth import TokenMinter
 from shared.principal import Role
 from shared.settings import ServiceSettings
-from tests.integration.appointments.conftest import ORG, seed_master_data
-from tests.integration.appointments.conftest import Api as AppointmentsApi
+from tests.integration.appointments.conftest import ORG
 from tests.integration.notifications.conftest import running_notifications
 from tests.integration.referrals.cases_support import CASES, command, referral_body, staff
-from tests.integration.referrals.conftest import Api, running_referrals
+from tests.integration.referrals.conftest import running_referrals
+from tests.integration.referrals.saga_support import (
+    TOWN,
+    case_of,
+    prepare_hospital,
+    running_appointments,
+    seed_alliance,
+)
 from tests.support.kafka import read_topic, wait_until
-from tests.support.server import serve
 
 pytestmark = pytest.mark.integration
-
-TOWN = "town-lx"
-HOSPITAL_TZ = timedelta(hours=8)
-
-
-@asynccontextmanager
-async def running_appointments(
-    settings: ServiceSettings, minter: TokenMinter
-) -> AsyncIterator[AppointmentsApi]:
-    async with (
-        serve(appointments_app(settings)) as base,
-        httpx.AsyncClient(base_url=base, timeout=30) as client,
-    ):
-        yield AppointmentsApi(base, client, minter, settings)
-
-
-def visit_session() -> tuple[str, str, str, str]:
-    """A session whose check-in is open now or within a day: (date, session, starts, ends)."""
-    local = datetime.now(UTC) + HOSPITAL_TZ
-    if local.hour < 9:  # this afternoon
-        return local.date().isoformat(), "afternoon", "14:00", "17:00"
-    return (local.date() + timedelta(days=1)).isoformat(), "morning", "08:00", "12:00"
-
-
-async def prepare_hospital(api: AppointmentsApi) -> str:
-    """h1's cardiology, check-in open a day ahead, one session with a referral pool (kept
-    to the end: by default unused referral numbers go public 24 hours before)."""
-    await seed_master_data(api)
-    policy_url = f"/v1/appointments/admin/policies/{ORG}"
-    policy = (await api.client.get(policy_url, headers=api.admin)).json()
-    policy["checkin_opens_minutes_before"] = 1440
-    policy["pool_return_hours_before"] = 0  # the referral pool stays one until the visit
-    saved = await api.client.put(policy_url, json=policy, headers=api.admin)
-    assert saved.status_code == 200, saved.text
-    day, session, starts, ends = visit_session()
-    body = [
-        {
-            "org_id": ORG,
-            "resource_code": "D2",
-            "clinic_date": day,
-            "session": session,
-            "starts": starts,
-            "ends": ends,
-            "slot_count": 10,
-        }
-    ]
-    published = await api.client.post(
-        "/v1/appointments/admin/schedules", json=body, headers=api.admin
-    )
-    assert published.status_code == 201, published.text
-    return day
-
-
-def alliance() -> list[dict[str, Any]]:
-    def org(org_id: str, level: int, kind: str, deps: list[tuple[str, str]]) -> dict[str, Any]:
-        return {
-            "org_id": org_id,
-            "name": f"{org_id} 医疗机构",
-            "level": level,
-            "kind": kind,
-            "region": "330327",
-            "alliance_ids": ["yigongti-journey"],
-            "departments": [
-                {"department_id": f"{org_id}.{code}", "name": code, "specialties": [s]}
-                for code, s in deps
-            ],
-            "contacts": [],
-        }
-
-    return [
-        org(ORG, 2, "county_hospital", [("CARD", "cardiology")]),
-        org(TOWN, 1, "township_center", [("REHAB", "rehabilitation")]),
-    ]
-
-
-async def seed_alliance(api: Api) -> None:
-    saved = await api.client.put(
-        "/v1/referrals/admin/organizations", json=alliance(), headers=api.service
-    )
-    assert saved.status_code == 200, saved.text
-    rels = [
-        {"from_org_id": TOWN, "to_org_id": ORG, "direction": "upward"},
-        {"from_org_id": ORG, "to_org_id": TOWN, "direction": "downward"},
-    ]
-    linked = await api.client.put(
-        "/v1/referrals/admin/relationships", json=rels, headers=api.service
-    )
-    assert linked.status_code == 200, linked.text
-
-
-async def case_of(api: Api, referral_id: str) -> dict[str, Any]:
-    reply = await api.client.get(f"{CASES}/{referral_id}", headers=api.service)
-    assert reply.status_code == 200, reply.text
-    return dict(reply.json())
 
 
 async def test_an_upward_referral_closes_its_loop_and_the_downward_one_reaches_follow_up(
@@ -133,6 +39,7 @@ async def test_an_upward_referral_closes_its_loop_and_the_downward_one_reaches_f
     notifications_settings = make_settings(
         "notifications", NotificationsSettings, quiet_hours_start="", quiet_hours_end=""
     )
+    assert isinstance(notifications_settings, NotificationsSettings)
     async with (
         running_appointments(make_settings("appointments", AppointmentsSettings), minter) as appts,
         running_referrals(make_settings("referrals", ReferralsSettings), minter) as referrals,
@@ -172,7 +79,7 @@ async def test_an_upward_referral_closes_its_loop_and_the_downward_one_reaches_f
         assert accepted.status_code == 200, accepted.text
 
         async def booked() -> bool:
-            return (await case_of(referrals, referral_id))["business_status"] == "booked"
+            return bool((await case_of(referrals, referral_id))["business_status"] == "booked")
 
         await wait_until(booked, timeout=60, what="the visit booked from the referral pool")
         case = await case_of(referrals, referral_id)
@@ -192,7 +99,7 @@ async def test_an_upward_referral_closes_its_loop_and_the_downward_one_reaches_f
 
         async def told() -> bool:
             query = {"patient_id": patient, "kind": "appointment.booked"}
-            return await messages.count_documents(query) > 0
+            return bool(await messages.count_documents(query) > 0)
 
         await wait_until(told, timeout=60, what="the patient told of the visit")
 
@@ -203,7 +110,7 @@ async def test_an_upward_referral_closes_its_loop_and_the_downward_one_reaches_f
         assert checked_in.status_code == 200, checked_in.text
 
         async def arrived() -> bool:
-            return (await case_of(referrals, referral_id))["business_status"] == "arrived"
+            return bool((await case_of(referrals, referral_id))["business_status"] == "arrived")
 
         await wait_until(arrived, timeout=60, what="the case showing the patient arrived")
         doctor = staff(referrals, ORG, Role.DOCTOR, "dr-card")
@@ -252,7 +159,7 @@ async def test_an_upward_referral_closes_its_loop_and_the_downward_one_reaches_f
 
         settings = referrals.settings
         records = await read_topic(
-            settings.kafka_bootstrap, f"{settings.kafka_topic_prefix}.referrals", expected=10
+            settings.kafka_bootstrap, f"{settings.kafka_topic_prefix}.referrals", expected=11
         )
         events = [json.loads(r.value) for r in records]
         completed = [e for e in events if e["type"] == "careloop.referral.completed"]
