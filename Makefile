@@ -24,8 +24,11 @@ lint: env
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
+# three workers, each with its own embedded stack (the suite mostly waits on I/O); a test
+# file stays on one worker (tests/conftest.py)
+TEST_WORKERS ?= 3
 test: env lint
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadgroup
 
 unit: env
 	$(BIN)/python -m pytest -q -m unit

@@ -98,3 +98,14 @@ async def mongo(stack: EmbeddedStack) -> AsyncIterator[AsyncMongoClient[Document
 
 def pytest_configure(config: pytest.Config) -> None:
     os.environ.setdefault("CARELOOP_TESTING", "1")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Under ``make test``'s workers (pytest-xdist, ``--dist loadgroup``) a test file runs
+    whole on one worker, in its order, so its module fixtures are set up once. The API fuzz
+    runs (one per role, minutes each) are spread one by one. Every worker has its own
+    embedded stack and, for e2e tests, its own system on free ports."""
+    for item in items:
+        path = item.nodeid.split("::", 1)[0]
+        group = item.nodeid if path.endswith("test_api_fuzz.py") else path
+        item.add_marker(pytest.mark.xdist_group(group))
