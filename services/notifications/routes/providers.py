@@ -30,6 +30,7 @@ from services.notifications.providers.wechat_crypto import SafeModeError, open_e
 from services.notifications.routes.deps import PREFIX, Ctx, Operator
 from shared.access_reason import AccessReason
 from shared.problems import BadRequest, NotFound, Unauthorized, problem_responses_doc
+from shared.scoping import org_filter
 
 router = APIRouter(prefix=PREFIX, tags=["notifications: providers"])
 log = structlog.get_logger(__name__)
@@ -195,7 +196,13 @@ async def sandbox_deliveries(
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
     reason: AccessReason = None,
 ) -> list[SandboxDelivery]:
-    docs = await ctx.sandbox.find(patient_id=patient_id, channel=channel, kind=kind, limit=limit)
+    docs = await ctx.sandbox.find(
+        patient_id=patient_id,
+        channel=channel,
+        kind=kind,
+        limit=limit,
+        org_id=org_filter(operator),  # an organization's admin: its own messages only
+    )
     await ctx.runtime.audit.record(  # delivered texts are patients' data
         operator,
         "notification.sandbox.read",

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import pytest
 
+from services.notifications.store import SANDBOX
 from shared.audit import AUDIT_COLLECTION, DENIED
 from shared.principal import Role
 from tests.integration.notifications.conftest import ORG, NotificationsApi, booked, facts
@@ -57,3 +58,39 @@ async def test_staff_see_their_own_organizations_messages_only(
     denied = await audit.find({"action": DENIED, "actor_id": "agent-h3"}).to_list()
     assert {d["patient_id"] for d in denied} == {patient_id}
     assert len(denied) == 2
+
+
+async def test_an_organizations_admin_reads_only_its_own_sandbox_deliveries(
+    notifications_api: NotificationsApi,
+) -> None:
+    """The sandbox records delivered texts (login codes too): an organization's admin reads
+    those of its own organization's messages; the alliance's admin every one."""
+    api = notifications_api
+    patient_id, account_id, _ = await api.register_patient()
+    await api.publish(booked(facts(patient_id, account_id)))
+    await api.publish(booked({**facts(patient_id, account_id), "org_id": "h2"}))
+    await api.wait_for_sandbox(2, patient_id=patient_id, channel="sms")
+    url = "/v1/notifications/sandbox/deliveries"
+    query = {"patient_id": patient_id}
+    stored = await api.messages(patient_id=patient_id)
+    of_h2 = {m["_id"] for m in stored if m["org_id"] == "h2"}
+
+    theirs = await api.client.get(
+        url, params=query, headers=staff(api, "admin-h2", Role.ADMIN, "h2")
+    )
+    assert theirs.status_code == 200, theirs.text
+    seen = (
+        await api.ctx.runtime.db[SANDBOX]
+        .find({"_id": {"$in": [d["id"] for d in theirs.json()]}})
+        .to_list()
+    )
+    assert seen
+    assert {d["message_id"] for d in seen} <= of_h2
+    every = await api.client.get(
+        url, params=query, headers=staff(api, "alliance-1", Role.ALLIANCE_ADMIN, None)
+    )
+    assert len(every.json()) > len(theirs.json())
+    nobody = await api.client.get(
+        url, params=query, headers=staff(api, "admin-0", Role.ADMIN, None)
+    )
+    assert nobody.json() == []
