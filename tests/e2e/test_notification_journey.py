@@ -45,7 +45,8 @@ async def test_appointment_changes_reach_the_patient(
 ) -> None:
     tokens = minter(dev_secrets)
     admin = bearer(tokens.mint("his-sync", ["service"]))
-    ops = bearer(tokens.mint("ops-1", ["admin"]))
+    # login and link codes belong to no organization: the alliance admin reads them
+    ops = bearer(tokens.mint("ops-1", ["alliance_admin"]))
     day = (datetime.now(UTC) + timedelta(hours=8)).date() + timedelta(days=3)
     accounts = {
         name: bearer(tokens.mint(f"acct-{name}", ["patient"], org_id=ORG)) for name in "abc"
