@@ -12,10 +12,9 @@ as a duplicate of itself, no number lost.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import signal
 from collections import Counter
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -34,7 +33,8 @@ from shared.mongo import Document
 from shared.settings import ServiceSettings
 from tests.integration.appointments.conftest import Api, seed_master_data
 from tests.support.rawhttp import final_booking_answer, post_json
-from tests.support.service_process import service_process
+from tests.support.service_process import Starter, wait_ready
+from tests.support.service_process import restartable as restart_service
 
 pytestmark = pytest.mark.integration
 
@@ -129,45 +129,24 @@ async def test_without_a_retry_the_number_and_the_patient_are_freed(
 
 
 @pytest.fixture
-async def restartable(
-    make_settings: Callable[..., ServiceSettings], minter: TokenMinter, tmp_path: Path
-) -> AsyncIterator[tuple[ServiceSettings, Callable[[], Any]]]:
+def restartable(
+    make_settings: Callable[..., ServiceSettings], tmp_path: Path
+) -> Iterator[tuple[ServiceSettings, Starter]]:
     # admission, the waiting room and the Mongo claim under a kill
     settings = make_settings("appointments", AppointmentsSettings)
-    started: list[Any] = []
-
-    def start() -> Any:
-        proc = service_process("appointments", settings, tmp_path).start(timeout=60)
-        started.append(proc)
-        return proc
-
-    try:
+    with restart_service("appointments", settings, tmp_path) as start:
         yield settings, start
-    finally:
-        for proc in started:
-            with contextlib.suppress(Exception):
-                proc.stop()
-
-
-async def ready(base: str) -> None:
-    async with httpx.AsyncClient(base_url=base, timeout=5) as client:
-        for _ in range(300):
-            with contextlib.suppress(httpx.HTTPError):
-                if (await client.get("/readyz")).status_code == 200:
-                    return
-            await asyncio.sleep(0.1)
-    raise AssertionError("the service did not get ready")
 
 
 async def test_sigkill_under_a_booking_stream_loses_no_number_and_repeats_nothing(
-    restartable: tuple[ServiceSettings, Callable[[], Any]],
+    restartable: tuple[ServiceSettings, Starter],
     minter: TokenMinter,
     mongo: AsyncMongoClient[Document],
 ) -> None:
     settings, start = restartable
     first = start()
     base = f"http://127.0.0.1:{first.port}"
-    await ready(base)
+    await wait_ready(base)
     async with httpx.AsyncClient(base_url=base, timeout=30) as client:
         api = Api(base, client, minter, settings)
         await seed_master_data(api)
@@ -201,7 +180,7 @@ async def test_sigkill_under_a_booking_stream_loses_no_number_and_repeats_nothin
 
     second = start()
     base = f"http://127.0.0.1:{second.port}"
-    await ready(base)
+    await wait_ready(base)
     outcomes: Counter[str] = Counter()
     loop = asyncio.get_running_loop()
     until = loop.time() + 120  # a killed transaction holds its writes until it is reaped

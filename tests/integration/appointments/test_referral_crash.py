@@ -8,13 +8,10 @@ reply), and no number or patient is booked twice.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import signal
 from collections import Counter
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
@@ -28,7 +25,8 @@ from shared.settings import ServiceSettings
 from tests.integration.appointments.conftest import Api, seed_master_data
 from tests.integration.appointments.test_referral_bookings import accepted, replies, send
 from tests.support.kafka import wait_until
-from tests.support.service_process import service_process
+from tests.support.service_process import Starter, wait_ready
+from tests.support.service_process import restartable as restart_service
 
 pytestmark = pytest.mark.integration
 
@@ -37,38 +35,17 @@ NUMBERS = 12  # 4 sessions of 10, 3 referral numbers each
 
 
 @pytest.fixture
-async def restartable(
+def restartable(
     make_settings: Callable[..., ServiceSettings], tmp_path: Path
-) -> AsyncIterator[tuple[ServiceSettings, Callable[[], Any]]]:
+) -> Iterator[tuple[ServiceSettings, Starter]]:
     no_room = AdmissionSettings(waiting_room_capacity=0)
     settings = make_settings("appointments", AppointmentsSettings, admission=no_room)
-    started: list[Any] = []
-
-    def start() -> Any:
-        proc = service_process("appointments", settings, tmp_path).start(timeout=60)
-        started.append(proc)
-        return proc
-
-    try:
+    with restart_service("appointments", settings, tmp_path) as start:
         yield settings, start
-    finally:
-        for proc in started:
-            with contextlib.suppress(Exception):
-                proc.stop()
-
-
-async def ready(base: str) -> None:
-    async with httpx.AsyncClient(base_url=base, timeout=5) as client:
-        for _ in range(300):
-            with contextlib.suppress(httpx.HTTPError):
-                if (await client.get("/readyz")).status_code == 200:
-                    return
-            await asyncio.sleep(0.1)
-    raise AssertionError("the service did not get ready")
 
 
 async def test_sigkill_under_referral_asks_answers_each_ask_once(
-    restartable: tuple[ServiceSettings, Callable[[], Any]],
+    restartable: tuple[ServiceSettings, Starter],
     minter: TokenMinter,
     mongo: AsyncMongoClient[Document],
 ) -> None:
@@ -76,7 +53,7 @@ async def test_sigkill_under_referral_asks_answers_each_ask_once(
     db = mongo[settings.database_name]
     first = start()
     base = f"http://127.0.0.1:{first.port}"
-    await ready(base)
+    await wait_ready(base)
     async with httpx.AsyncClient(base_url=base, timeout=30) as client:
         api = Api(base, client, minter, settings)
         await seed_master_data(api)
@@ -102,7 +79,7 @@ async def test_sigkill_under_referral_asks_answers_each_ask_once(
     assert answered_before < ASKS, "the kill must land in the middle of the stream"
 
     second = start()
-    await ready(f"http://127.0.0.1:{second.port}")
+    await wait_ready(f"http://127.0.0.1:{second.port}")
 
     async def all_answered() -> bool:
         return await db.referral_asks.count_documents({}) == ASKS

@@ -10,11 +10,10 @@ each accept went out as one event (docs/architecture.md §6: at least once, effe
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 from collections import Counter
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -41,7 +40,8 @@ from tests.integration.referrals.saga_support import (
     seed_hospital,
 )
 from tests.support.kafka import read_topic, wait_until
-from tests.support.service_process import service_process
+from tests.support.service_process import Starter, wait_ready
+from tests.support.service_process import restartable as restart_service
 
 pytestmark = pytest.mark.integration
 
@@ -50,33 +50,12 @@ ACCEPTED = "careloop.referral.accepted"
 
 
 @pytest.fixture
-async def restartable(
+def restartable(
     make_settings: Callable[..., ServiceSettings], tmp_path: Path
-) -> AsyncIterator[tuple[ServiceSettings, Callable[[], ManagedProcess]]]:
+) -> Iterator[tuple[ServiceSettings, Starter]]:
     settings = make_settings("referrals", ReferralsSettings)
-    started: list[ManagedProcess] = []
-
-    def start() -> ManagedProcess:
-        proc = service_process("referrals", settings, tmp_path).start(timeout=60)
-        started.append(proc)
-        return proc
-
-    try:
+    with restart_service("referrals", settings, tmp_path) as start:
         yield settings, start
-    finally:
-        for proc in started:
-            with contextlib.suppress(Exception):
-                proc.stop()
-
-
-async def ready(base: str) -> None:
-    async with httpx.AsyncClient(base_url=base, timeout=5) as client:
-        for _ in range(600):
-            with contextlib.suppress(httpx.HTTPError):
-                if (await client.get("/readyz")).status_code == 200:
-                    return
-            await asyncio.sleep(0.1)
-    raise AssertionError("the referrals service did not get ready")
 
 
 @contextlib.asynccontextmanager
@@ -84,7 +63,7 @@ async def referrals_api(
     proc: ManagedProcess, settings: ServiceSettings, minter: TokenMinter
 ) -> AsyncIterator[Api]:
     base = f"http://127.0.0.1:{proc.port}"
-    await ready(base)
+    await wait_ready(base)
     async with httpx.AsyncClient(base_url=base, timeout=30) as client:
         # the service runs in its own process: the app here is a stand-in, never served
         yield Api(base, client, minter, settings, FastAPI())
@@ -92,7 +71,7 @@ async def referrals_api(
 
 async def test_sigkill_of_referrals_mid_saga_books_each_case_once(
     make_settings: Callable[..., ServiceSettings],
-    restartable: tuple[ServiceSettings, Callable[[], ManagedProcess]],
+    restartable: tuple[ServiceSettings, Starter],
     minter: TokenMinter,
     mongo: AsyncMongoClient[Document],
 ) -> None:
