@@ -14,7 +14,6 @@ from typing import Any
 
 from pymongo import ReturnDocument
 
-from services.referrals import events
 from services.referrals.domain.workflow import LIVE, TaskStatus
 from services.referrals.notices import write_notices
 from services.referrals.store import CASES
@@ -137,7 +136,3 @@ async def save_change(
         payload = event(**facts(after), **(event_fields or {}))
         tx.emit(make_event(payload, source="referrals", subject=after["patient_id"]))
     return after
-
-
-def submitted_event(doc: Document) -> events.ReferralSubmitted:
-    return events.ReferralSubmitted(**facts(doc))

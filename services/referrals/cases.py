@@ -14,7 +14,7 @@ from typing import Any
 
 from pymongo.errors import DuplicateKeyError
 
-from services.referrals.case_changes import facts
+from services.referrals.case_changes import actor, facts
 from services.referrals.case_routing import CaseRouting
 from services.referrals.directory import Directory
 from services.referrals.domain.case import ReferralIn, check_consent
@@ -252,11 +252,7 @@ def new_case(
         "history": [
             {
                 "at": now,
-                "by": {
-                    "id": principal.subject,
-                    "role": principal.primary_role,
-                    "org_id": principal.org_id,
-                },
+                "by": actor(principal),
                 "action": "create",
                 "from_status": None,
                 "to_status": status.value,

@@ -65,27 +65,32 @@ def patient_view(doc: Document) -> dict[str, Any]:
     return {"referral_id": doc["_id"], **{k: doc.get(k) for k in keys}}
 
 
+LIST_KEYS = (
+    "patient_id",
+    "direction",
+    "urgency",
+    "status",
+    "business_status",
+    "sending_org_id",
+    "receiving_org_id",
+    "receiving_department_id",
+    "specialty",
+    "diagnosis",
+    "booking",
+    "version",
+    "created_at",
+)
+
+
 def _list_item(doc: Document, now: datetime) -> dict[str, Any]:
     due = _aware(doc.get("due_at"))
     return {
         "referral_id": doc["_id"],
-        "patient_id": doc["patient_id"],
-        "direction": doc["direction"],
-        "urgency": doc["urgency"],
-        "status": doc["status"],
-        "business_status": doc["business_status"],
-        "sending_org_id": doc["sending_org_id"],
-        "receiving_org_id": doc.get("receiving_org_id"),
-        "receiving_department_id": doc.get("receiving_department_id"),
-        "specialty": doc["specialty"],
-        "diagnosis": doc["diagnosis"],
+        **{k: doc.get(k) for k in LIST_KEYS},
         "due_at": due,
         "sla_seconds_left": int((due - now).total_seconds()) if due else None,
         "escalated": doc.get("escalated", False),
         "routing_explanation": (doc.get("routing") or {}).get("explanation"),
-        "booking": doc.get("booking"),
-        "version": doc["version"],
-        "created_at": doc["created_at"],
     }
 
 
