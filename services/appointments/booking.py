@@ -190,11 +190,13 @@ class Booking:
         request_ref: str = "",
         account_id: str | None = None,
         booking_request_id: str | None = None,
+        revisit_request_id: str | None = None,
     ) -> dict[str, Any]:
         """Inside ``tx``: check bans and limits, claim the open slot, create the booking.
         ``request_ref``: the Idempotency-Key it was made under, kept on the booking;
         ``account_id``: the account it is booked for (default: the caller's, else the
-        patient's first); ``booking_request_id``: the referral saga's ask it answers."""
+        patient's first); ``booking_request_id``: the referral saga's ask it answers;
+        ``revisit_request_id``: the follow-up revisit ask it answers."""
         session = tx.session
         record = await self.records.lock(patient["_id"], session)
         banned_until = self.records.banned_until(record, policy, now, schedule["org_id"])
@@ -224,6 +226,7 @@ class Booking:
             referral_id=request.referral_id,
             account_id=account_id,
             booking_request_id=booking_request_id,
+            revisit_request_id=revisit_request_id,
             **({"request_ref": request_ref} if request_ref else {}),
         )
         await self.db[APPOINTMENTS].insert_one(appointment, session=session)

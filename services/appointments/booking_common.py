@@ -153,6 +153,7 @@ async def new_appointment(
     referral_id: str | None = None,
     account_id: str | None = None,
     booking_request_id: str | None = None,
+    revisit_request_id: str | None = None,
     **fields: Any,
 ) -> Document:
     """A booked appointment on ``slot`` (not yet inserted), shaped like ``Booking``'s."""
@@ -168,6 +169,7 @@ async def new_appointment(
         account_id=account_id or account_of(principal, patient),
         referral_id=referral_id,
         booking_request_id=booking_request_id,
+        revisit_request_id=revisit_request_id,
     )
     return {
         "_id": appointment_id,
@@ -197,6 +199,7 @@ def new_appointment_facts(
     account_id: str,
     referral_id: str | None,
     booking_request_id: str | None = None,
+    revisit_request_id: str | None = None,
 ) -> dict[str, Any]:
     """The stored facts of a new appointment: one per field of ``AppointmentFacts`` but
     its id (``views.FACT_FIELDS``), in that order; a fact without a source is a KeyError."""
@@ -210,6 +213,7 @@ def new_appointment_facts(
         "referral_id": referral_id,
         "preparation": resource.get("preparation"),
         "booking_request_id": booking_request_id,
+        "revisit_request_id": revisit_request_id,
     }
     return {name: sources[name] for name in FACT_FIELDS}
 

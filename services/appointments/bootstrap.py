@@ -32,6 +32,8 @@ from services.appointments.queries import AppointmentQueries
 from services.appointments.records import PatientRecords
 from services.appointments.referral_bookings import ReferralBookings
 from services.appointments.reschedule import Reschedule
+from services.appointments.reserved_bookings import ReservedBookings
+from services.appointments.revisit_bookings import RevisitBookings
 from services.appointments.routes.errors import to_problem
 from services.appointments.schedules import Schedules
 from services.appointments.settings import AdmissionSettings
@@ -73,6 +75,7 @@ class Appointments:
     penalties: Penalties  # appeals and staff overrides
     appeals: AppealQueue
     referrals: ReferralBookings  # the referral saga: book and cancel for referrals
+    revisits: RevisitBookings  # follow-up revisits, booked from the reserved pool
 
 
 def build(runtime: Runtime) -> Appointments:
@@ -159,6 +162,7 @@ def build(runtime: Runtime) -> Appointments:
         db, outbox, gate, patients, schedules, policies, booking, waitlist, audit
     )
     penalties = Penalties(db, outbox, patients, policies, records, audit)
+    reserved = ReservedBookings(db, admitting, booking, records)  # referrals and revisits
     return Appointments(
         db=db,
         audit=audit,
@@ -182,7 +186,8 @@ def build(runtime: Runtime) -> Appointments:
         clinic=clinic,
         penalties=penalties,
         appeals=AppealQueue(db, audit),
-        referrals=ReferralBookings(db, admitting, booking, cancellation, policies, records),
+        referrals=ReferralBookings(db, reserved, cancellation, policies),
+        revisits=RevisitBookings(reserved, policies),
     )
 
 

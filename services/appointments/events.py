@@ -32,6 +32,8 @@ class AppointmentFacts(EventPayload):
     # the referral saga's ask this booking answers (referral.accepted / booking_requested)
     booking_request_id: str | None = None
     pool: str | None = None  # the pool its number came from: public, referral, hotline, ...
+    # the follow-up revisit ask this booking answers (followup.revisit_requested)
+    revisit_request_id: str | None = None
 
 
 @event_type("appointment.booked")
@@ -88,6 +90,7 @@ class BookingRejected(EventPayload):
     reason: str
     referral_id: str | None = None
     booking_request_id: str | None = None  # the referral saga's ask it answers
+    revisit_request_id: str | None = None  # the follow-up revisit ask it answers
 
 
 @event_type("appointment.schedule.published")
@@ -121,7 +124,9 @@ class PatientRegistered(EventPayload):
     """A real-name patient was added to an account (new, or linked to a further account).
 
     The phone number travels encrypted (AES-GCM under the alliance's PII key, context
-    ``patient.phone``) for the notifications service; the national ID never travels.
+    ``patient.phone``) for the notifications service; the national ID never travels, only
+    its keyed lookup hash (the alliance's ``pii_hash_key``), by which followup matches
+    discharges from the HIS to the patient (docs/adr/0007-followup.md).
     """
 
     patient_id: str
@@ -129,6 +134,7 @@ class PatientRegistered(EventPayload):
     relation: str
     phone_enc: str
     phone_masked: str
+    national_id_hash: str | None = None
 
 
 @event_type("patient.verification_requested")

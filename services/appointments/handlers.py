@@ -1,9 +1,10 @@
 """Where the appointments service registers its event handlers and timed jobs: one table.
 
 The referral saga's asks and cancellations are handled by
-:mod:`services.appointments.referral_bookings`; other consumed events
-(followup.revisit_requested) get their handlers with the follow-up work, until then the
-consumer passes over them.
+:mod:`services.appointments.referral_bookings`, follow-up's revisit asks
+(``followup.revisit_requested``) by :mod:`services.appointments.revisit_bookings`; both
+book from the reserved pool (:mod:`services.appointments.reserved_bookings`). Other
+events on the consumed topics have no handler: the consumer passes over them.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from datetime import UTC, datetime
 from services.appointments.bootstrap import built
 from services.appointments.no_shows import sweep_no_shows
 from services.appointments.referral_events import ACCEPTED, BOOKING_REQUESTED, CANCELLED
+from services.appointments.revisit_events import REVISIT_REQUESTED
 from services.appointments.schedules import NO_SHOW_JOB, POOL_RETURN_JOB
 from services.appointments.waitlist_entries import CLOSE_JOB, OFFER_EXPIRED_JOB
 from shared.consumer import ConsumerSpec, Handler
@@ -27,7 +29,7 @@ CONSUMED_SERVICES: tuple[str, ...] = ("referrals", "followup")
 
 def consumers(runtime: Runtime) -> list[ConsumerSpec]:
     """Consumers by name; called once the lifespan has built the service's objects."""
-    referrals = built(runtime).referrals
+    referrals, revisits = built(runtime).referrals, built(runtime).revisits
 
     async def referral_booking_asked(event: Envelope, tx: Tx) -> None:
         await referrals.book(event, tx)
@@ -35,10 +37,14 @@ def consumers(runtime: Runtime) -> list[ConsumerSpec]:
     async def referral_cancelled(event: Envelope, tx: Tx) -> None:
         await referrals.cancel(event, tx)
 
+    async def revisit_requested(event: Envelope, tx: Tx) -> None:
+        await revisits.book(event, tx)
+
     handlers: dict[str, Handler] = {
         ACCEPTED: referral_booking_asked,
         BOOKING_REQUESTED: referral_booking_asked,
         CANCELLED: referral_cancelled,
+        REVISIT_REQUESTED: revisit_requested,
     }
     topics = tuple(topic_name(runtime.settings, s) for s in CONSUMED_SERVICES)
     return [ConsumerSpec(name="events", topics=topics, handlers=handlers)]

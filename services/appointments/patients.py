@@ -229,6 +229,7 @@ class Patients:
             relation=relation,
             phone_enc=doc["phone_enc"],
             phone_masked=doc["phone_masked"],
+            national_id_hash=doc.get("national_id_hash"),
         )
         tx.emit(make_event(event, source="appointments", subject=doc["_id"]))
 

@@ -281,6 +281,7 @@ class Reschedule:
             referral_id=old.get("referral_id"),
             account_id=old.get("account_id"),
             booking_request_id=old.get("booking_request_id"),
+            revisit_request_id=old.get("revisit_request_id"),
             rescheduled_from=old["_id"],
         )
         await db[APPOINTMENTS].insert_one(appointment, session=session)

@@ -23,6 +23,7 @@ WAITLIST = "waitlist"
 COUNTERS = "counters"
 REBOOKING_OFFERS = "rebooking_offers"  # priority rebooking after a cancelled session
 REFERRAL_ASKS = "referral_asks"  # each referral booking ask once, by booking_request_id
+REVISIT_ASKS = "revisit_asks"  # each follow-up revisit ask once, by revisit_request_id
 
 ACTIVE = {"active": True}
 
@@ -157,6 +158,10 @@ INDEXES = [
     CollectionIndexes(
         REFERRAL_ASKS,  # _id: the ask's booking_request_id
         [IndexModel([("referral_id", ASCENDING), ("created_at", DESCENDING)], name="referral")],
+    ),
+    CollectionIndexes(
+        REVISIT_ASKS,  # _id: the ask's revisit_request_id
+        [IndexModel([("plan_id", ASCENDING), ("created_at", DESCENDING)], name="plan")],
     ),
 ]
 

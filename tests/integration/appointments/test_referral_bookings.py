@@ -7,17 +7,12 @@ read back from the appointments topic.
 
 from __future__ import annotations
 
-import asyncio
-import time
 from datetime import date
 from typing import Any
 
 import pytest
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from pymongo import AsyncMongoClient
-from redis.asyncio import Redis
 
-from services.appointments.admission import AdmissionGate
 from services.referrals.events import (
     BookingAsk,
     ReferralAccepted,
@@ -26,11 +21,14 @@ from services.referrals.events import (
 )
 from shared.events import Envelope, make_event
 from shared.ids import new_id
-from shared.kafka import topic_name
 from shared.mongo import Database, Document
-from shared.outbox import request_headers
-from shared.settings import ServiceSettings
 from tests.integration.appointments.conftest import ORG, Api, clinic_day
+from tests.integration.appointments.reserved_asks import (
+    Asker,
+    booking_of,
+    hold_back_no_reserved_numbers,
+    reserved_left,
+)
 from tests.support.kafka import wait_until
 
 pytestmark = pytest.mark.integration
@@ -85,84 +83,13 @@ def cancelled(referral_id: str, patient_id: str, appointment_id: str | None) -> 
     return make_event(payload, source="referrals", subject=patient_id)
 
 
-async def send(settings: ServiceSettings, *events: Envelope) -> None:
-    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap)
-    await producer.start()
-    try:
-        for event in events:
-            await producer.send_and_wait(
-                topic_name(settings, "referrals"),
-                event.to_bytes(),
-                key=event.subject.encode(),
-                headers=[(k, v.encode()) for k, v in request_headers(event).items()],
-            )
-    finally:
-        await producer.stop()
-
-
-async def replies(
-    settings: ServiceSettings, ask_ids: set[str], *, timeout: float = 30
-) -> list[Envelope]:
-    """The appointments topic's replies naming ``ask_ids``, once each has at least one
-    (and whatever else arrives within a short settle time)."""
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=settings.kafka_bootstrap, enable_auto_commit=False, group_id=None
-    )
-    topic = topic_name(settings, "appointments")
-    await consumer.start()
-    found: list[Envelope] = []
-    try:
-        deadline = time.monotonic() + timeout
-        partitions = None
-        while not partitions and time.monotonic() < deadline:
-            partitions = consumer.partitions_for_topic(topic)
-            if not partitions:
-                await consumer._client.force_metadata_update()
-                await asyncio.sleep(0.2)
-        assert partitions, f"no topic {topic}"
-        tps = [TopicPartition(topic, p) for p in sorted(partitions)]
-        consumer.assign(tps)
-        await consumer.seek_to_beginning(*tps)
-        settle_until: float | None = None
-        while time.monotonic() < deadline:
-            batch = await consumer.getmany(timeout_ms=300)
-            for records in batch.values():
-                for record in records:
-                    event = Envelope.from_bytes(record.value or b"")
-                    if event.data.get("booking_request_id") in ask_ids:
-                        found.append(event)
-            seen = {e.data["booking_request_id"] for e in found}
-            if seen >= ask_ids and settle_until is None:
-                settle_until = time.monotonic() + 1.5
-            if settle_until is not None and time.monotonic() > settle_until:
-                break
-        return found
-    finally:
-        await consumer.stop()
-
-
-async def answered(db: Database, ask_id: str, timeout: float = 30) -> Document:
-    async def done() -> bool:
-        return await db.referral_asks.find_one({"_id": ask_id}) is not None
-
-    await wait_until(done, timeout=timeout, what=f"the ask {ask_id} answered")
-    doc = await db.referral_asks.find_one({"_id": ask_id})
-    assert doc is not None
-    return doc
+REFERRALS = Asker("referrals", "booking_request_id", "referral_asks")
+send, replies, answered = REFERRALS.send, REFERRALS.replies, REFERRALS.answered
 
 
 @pytest.fixture
 def db(appointments_api: Api, mongo: AsyncMongoClient[Document]) -> Database:
     return mongo[appointments_api.settings.database_name]
-
-
-async def referral_left(api: Api, schedule: str) -> int:
-    redis: Redis = Redis.from_url(api.settings.redis_url, decode_responses=True)
-    try:
-        gate = AdmissionGate(redis, api.settings.redis_key_prefix)
-        return (await gate.remaining(schedule, ["referral"]) or {}).get("referral", -1)
-    finally:
-        await redis.aclose()
 
 
 async def test_an_accepted_referral_is_booked_on_its_preferred_date_from_the_referral_pool(
@@ -205,10 +132,7 @@ async def test_without_a_date_the_first_free_date_from_the_earliest_is_booked(
         accepted(new_id(), later["id"], from_day4, earliest=clinic_day(4)),
     )
     for ask_id, schedule in ((any_day, day2), (from_day4, day5)):
-        ask = await answered(db, ask_id)
-        assert ask["outcome"] == "booked", ask
-        booking = await db.appointments.find_one({"_id": ask["appointment_id"]})
-        assert booking is not None
+        booking = await booking_of(db, await answered(db, ask_id))
         assert (booking["schedule_id"], booking["pool"]) == (schedule, "referral")
 
 
@@ -216,11 +140,7 @@ async def test_an_empty_referral_pool_is_a_rejection_with_a_code(
     appointments_api: Api, db: Database
 ) -> None:
     api = appointments_api
-    policy_url = f"/v1/appointments/admin/policies/{ORG}"
-    policy = (await api.client.get(policy_url, headers=api.admin)).json()
-    policy["pool_shares"]["referral"] = 0.0
-    saved = await api.client.put(policy_url, json=policy, headers=api.admin)
-    assert saved.status_code == 200, saved.text
+    await hold_back_no_reserved_numbers(api)
     await api.publish(days_ahead=3)  # public numbers only
     patient = await api.add_patient("acct-ref-3")
     ask_id, referral_id, unknown = new_id(), new_id(), new_id()
@@ -279,13 +199,13 @@ async def test_a_cancelled_referral_cancels_its_booking_and_frees_the_number(
     schedule = await api.publish(days_ahead=3)
     patient = await api.add_patient("acct-ref-5")
     referral_id, ask_id = new_id(), new_id()
-    before = await referral_left(api, schedule)
+    before = await reserved_left(api, schedule)
     await send(api.settings, accepted(referral_id, patient["id"], ask_id))
     ask = await answered(db, ask_id)
     assert ask["outcome"] == "booked"
 
     async def taken() -> bool:
-        return await referral_left(api, schedule) == before - 1
+        return await reserved_left(api, schedule) == before - 1
 
     await wait_until(taken, what="the referral number taken in admission")
     withdrawal = cancelled(referral_id, patient["id"], ask["appointment_id"])
@@ -307,7 +227,7 @@ async def test_a_cancelled_referral_cancels_its_booking_and_frees_the_number(
     assert record.get("late_cancels", []) == []  # no penalty for the patient
 
     async def returned() -> bool:
-        return await referral_left(api, schedule) == before
+        return await reserved_left(api, schedule) == before
 
     await wait_until(returned, what="the number back in the referral pool")
     # the number is bookable again: another referral gets it
