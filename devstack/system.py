@@ -71,6 +71,7 @@ class System:
     processes: dict[str, ManagedProcess] = field(default_factory=dict)
     ports: dict[str, int] = field(default_factory=dict)
     workers: dict[str, int] = field(default_factory=dict)
+    mllp_port: int = 0  # followup's HL7 v2 (MLLP) listener
     _later: dict[str, tuple[socket.socket, dict[str, str], Path]] = field(default_factory=dict)
 
     @property
@@ -90,6 +91,7 @@ class System:
         extra_env: dict[str, dict[str, str]] | None = None,
         workers: Mapping[str, int] | None = None,
         port_hints: Mapping[str, str] | None = None,
+        mllp_port: int | None = None,
     ) -> None:
         """Start every service and the gateway; ``extra_env`` adds variables per process,
         ``workers`` runs that many replicas of a service on its port (default one), and
@@ -97,6 +99,7 @@ class System:
         logs = self.stack.state_dir / "logs"
         self.ports = ports or {name: free_port() for name in (*SERVICES, "gateway")}
         self.workers = {name: max(1, (workers or {}).get(name, 1)) for name in self.ports}
+        self.mllp_port = mllp_port or free_port()
         urls = {name: self.service_url(name) for name in SERVICES}
         for name in (*SERVICES, "gateway"):
             env = service_env(
@@ -109,6 +112,8 @@ class System:
             )
             if name == "gateway":
                 env["CARELOOP_GATEWAY_SERVICE_URLS"] = json.dumps(urls)
+            if name == "followup":
+                env["CARELOOP_FOLLOWUP_MLLP_PORT"] = str(self.mllp_port)
             env.update((extra_env or {}).get(name, {}))
             log_path = logs / f"{name}.log"
             if self.workers[name] == 1:

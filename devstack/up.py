@@ -34,6 +34,7 @@ DEFAULT_PORTS = {
     "referrals": 8102,
     "notifications": 8103,
     "followup": 8104,
+    "mllp": 2575,  # followup's HL7 v2 listener (CARELOOP_MLLP_PORT)
     "kafka": 9092,
     "mongo": 27017,
     "redis": 6379,
@@ -117,6 +118,7 @@ def run(ports: dict[str, int], workers: dict[str, int]) -> int:
                 {name: ports[name] for name in names},
                 workers=workers,
                 port_hints={name: hint(name, ports[name]) for name in names},
+                mllp_port=ports["mllp"],
             )
         except PortTaken as exc:  # taken since the check: stop what started
             print(f"make up: {exc}", file=sys.stderr, flush=True)
@@ -135,6 +137,7 @@ CareLoop is up.
   gateway   {system.gateway_url}
   API docs  {system.gateway_url}/docs
   readiness {system.gateway_url}/readyz{replicas}
+  HL7 MLLP  127.0.0.1:{system.mllp_port} (ADT^A03 discharges into followup)
   logs      {logs}/<name>.log
   admin     {secrets.admin_username!r}, password in {state}/keys/admin.json
   Kafka {stack.kafka_bootstrap} (in-memory) · MongoDB {stack.mongo_url} · Redis {stack.redis_url()}

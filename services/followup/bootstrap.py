@@ -1,19 +1,86 @@
-"""The followup composition root: every object the routes and handlers use, built once in the
-lifespan with explicit constructor arguments."""
+"""The followup composition root: every object the routes and handlers use, built once in
+the lifespan, in dependency order, with explicit constructor arguments."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from fastapi import Request
+
+from services.followup.call_list import CallList
+from services.followup.discharges import Discharges
+from services.followup.do_not_contact import DoNotContact
+from services.followup.intake import Intake
+from services.followup.patients import KnownPatients
+from services.followup.plans import Plans
+from services.followup.settings import FollowupSettings
+from services.followup.tasks import Tasks
+from services.followup.templates import PlanTemplates
+from shared.audit import AuditLog
+from shared.crypto import FieldCipher
+from shared.idempotency import IdempotencyKeys
+from shared.mongo import Database
+from shared.outbox import Outbox
 from shared.service import Runtime
-from shared.settings import ServiceSettings
+
+EXTRA = "followup"  # the key of the built objects in ``Runtime.extras``
 
 
-@dataclass
+@dataclass(frozen=True)
 class Followup:
-    runtime: Runtime
-    settings: ServiceSettings
+    db: Database
+    outbox: Outbox
+    settings: FollowupSettings
+    audit: AuditLog
+    idempotency: IdempotencyKeys
+    cipher: FieldCipher
+    patients: KnownPatients
+    templates: PlanTemplates
+    plans: Plans
+    discharges: Discharges
+    intake: Intake
+    dnc: DoNotContact
+    tasks: Tasks
+    call_list: CallList
 
 
 def build(runtime: Runtime) -> Followup:
-    return Followup(runtime=runtime, settings=runtime.settings)
+    settings = runtime.settings
+    assert isinstance(settings, FollowupSettings)
+    db, audit, outbox = runtime.db, runtime.audit, runtime.outbox
+    cipher = FieldCipher.from_settings(settings.pii_encryption_keys, settings.pii_hash_key)
+    patients = KnownPatients(db, cipher)
+    templates = PlanTemplates(db, audit)
+    plans = Plans(db, templates, audit, settings)
+    discharges = Discharges(db, outbox, patients, plans, audit)
+    dnc = DoNotContact(db, audit)
+    tasks = Tasks(db, outbox, plans, dnc, audit, settings)
+    return Followup(
+        db=db,
+        outbox=outbox,
+        settings=settings,
+        audit=audit,
+        idempotency=IdempotencyKeys(db, owner=runtime.replica_id),
+        cipher=cipher,
+        patients=patients,
+        templates=templates,
+        plans=plans,
+        discharges=discharges,
+        intake=Intake(db, outbox, cipher, discharges, plans, audit, settings),
+        dnc=dnc,
+        tasks=tasks,
+        call_list=CallList(db, audit),
+    )
+
+
+async def on_start(runtime: Runtime) -> None:
+    runtime.extras[EXTRA] = build(runtime)
+
+
+def built(runtime: Runtime) -> Followup:
+    followup: Followup = runtime.extras[EXTRA]
+    return followup
+
+
+def get_followup(request: Request) -> Followup:
+    return built(request.app.state.runtime)

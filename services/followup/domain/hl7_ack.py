@@ -1,5 +1,10 @@
-"""HL7 v2 acknowledgements: AA, AE or AR with the reason in MSA/ERR, for any message,
-even one that could not be read (pure, standard library)."""
+r"""HL7 v2 acknowledgements: AA, AE or AR with the reason in MSA/ERR, for any message,
+even one that could not be read.
+
+The original is read by python-hl7 (through ``hl7_discharge``/``hl7_reader``); the ACK is
+written here, in the sender's own encoding characters: python-hl7's ``Message.create_ack``
+needs a parsed message (a garbage original has none), stamps UTC without an offset, writes
+no MSA-3/ERR, and its escaping turns non-ASCII text (a Chinese reason) into ``\X..\``."""
 
 from __future__ import annotations
 
@@ -15,6 +20,8 @@ from services.followup.domain.hl7_reader import (
     AckCode,
     Header,
 )
+
+__all__ = ["AckCode", "ack"]
 
 
 def _escape(text: str, separator: str, encoding: str) -> str:

@@ -1,81 +1,70 @@
-"""HL7 v2 discharge intake: read an ADT^A03 as the hospital's systems really send it, and ACK it.
+"""HL7 v2 ADT intake: read discharges (ADT^A03) and admissions (ADT^A01) as the hospital's
+systems really send them.
 
-``parse_discharge`` says one of three things about a raw message:
+``parse_discharge`` says one of four things about a raw message:
 
 - :class:`Discharge`: an ADT^A03, with what the followup plan needs;
-- :class:`NonDischarge`: a well-formed message of another trigger (A01, A08, ORU…): to be
+- :class:`Admission`: an ADT^A01 (a readmission ends the patient's plans); it is also a
+  :class:`NonDischarge`: acknowledged (AA), not planned;
+- :class:`NonDischarge`: a well-formed message of another trigger (A08, ORU…): to be
   acknowledged (AA), not planned;
-- :class:`Malformed`: no usable header, or an A03 without a patient: to be rejected (AR).
+- :class:`Malformed`: no usable header, or an A03/A01 without a patient: to be rejected (AR).
 
-It takes real-world mess: CR, LF or CRLF segment separators (mixed), Z segments anywhere,
-empty segments, an EVN-1 that disagrees with MSH-9 (MSH-9 wins; noted), repeated PID-3
-identifiers, and HL7's explicit null ``""`` (read as None and listed in ``cleared``).
-Timestamps without an offset are the hospital's local time (``timezone``); every
-datetime returned is aware, in UTC.
-
-Pure: the standard library only (python-hl7 reads the ACKs back in the tests).
+python-hl7 (``hl7.parse``, see ``hl7_reader``) does the reading: segments, fields,
+repetitions, components, subcomponents and escape sequences, in the message's own encoding
+characters. Ours are the decisions: CR, LF or CRLF segment separators (mixed), Z segments
+anywhere, empty segments, an EVN-1 that disagrees with MSH-9 (MSH-9 wins; noted), repeated
+PID-3 identifiers (kept once), which of them is the national ID, when the patient died,
+HL7's explicit null ``""`` (read as None and listed in ``cleared``). Timestamps without an
+offset are the hospital's local time (``timezone``); every datetime returned is aware, in UTC.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, datetime
+from typing import cast
 
 from services.followup.domain.hl7_reader import (
-    DATE,
     HOSPITAL_TIMEZONE,
-    SEGMENT_ID,
     DischargeTimeSource,
+    EventTimeSource,
     Header,
     Malformed,
-    read_header,
+    read_message,
     read_timestamp,
-    split_segments,
+)
+from services.followup.domain.hl7_segments import (
+    Diagnosis,
+    Doctor,
+    Location,
+    PatientIdentifier,
+    PersonName,
+    event_time,
+    is_deceased,
+    national_id_of,
+    read_attending,
+    read_birth_date,
+    read_diagnoses,
+    read_identifiers,
+    read_location,
+    read_name,
 )
 
-
-@dataclass(frozen=True, slots=True)
-class PatientIdentifier:
-    """One PID-3 repetition (CX): the id, its type code (CX.5) and assigning authority (CX.4)."""
-
-    id: str
-    type_code: str | None
-    authority: str | None
-
-
-@dataclass(frozen=True, slots=True)
-class PersonName:
-    family: str | None
-    given: str | None
-    middle: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Doctor:
-    """PV1-7 (XCN): id, family and given name."""
-
-    id: str | None
-    family: str | None
-    given: str | None
-
-
-@dataclass(frozen=True, slots=True)
-class Location:
-    """PV1-3 (PL): the point of care is the department (ward/clinic)."""
-
-    point_of_care: str | None
-    room: str | None
-    bed: str | None
-    facility: str | None
-
-
-@dataclass(frozen=True, slots=True)
-class Diagnosis:
-    """DG1-3 (CE/CWE): code, text and coding system."""
-
-    code: str
-    text: str | None
-    system: str | None
+__all__ = [
+    "Admission",
+    "Diagnosis",
+    "Discharge",
+    "Doctor",
+    "Header",
+    "Location",
+    "Malformed",
+    "NonDischarge",
+    "Parsed",
+    "PatientIdentifier",
+    "PersonName",
+    "parse_discharge",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,6 +85,9 @@ class Discharge:
     diagnoses: tuple[Diagnosis, ...]
     cleared: tuple[str, ...] = ()  # fields sent as HL7's explicit null "" (e.g. "PID-7")
     notes: tuple[str, ...] = ()
+    national_id: str | None = None  # the first valid national ID in PID-3, normalized
+    disposition: str | None = None  # PV1-36 (HL7 table 0112)
+    deceased: bool = False  # PV1-36 is 20/40/41/42 (expired) or PID-30 is Y
 
     @property
     def department(self) -> str | None:
@@ -113,35 +105,41 @@ class NonDischarge:
     notes: tuple[str, ...] = ()
 
 
-Parsed = Discharge | NonDischarge | Malformed
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Admission(NonDischarge):
+    """An ADT^A01: the patient is (re)admitted. Not planned (so a :class:`NonDischarge`),
+    but it says who and when."""
+
+    sending_facility: str | None
+    identifiers: tuple[PatientIdentifier, ...]
+    national_id: str | None
+    admitted_at: datetime | None
+    location: Location | None
+    admit_time_source: EventTimeSource | None = None
+    cleared: tuple[str, ...] = ()
+
+    @property
+    def department(self) -> str | None:
+        return self.location.point_of_care if self.location else None
+
+
+Parsed = Discharge | Admission | NonDischarge | Malformed
 
 
 def parse_discharge(raw: str, timezone: str = HOSPITAL_TIMEZONE) -> Parsed:
     """Read one HL7 v2 message (see the module's docstring for what is accepted)."""
-    segments = split_segments(raw)
-    if not segments:
-        return Malformed(reason="empty message")
-    read = read_header(segments[0])
+    read = read_message(raw)
     if isinstance(read, Malformed):
         return read
-    header, r = read
+    header, r, notes = read
     if header.control_id is None:
         return Malformed(reason="missing message control id (MSH-10)", header=header)
     if header.message_code is None:
         return Malformed(reason="missing message type (MSH-9)", header=header)
 
-    notes: list[str] = []
-    by_id: dict[str, list[list[str]]] = {}
-    for text in segments[1:]:
-        fields = text.split(r.field_separator)
-        if not SEGMENT_ID.match(fields[0]):
-            notes.append(f"skipped a line that is not a segment: {text[:20]!r}")
-            continue
-        by_id.setdefault(fields[0], []).append(fields)
-
     trigger = header.trigger_event
-    evn = by_id.get("EVN", [None])[0]
-    evn_trigger = r.field(evn, 1, "EVN-1") if evn else None
+    evn = r.first("EVN")
+    evn_trigger = r.field(evn, 1, "EVN-1") if evn is not None else None
     if trigger is None:
         if evn_trigger is None:
             return Malformed(reason="missing trigger event (MSH-9.2)", header=header)
@@ -150,7 +148,8 @@ def parse_discharge(raw: str, timezone: str = HOSPITAL_TIMEZONE) -> Parsed:
     elif evn_trigger is not None and evn_trigger != trigger:
         notes.append(f"EVN-1 says {evn_trigger} but MSH-9 says {trigger}: MSH-9 wins")
 
-    if (header.message_code, trigger) != ("ADT", "A03"):
+    kind = (header.message_code, trigger)
+    if kind not in (("ADT", "A03"), ("ADT", "A01")):
         return NonDischarge(
             header=header,
             control_id=header.control_id,
@@ -159,100 +158,53 @@ def parse_discharge(raw: str, timezone: str = HOSPITAL_TIMEZONE) -> Parsed:
             notes=tuple(notes),
         )
 
-    pid = by_id.get("PID", [None])[0]
+    pid = r.first("PID")
     if pid is None:
-        return Malformed(reason="ADT^A03 without a PID segment", header=header)
-    identifiers: list[PatientIdentifier] = []
-    for rep in r.reps(pid, 3):
-        ident = r.value(rep, "PID-3")
-        if ident is None:
-            continue
-        authority = r.value(rep, "PID-3", 4, 1) or r.value(rep, "PID-3", 4, 2)
-        found = PatientIdentifier(ident, r.value(rep, "PID-3", 5), authority)
-        if found in identifiers:
-            notes.append(f"PID-3 repeats identifier {ident}; kept once")
-            continue
-        identifiers.append(found)
+        return Malformed(reason=f"ADT^{trigger} without a PID segment", header=header)
+    identifiers = read_identifiers(r, pid, notes)
     if not identifiers:
-        return Malformed(reason="ADT^A03 without a patient identifier (PID-3)", header=header)
-
-    name_reps = r.reps(pid, 5)
-    name = None
-    if name_reps:
-        family, given = r.value(name_reps[0], "PID-5", 1), r.value(name_reps[0], "PID-5", 2)
-        middle = r.value(name_reps[0], "PID-5", 3)
-        if family or given:
-            name = PersonName(family, given, middle)
-
-    birth_date = None
-    birth_raw = r.field(pid, 7, "PID-7")
-    if birth_raw is not None:
-        match = DATE.match(birth_raw)
-        try:
-            birth_date = date(*(int(g) for g in match.groups())) if match else None
-        except ValueError:
-            birth_date = None
-        if birth_date is None:
-            notes.append(f"PID-7 is not a date ({birth_raw!r}); ignored")
-    sex = r.field(pid, 8, "PID-8")
-
-    pv1 = by_id.get("PV1", [None])[0]
-    visit = location = attending = admitted = discharged = None
-    source: DischargeTimeSource | None = None
+        reason = f"ADT^{trigger} without a patient identifier (PID-3)"
+        return Malformed(reason=reason, header=header)
+    national_id = national_id_of(identifiers)
+    sending_facility = r.field(r.message[0], 4, "MSH-4")
+    pv1 = r.first("PV1")
     if pv1 is None:
         notes.append("no PV1 segment")
-    else:
+    location = read_location(r, pv1) if pv1 is not None else None
+
+    if trigger == "A01":
+        admitted, admit_source = event_time(r, pv1, 44, "admission", timezone, notes)
+        return Admission(
+            header=header,
+            control_id=header.control_id,
+            message_code=header.message_code,
+            trigger_event=trigger,
+            sending_facility=sending_facility,
+            identifiers=tuple(identifiers),
+            national_id=national_id,
+            admitted_at=admitted,
+            admit_time_source=admit_source,
+            location=location,
+            cleared=tuple(r.cleared),
+            notes=tuple(notes),
+        )
+
+    name = read_name(r, pid)
+    birth_date = read_birth_date(r, pid, notes)
+    sex = r.field(pid, 8, "PID-8")
+    visit = attending = admitted = disposition = None
+    if pv1 is not None:
         visit = r.field(pv1, 19, "PV1-19")
-        loc_reps = r.reps(pv1, 3)
-        if loc_reps:
-            rep = loc_reps[0]
-            parts = (r.value(rep, "PV1-3", c) for c in (1, 2, 3))
-            point, room, bed = parts
-            facility = r.value(rep, "PV1-3", 4, 1)
-            if point or room or bed or facility:
-                location = Location(point, room, bed, facility)
-        doc_reps = r.reps(pv1, 7)
-        if doc_reps:
-            rep = doc_reps[0]
-            doc = Doctor(*(r.value(rep, "PV1-7", c) for c in (1, 2, 3)))
-            attending = doc if (doc.id or doc.family or doc.given) else None
+        attending = read_attending(r, pv1)
         admitted = read_timestamp(r.field(pv1, 44, "PV1-44"), "PV1-44", timezone, notes)
-        discharged = read_timestamp(r.field(pv1, 45, "PV1-45"), "PV1-45", timezone, notes)
-        if discharged is not None:
-            source = "PV1-45"
-    if discharged is None:
-        # the event's own time (EVN-6) before when it was recorded (EVN-2), then the header's
-        msh = segments[0].split(r.field_separator)
-        fallbacks: list[tuple[DischargeTimeSource, list[str] | None, int]] = [
-            ("EVN-6", evn, 6),
-            ("EVN-2", evn, 2),
-            ("MSH-7", msh, 7),
-        ]
-        for ref, segment, number in fallbacks:
-            if segment is None:
-                continue
-            discharged = read_timestamp(r.field(segment, number, ref), ref, timezone, notes)
-            if discharged is not None:
-                source = ref
-                notes.append(f"discharge time from {ref} (PV1-45 empty or unusable)")
-                break
-        else:
-            notes.append("no discharge time anywhere (PV1-45, EVN-6, EVN-2, MSH-7)")
-
-    diagnoses: list[Diagnosis] = []
-    for dg1 in by_id.get("DG1", []):
-        for rep in r.reps(dg1, 3)[:1]:
-            code = r.value(rep, "DG1-3", 1)
-            if code is not None:
-                diagnoses.append(
-                    Diagnosis(code, r.value(rep, "DG1-3", 2), r.value(rep, "DG1-3", 3))
-                )
-
+        disposition = r.field(pv1, 36, "PV1-36")
+    discharged, source = event_time(r, pv1, 45, "discharge", timezone, notes)
     return Discharge(
         header=header,
         control_id=header.control_id,
-        sending_facility=r.value(header.sending_facility or "", "MSH-4"),
+        sending_facility=sending_facility,
         identifiers=tuple(identifiers),
+        national_id=national_id,
         name=name,
         birth_date=birth_date,
         sex=sex.upper() if sex else None,
@@ -261,11 +213,10 @@ def parse_discharge(raw: str, timezone: str = HOSPITAL_TIMEZONE) -> Parsed:
         attending=attending,
         admitted_at=admitted,
         discharged_at=discharged,
-        discharge_time_source=source,
-        diagnoses=tuple(diagnoses),
+        discharge_time_source=cast(DischargeTimeSource | None, source),  # PV1-45 asked
+        disposition=disposition,
+        deceased=is_deceased(r, pid, disposition),
+        diagnoses=tuple(read_diagnoses(r)),
         cleared=tuple(r.cleared),
         notes=tuple(notes),
     )
-
-
-# --- acknowledging -----------------------------------------------------------------------

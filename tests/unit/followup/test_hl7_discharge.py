@@ -320,3 +320,139 @@ def test_ack_keeps_the_senders_encoding_characters() -> None:
     assert text.startswith("MSH#$*\\%#CARELOOP#CL#HIS#BJH$1.2.3$ISO#")
     assert "#ACK$A03$ACK#" in text
     assert "MSA#AE#MSG001#a \\F\\ b" in text
+
+
+# --- disposition, death and the national ID -------------------------------------------
+
+NID = "11010519491231002X"  # a valid GB 11643-1999 number (the standard's example)
+NID2 = "110101199003074477"
+
+
+def test_no_disposition_and_alive_by_default() -> None:
+    d = discharge(a03())
+    assert (d.disposition, d.deceased, d.national_id) == (None, False, None)
+
+
+@pytest.mark.parametrize(
+    ("pv1_36", "pid_30", "deceased"),
+    [
+        ("01", "", False),
+        ("20", "", True),
+        ("40", "", True),
+        ("41", "N", True),
+        ("42", "", True),
+        ("07", "Y", True),
+        ("", "y", True),
+        ("", "N", False),
+    ],
+)
+def test_deceased_from_pv1_36_or_pid_30(pv1_36: str, pid_30: str, deceased: bool) -> None:
+    pid = segment("PID", {3: "123^^^BJH^MR", 30: pid_30})
+    pv1 = segment("PV1", {3: "CARD", 36: pv1_36, 45: "20260310100000"})
+    d = discharge(a03(PID=pid, PV1=pv1))
+    assert d.disposition == (pv1_36 or None)
+    assert d.deceased is deceased
+
+
+def test_an_explicit_null_disposition_is_cleared() -> None:
+    pv1 = segment("PV1", {3: "CARD", 36: '""', 45: "20260310100000"})
+    d = discharge(a03(PV1=pv1))
+    assert d.disposition is None
+    assert "PV1-36" in d.cleared
+
+
+@pytest.mark.parametrize(
+    ("pid_3", "expected"),
+    [
+        (f"123^^^BJH^MR~{NID.lower()}^^^^NNCHN", NID),  # normalized: upper-case check char
+        (f"{NID2}^^^^PI~{NID}^^^CHN^ID", NID),  # a typed repetition first
+        (f"{NID2}^^^^NNCHN~{NID}^^^^ID", NID2),  # both typed: the first
+        (f"123^^^BJH^MR~{NID2}^^^^PI", NID2),  # untyped but valid: still found
+        ("110105194912310021^^^^NNCHN~123^^^BJH^MR", None),  # bad check character
+        ("１１０１０５１９４９１２３１００２Ｘ^^^^NNCHN", NID),  # full-width digits
+    ],
+)
+def test_national_id_from_pid_3(pid_3: str, expected: str | None) -> None:
+    d = discharge(a03(PID=segment("PID", {3: pid_3})))
+    assert d.national_id == expected
+    assert len(d.identifiers) == len(pid_3.split("~"))  # every repetition is kept
+
+
+# --- what python-hl7 reads for us ------------------------------------------------------
+
+
+def test_every_separator_escape_sequence_is_read() -> None:
+    pid = segment("PID", {3: "A\\F\\1^^^BJH^MR", 5: "Li\\R\\Lee\\E\\^Ann\\T\\Marie\\S\\X"})
+    d = discharge(a03(PID=pid))
+    assert d.identifiers[0].id == "A|1"
+    assert d.name is not None
+    assert (d.name.family, d.name.given) == ("Li~Lee\\", "Ann&Marie^X")
+
+
+@pytest.mark.parametrize(
+    ("sent", "read"),
+    [
+        ("\\H\\Wang\\N\\", "Wang"),  # highlighting: no text of its own
+        ("\\X5761\\ng", "Wang"),  # hex
+        ("Wang\\Zfoo\\", "Wang\\Zfoo\\"),  # unknown (python-hl7 alone would drop it): kept
+        ("Wa\\.spx\\ng", "Wa\\.spx\\ng"),  # broken count (python-hl7 alone would raise)
+        ("Wa\\\\ng", "Wa\\\\ng"),  # empty sequence: kept
+        ("C:\\temp", "C:\\temp"),  # a dangling escape character: kept
+    ],
+)
+def test_other_escape_sequences(sent: str, read: str) -> None:
+    d = discharge(a03(PID=segment("PID", {3: "123^^^BJH^MR", 5: f"{sent}^Li"})))
+    assert d.name is not None
+    assert (d.name.family, d.name.given) == (read, "Li")
+
+
+def recode(text: str, separator: str, encoding: str) -> str:
+    """``text`` in other encoding characters (MSH-1, MSH-2)."""
+    return text.translate(str.maketrans("|^~\\&", separator + encoding[:4]))
+
+
+@pytest.mark.parametrize(
+    ("separator", "encoding"), [("$", "%~\\&"), ("#", "$*!%"), ("|", "^~\\&#")]
+)
+def test_custom_encoding_characters(separator: str, encoding: str) -> None:
+    pid = segment("PID", {3: "123^^^BJH^MR~G4\\S\\5^^^&2.16.840&ISO^NI", 5: "O\\T\\Brien^Ann"})
+    raw = recode(a03(PID=pid), separator, encoding)
+    if len(encoding) == 5:  # MSH-2 with a truncation character (v2.7): not ours to read
+        raw = raw.replace(encoding[:4], encoding, 1)
+    d = discharge(raw)
+    assert d.header.encoding_characters == encoding
+    assert d.identifiers == (
+        PatientIdentifier("123", "MR", "BJH"),
+        PatientIdentifier(f"G4{encoding[0]}5", "NI", "2.16.840"),
+    )
+    assert d.name is not None
+    assert d.name.family == f"O{encoding[3]}Brien"
+    assert (d.department, d.visit_number, d.diagnoses[0].code) == ("CARD", "V999", "I21.9")
+
+
+def test_a_z_segment_between_pid_and_pv1() -> None:
+    d = discharge(message(MSH, EVN, PID, "ZPD|1|x^y~z|PV1|", PV1, DG1))
+    assert (d.department, d.visit_number) == ("CARD", "V999")
+    assert d.name is not None
+    assert d.name.family == "Wang"
+
+
+def test_mixed_line_ends_and_trailing_empty_segments() -> None:
+    raw = f"\ufeff{MSH}\n{EVN}\r\n{PID}\r{PV1}\n\r\n{DG1}\r\n \r\t\n\r\r\n"
+    d = discharge(raw)
+    assert (d.visit_number, d.diagnoses[0].code) == ("V999", "I21.9")
+    assert d.discharge_time_source == "PV1-45"
+    assert d.identifiers[0] == PatientIdentifier("123", "MR", "BJH")
+    assert not any("not a segment" in n for n in d.notes)
+
+
+def test_segments_sent_as_their_id_alone() -> None:
+    d = discharge(message(MSH, "EVN", PID, "PV1", "ZZZ"))
+    assert d.location is None
+    assert d.discharge_time_source == "MSH-7"
+
+
+def test_an_msh_ending_at_its_encoding_characters() -> None:
+    parsed = parse_discharge(message("MSH|^~\\&", PID))
+    assert isinstance(parsed, Malformed)
+    assert "MSH-10" in parsed.reason
