@@ -9,10 +9,18 @@ from services.notifications.bootstrap import Notifications, build
 from services.notifications.delivery import redeliver_topic
 from services.notifications.dispatch import ADDRESS_CONTEXT
 from services.notifications.recipients import PHONE_CONTEXT
-from services.notifications.routes import inbox, login_codes, messages, preferences, providers
+from services.notifications.routes import (
+    inbox,
+    login_codes,
+    messages,
+    preferences,
+    providers,
+    staff_contacts,
+)
 from services.notifications.routes import templates as template_routes
 from services.notifications.settings import NotificationsSettings
-from services.notifications.store import INDEXES, MESSAGES, RECIPIENTS
+from services.notifications.staff_contacts import STAFF_PHONE_CONTEXT
+from services.notifications.store import INDEXES, MESSAGES, RECIPIENTS, STAFF_CONTACTS
 from shared.kafka import dlq_topic
 from shared.pii_rotation import EncryptedField
 from shared.service import Runtime, ServiceDefinition, create_service_app
@@ -25,6 +33,7 @@ ROUTERS = (
     template_routes.router,
     providers.router,
     login_codes.router,
+    staff_contacts.router,
 )
 
 
@@ -58,6 +67,7 @@ def definition(settings: NotificationsSettings) -> ServiceDefinition:
         encrypted_fields=[
             EncryptedField(RECIPIENTS, "phone_enc", PHONE_CONTEXT),
             EncryptedField(MESSAGES, "address_enc", ADDRESS_CONTEXT, record_id_field=None),
+            EncryptedField(STAFF_CONTACTS, "phone_enc", STAFF_PHONE_CONTEXT),
         ],
     )
 

@@ -27,6 +27,7 @@ from services.notifications.recipients import Recipients
 from services.notifications.reminders import Reminders
 from services.notifications.sandbox_deliveries import SandboxDeliveries
 from services.notifications.settings import NotificationsSettings
+from services.notifications.staff_contacts import StaffContacts
 from services.notifications.templates import TemplateStore
 from shared.crypto import FieldCipher
 from shared.idempotency import IdempotencyKeys
@@ -53,6 +54,7 @@ class Notifications:
     sandbox: SandboxDeliveries
     callbacks: CallbackGuard
     previews: TemplateSandbox  # staff's templates render in worker processes
+    staff_contacts: StaffContacts  # how to reach a staff member with an alert
 
 
 def _counters(runtime: Runtime) -> tuple[Counter, Counter, Counter]:
@@ -156,4 +158,5 @@ def build(runtime: Runtime) -> Notifications:
             trusted_proxies=settings.callback_trusted_proxies,
         ),
         previews=previews,
+        staff_contacts=StaffContacts(db, cipher, runtime.outbox, runtime.audit),
     )

@@ -1,9 +1,9 @@
 """Where the notifications service registers its event handlers and timed jobs.
 
-Every event type that has a message kind is handled by ``notify``; the
-appointment lifecycle events also move reminders, and the patient events keep the
-recipients' contacts. Adding a message for a new event type needs only a message kind file
-(and the producer's topic in ``CONSUMED_SERVICES``).
+Every event type that has a message kind is handled by ``notify`` (staff kinds by
+:mod:`.staff_alerts`); the appointment lifecycle events also move reminders, and the
+patient events keep the recipients' contacts. Adding a message for a new event type needs
+only a message kind file (and the producer's topic in ``CONSUMED_SERVICES``).
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from services.notifications.dispatch import DELIVER_JOB
 from services.notifications.messages import Source
 from services.notifications.reminders import REMINDER_JOB
 from services.notifications.settings import NotificationsSettings
+from services.notifications.staff_alerts import alert_staff
 from shared.consumer import ConsumerSpec, Handler
 from shared.events import Envelope
 from shared.jobs import Job, JobHandler, JobSteps, Stepwise
@@ -29,9 +30,14 @@ Lifecycle = Callable[[Notifications, Envelope, Tx], Awaitable[None]]
 
 
 async def notify(ctx: Notifications, event: Envelope, tx: Tx) -> None:
-    """Send the patient the message kind's message for this event, if any."""
+    """Send the message kind's message for this event, if any: to the patient, or for a
+    staff kind (``audience = "staff"``) to the staff member the event names, never the
+    patient."""
     kind = ctx.message_kinds.for_event(event.type, event.data)
     if kind is None:
+        return
+    if kind.for_staff:
+        await alert_staff(ctx.dispatcher, ctx.staff_contacts, kind, event, tx)
         return
     data = event.data
     patient_id = data.get("patient_id") or event.subject

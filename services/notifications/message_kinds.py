@@ -19,6 +19,7 @@ from services.notifications.domain.channels import Channel
 MESSAGE_KINDS_DIR = Path(__file__).with_name("message_kinds")
 LANGUAGES = ("zh-CN", "en")
 PUSH_CHANNELS = (Channel.WECHAT, Channel.SMS, Channel.VOICE)
+AUDIENCES = ("patient", "staff")
 
 
 class MessageKindError(ValueError):
@@ -69,6 +70,12 @@ class MessageKind:
     to_address: bool  # sent to an explicit address (login codes), not a known patient
     sample: Mapping[str, Any]
     templates: Mapping[str, Mapping[Channel, ChannelTemplate]]  # language -> channel -> template
+    audience: str = "patient"  # "staff": a staff member (staff_alerts), never the patient
+    staff_field: str = ""  # for staff kinds: the event data field naming the staff member
+
+    @property
+    def for_staff(self) -> bool:
+        return self.audience == "staff"
 
     def matches(self, data: Mapping[str, Any]) -> bool:
         return all(data.get(key) == value for key, value in self.when.items())
@@ -95,6 +102,8 @@ def _kind_from(path: Path, raw: Mapping[str, Any]) -> MessageKind:
         "to_address",
         "sample",
         "templates",
+        "audience",
+        "staff_field",
     }
     unknown = set(raw) - allowed
     if unknown:
@@ -118,12 +127,27 @@ def _kind_from(path: Path, raw: Mapping[str, Any]) -> MessageKind:
         to_address=bool(raw.get("to_address", False)),
         sample=dict(raw.get("sample", {})),
         templates=_templates(path, raw.get("templates", {})),
+        audience=str(raw.get("audience", "patient")),
+        staff_field=str(raw.get("staff_field", "")),
     )
+    _check_audience(path, kind)
     for language in LANGUAGES:
         missing = [c for c in kind.channels() if c not in kind.templates.get(language, {})]
         if missing:
             raise MessageKindError(f"{path.name}: no {language} template for {missing}")
     return kind
+
+
+def _check_audience(path: Path, kind: MessageKind) -> None:
+    if kind.audience not in AUDIENCES:
+        raise MessageKindError(f"{path.name}: audience must be one of {AUDIENCES}")
+    if kind.for_staff:
+        if not kind.staff_field:
+            raise MessageKindError(f"{path.name}: a staff audience needs staff_field")
+        if kind.to_address:
+            raise MessageKindError(f"{path.name}: a staff kind cannot be to_address")
+    elif kind.staff_field:
+        raise MessageKindError(f'{path.name}: staff_field is for audience = "staff" only')
 
 
 def _templates(path: Path, raw: Mapping[str, Any]) -> dict[str, dict[Channel, ChannelTemplate]]:

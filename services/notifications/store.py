@@ -16,6 +16,7 @@ CONSENTS = "wechat_consents"  # per account and kind: one-time subscriptions lef
 CONSENT_LEDGER = "wechat_consent_ledger"  # every grant and use
 TEMPLATES = "templates"  # stored template versions (message_kinds/ holds the built-in ones)
 SANDBOX = "sandbox_deliveries"  # what the local sandbox provider "sent"
+STAFF_CONTACTS = "staff_contacts"  # per staff id: org, phone (encrypted), WeChat openid
 
 INDEXES = [
     CollectionIndexes(
@@ -40,6 +41,9 @@ INDEXES = [
         ],
     ),
     CollectionIndexes(RECIPIENTS, [IndexModel([("account_ids", ASCENDING)], name="accounts")]),
+    CollectionIndexes(
+        STAFF_CONTACTS, [IndexModel([("org_id", ASCENDING), ("_id", ASCENDING)], name="org")]
+    ),
     CollectionIndexes(DISPATCHES),
     CollectionIndexes(ACCOUNTS),
     CollectionIndexes(PREFERENCES),

@@ -232,7 +232,7 @@ async def world(
         "appointments": (appointments_app, settings(AppointmentsSettings, "appointments")),
         "notifications": (notifications_app, notifications),
         "referrals": (referrals_app, settings(ReferralsSettings, "referrals")),
-        "followup": (followup_app, settings(FollowupSettings, "followup")),
+        "followup": (followup_app, settings(FollowupSettings, "followup", mllp_port=0)),
     }
     world = World({}, {}, minter, f"matrix-a-{run_id}", f"matrix-b-{run_id}")
     async with AsyncExitStack() as stack_:
@@ -253,6 +253,7 @@ async def world(
         )
         world.ids.update(
             kind="appointment.booked",
+            staff_id="matrix-doctor",  # a staff contact (alerts to a doctor)
             dead_letter_id=new_id(),
             appeal_id=new_id(),
         )

@@ -3,10 +3,12 @@
 A route an app serves that is not listed here fails the build: a new endpoint needs a
 declared rule. Least-privilege product decisions taken here (and enforced in the routes):
 
-* "My account" endpoints (my patients, my appointments, my rebooking offers, appeals, the
-  inbox, WeChat binding/consents) are for patient accounts only: a staff or service
-  account owns no patients, and registering one under a staff account would make that
-  account an "owner" that receives the patient's notifications.
+* "My account" endpoints (my patients, my appointments, my rebooking offers, appeals,
+  WeChat binding/consents) are for patient accounts only: a staff or service account owns
+  no patients, and registering one under a staff account would make that account an
+  "owner" that receives the patient's notifications. The inbox is the caller's own, for
+  patient and staff accounts: staff receive alerts there (a follow-up risk flag for the
+  responsible doctor), never a patient's messages.
 * Booking commands for a patient (book, cancel, reschedule, waitlist join/leave/confirm,
   accept a rebooking offer) are for the patient's account, hotline agents and on-site
   nurses (``BOOKERS``). Doctors add extra numbers (加号); coordinators and the HIS act
@@ -220,11 +222,11 @@ WECHAT_BAD_SIGNATURE = {"signature": "0" * 40, "timestamp": "1", "nonce": "n", "
 NOTIFICATIONS: list[Rule] = [
     *health_rules(),
     *ops_rules("notifications"),
-    # the caller's own inbox
-    Rule("GET", f"{N}/inbox", PATIENT),
-    Rule("GET", f"{N}/inbox/unread-count", PATIENT),
-    Rule("POST", f"{N}/inbox/read", PATIENT, body={"ids": []}),
-    Rule("GET", f"{N}/inbox/stream", PATIENT, stream=True),
+    # the caller's own inbox: patients' messages, staff's alerts (audience = "staff")
+    Rule("GET", f"{N}/inbox", PATIENT_OR_STAFF),
+    Rule("GET", f"{N}/inbox/unread-count", PATIENT_OR_STAFF),
+    Rule("POST", f"{N}/inbox/read", PATIENT_OR_STAFF, body={"ids": []}),
+    Rule("GET", f"{N}/inbox/stream", PATIENT_OR_STAFF, stream=True),
     Rule("POST", f"{N}/login-codes", SERVICE, why="the gateway asks for SMS login codes"),
     # a patient's message log and preferences: the owner, staff (audited), services
     Rule("GET", f"{N}/patients/{{patient_id}}/messages", ALL, owned=True, query=REASON),
@@ -274,6 +276,17 @@ NOTIFICATIONS: list[Rule] = [
     Rule("POST", f"{N}/templates/{{kind}}/versions", ADMIN),
     Rule("PUT", f"{N}/templates/{{kind}}/active", ADMIN),
     Rule("POST", f"{N}/templates/{{kind}}/preview", ADMIN),
+    # staff contacts (how alerts reach a doctor): the HIS and admins of the staff
+    # member's organization (an organization's admin: its own staff only)
+    Rule(
+        "PUT",
+        f"{N}/admin/staff-contacts/{{staff_id}}",
+        ADMIN_OR_SERVICE,
+        body={"org_id": "{org_id}", "phone": "13800138000"},
+        why="the HIS or an admin keeps the phone alerts go to (encrypted, shown masked)",
+    ),
+    Rule("GET", f"{N}/admin/staff-contacts/{{staff_id}}", ADMIN_OR_SERVICE),
+    Rule("DELETE", f"{N}/admin/staff-contacts/{{staff_id}}", ADMIN_OR_SERVICE),
 ]
 
 MATRIX: dict[str, list[Rule]] = {

@@ -1,4 +1,9 @@
-"""Routes: the in-app inbox of the caller's account, and its live stream (server-sent events)."""
+"""Routes: the in-app inbox of the caller's account, and its live stream (server-sent events).
+
+Patient accounts read their messages; staff accounts read the alerts addressed to them
+(``audience = "staff"`` kinds, e.g. a follow-up risk flag for the responsible doctor).
+Either way only the caller's own inbox (the token's subject); no service caller.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +14,7 @@ from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 
 from services.notifications.inbox import InboxItem
-from services.notifications.routes.deps import PREFIX, Ctx, PatientAccount
+from services.notifications.routes.deps import PREFIX, Ctx, PatientOrStaff
 from shared.problems import problem_responses_doc
 
 router = APIRouter(prefix=PREFIX, tags=["notifications: inbox"])
@@ -24,7 +29,7 @@ class InboxPage(BaseModel):
 @router.get("/inbox", summary="My inbox, newest first", responses=problem_responses_doc(401, 403))
 async def list_inbox(
     ctx: Ctx,
-    caller: PatientAccount,
+    caller: PatientOrStaff,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
     before: Annotated[str | None, Query(max_length=64, description="cursor: next_before")] = None,
     unread_only: bool = False,
@@ -40,7 +45,7 @@ async def list_inbox(
 
 
 @router.get("/inbox/unread-count", summary="How many inbox items I have not read")
-async def unread_count(ctx: Ctx, caller: PatientAccount) -> dict[str, int]:
+async def unread_count(ctx: Ctx, caller: PatientOrStaff) -> dict[str, int]:
     return {"unread": await ctx.inbox.unread(caller.subject)}
 
 
@@ -53,7 +58,7 @@ class InboxReadRequest(BaseModel):
 @router.post("/inbox/read", summary="Mark inbox items read (all of them when ids is null)")
 async def mark_read(
     ctx: Ctx,
-    caller: PatientAccount,
+    caller: PatientOrStaff,
     body: InboxReadRequest | None = None,
 ) -> dict[str, int]:
     marked = await ctx.inbox.mark_read(caller.subject, body.ids if body else None)
@@ -73,7 +78,7 @@ async def mark_read(
 )
 async def stream(
     ctx: Ctx,
-    caller: PatientAccount,
+    caller: PatientOrStaff,
     last_event_id: Annotated[str | None, Header(alias="Last-Event-ID", max_length=64)] = None,
 ) -> StreamingResponse:
     events = ctx.inbox.stream(

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 import services.appointments.events  # registers the payload models (with the next)
+import services.followup.events
 import services.referrals.events  # noqa: F401
 from services.notifications.domain.channels import Channel
 from services.notifications.message_kinds import (
