@@ -13,15 +13,18 @@ A message is acknowledged AA only after its effects are committed.
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from typing import Any
 
 import structlog
+from pydantic import ValidationError
 
 from services.followup.discharges import DischargeFacts, Discharges
 from services.followup.domain.hl7_ack import AckCode, ack
 from services.followup.domain.hl7_discharge import Admission, Discharge, parse_discharge
 from services.followup.domain.hl7_reader import Malformed
+from services.followup.his_events import HisAdmitted, HisDischarge
 from services.followup.plans import Plans
 from services.followup.settings import FollowupSettings
 from services.followup.store import INTAKE
@@ -139,27 +142,64 @@ class Intake:
     # --- JSON on careloop.his ------------------------------------------------------------
 
     async def json_discharge(self, tx: Tx, event_id: str, data: dict[str, Any]) -> None:
-        facts = DischargeFacts(
-            org_id=data["org_id"],
-            discharged_at=datetime.fromisoformat(data["discharged_at"]),
-            visit_id=data.get("visit_id"),
-            department_id=data.get("department_id"),
-            doctor_id=data.get("doctor_id"),
-            patient_id=data.get("patient_id"),
-            national_id=data.get("national_id"),
-            name=data.get("name"),
-            identifiers=[{"id": data["mrn"], "type_code": "MR"}] if data.get("mrn") else [],
-            diagnosis_codes=tuple(data.get("diagnosis_codes") or ()),
-            deceased=bool(data.get("deceased", False)),
-        )
         intake_id = f"json:{event_id}"
+        try:
+            his = HisDischarge.model_validate(data)
+        except ValidationError as exc:
+            await self._keep_malformed(tx, intake_id, "his.discharge", data, exc)
+            return
+        facts = DischargeFacts(
+            org_id=his.org_id,
+            discharged_at=his.discharged_at,
+            visit_id=his.visit_id,
+            department_id=his.department_id,
+            doctor_id=his.doctor_id,
+            patient_id=his.patient_id,
+            national_id=his.national_id,
+            name=his.name,
+            identifiers=[{"id": his.mrn, "type_code": "MR"}] if his.mrn else [],
+            diagnosis_codes=tuple(his.diagnosis_codes),
+            deceased=his.deceased,
+        )
         doc = await self.discharges.record(tx, intake_id, "kafka", facts)
-        await self._keep_json(tx, intake_id, "his.discharge", data["org_id"], doc)
+        await self._keep_json(tx, intake_id, "his.discharge", his.org_id, doc)
 
     async def json_admitted(self, tx: Tx, event_id: str, data: dict[str, Any]) -> None:
-        ended = await self._admitted(tx, data.get("national_id"), data.get("patient_id"))
+        intake_id = f"json:{event_id}"
+        try:
+            his = HisAdmitted.model_validate(data)
+        except ValidationError as exc:
+            await self._keep_malformed(tx, intake_id, "his.admitted", data, exc)
+            return
+        ended = await self._admitted(tx, his.national_id, his.patient_id)
         outcome = {"outcome": "plans_ended" if ended else "not_planned"}
-        await self._keep_json(tx, f"json:{event_id}", "his.admitted", data.get("org_id"), outcome)
+        await self._keep_json(tx, intake_id, "his.admitted", his.org_id, outcome)
+
+    async def _keep_malformed(
+        self, tx: Tx, intake_id: str, kind: str, data: dict[str, Any], exc: ValidationError
+    ) -> None:
+        """An event that breaks the contract: kept (encrypted) for review, with which
+        fields were wrong (never their values)."""
+        fields = sorted({".".join(str(p) for p in e["loc"]) or "(event)" for e in exc.errors()})
+        reason = "invalid fields: " + ", ".join(fields)
+        raw = json.dumps(data, ensure_ascii=False, default=str)
+        org_id = data.get("org_id") if isinstance(data.get("org_id"), str) else None
+        await self.db[INTAKE].insert_one(
+            {
+                "_id": intake_id,
+                "format": "json",
+                "channel": "kafka",
+                "org_id": org_id,
+                "message_type": kind,
+                "raw_enc": self.cipher.encrypt(raw, context=RAW_CONTEXT, record_id=intake_id),
+                "outcome": "malformed",
+                "reason": reason,
+                "received_at": datetime.now(UTC),
+                "repeats": 0,
+            },
+            session=tx.session,
+        )
+        log.warning("followup.intake.json_malformed", kind=kind, fields=fields)
 
     async def _keep_json(
         self, tx: Tx, intake_id: str, kind: str, org_id: str | None, result: Document

@@ -257,3 +257,30 @@ async def test_a_completed_downward_referral_starts_a_plan_at_the_receiving_cent
     assert plan["source"] == "referral"
     assert plan["source_id"] == down.referral_id
     assert plan["note"] == "两周后社区复查"
+
+
+async def test_a_json_discharge_that_breaks_the_contract_is_kept_as_malformed(
+    followup: FollowupApi,
+) -> None:
+    national_id = make_national_id()
+    data = {"org_id": ORG, "national_id": national_id, "discharged_at": "yesterday"}
+    event = Envelope(
+        type="careloop.his.discharge",
+        source="his",
+        subject=new_id(),
+        dataschema="careloop.his.discharge/1",
+        data=data,
+    )
+    await followup.publish(event, "his")
+
+    async def kept() -> bool:
+        found = await followup.ctx.db["intake_messages"].find_one({"_id": f"json:{event.id}"})
+        return found is not None
+
+    await wait_until(kept, timeout=30, what="the malformed event kept")
+    stored = await followup.ctx.db["intake_messages"].find_one({"_id": f"json:{event.id}"})
+    assert stored is not None
+    assert stored["outcome"] == "malformed"
+    assert stored["reason"] == "invalid fields: discharged_at"
+    assert national_id not in str(stored)  # the text is kept encrypted
+    assert await followup.ctx.db["discharges"].count_documents({}) == 0
