@@ -10,7 +10,17 @@ from fastapi import FastAPI
 from services.followup import bootstrap, handlers, store
 from services.followup.intake import RAW_CONTEXT
 from services.followup.mllp import serve_mllp
-from services.followup.routes import call_list, intake, plans, templates
+from services.followup.routes import (
+    call_list,
+    complaints,
+    figures,
+    intake,
+    plans,
+    questionnaires,
+    risk_flags,
+    surveys,
+    templates,
+)
 from services.followup.settings import FollowupSettings
 from shared.domain_errors import DomainError
 from shared.domain_problems import handle_domain_error
@@ -25,6 +35,7 @@ MLLP = "mllp"  # the listener in ``Runtime.extras``
 
 async def on_start(runtime: Runtime) -> None:
     await bootstrap.on_start(runtime)
+    await bootstrap.built(runtime).questionnaires.catalog.seed_builtins()
     settings = runtime.settings
     assert isinstance(settings, FollowupSettings)
     if not settings.mllp_enabled:
@@ -56,7 +67,17 @@ def definition(settings: ServiceSettings) -> ServiceDefinition:
     return ServiceDefinition(
         settings=settings,
         title="CareLoop followup",
-        routers=[intake.router, templates.router, plans.router, call_list.router],
+        routers=[
+            intake.router,
+            templates.router,
+            plans.router,
+            call_list.router,
+            questionnaires.router,
+            risk_flags.router,
+            surveys.router,
+            figures.router,
+            complaints.router,
+        ],
         indexes=store.INDEXES,
         consumers=handlers.consumers,
         jobs=handlers.jobs,

@@ -18,7 +18,7 @@ from shared.mongo import Database
 from shared.principal import Principal
 from shared.scoping import org_filter
 
-CALLABLE_KINDS = ["call"]
+CALLABLE_KINDS = ["call", "questionnaire"]  # unanswered questionnaires are asked by phone
 
 
 class CallList:

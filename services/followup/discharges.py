@@ -7,6 +7,7 @@ or HTTP, JSON on ``careloop.his``), matched to a real-name patient and planned.
 * **Unknown patients** wait (``awaiting_match``) for a staff match (audited), or for the
   patient's registration in appointments, which matches them by hash.
 * **Death.** A discharge of a patient who died plans nothing and ends the patient's plans.
+* **Survey.** A planned discharge is also surveyed for satisfaction later (``surveys.py``).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 from services.followup.patients import KnownPatients
 from services.followup.plans import Plans, PlanStart
@@ -46,6 +47,12 @@ class DischargeFacts:
     deceased: bool = False
 
 
+class SurveyDesk(Protocol):
+    """What discharges need of surveys (``surveys.py``): survey the stay later."""
+
+    async def after_discharge(self, tx: Tx, discharge: Document) -> None: ...
+
+
 def discharge_not_found(discharge_id: str) -> NotFound:
     return NotFound(
         "discharge_not_found", f"no discharge {discharge_id!r}", detail_zh="出院记录不存在"
@@ -66,6 +73,7 @@ class Discharges:
         self.patients = patients
         self.plans = plans
         self.audit = audit
+        self.surveys: SurveyDesk | None = None  # set by the bootstrap
 
     async def record(self, tx: Tx, intake_id: str, channel: str, facts: DischargeFacts) -> Document:
         """Keep the discharge, find its patient and plan it (in the caller's transaction)."""
@@ -122,6 +130,8 @@ class Discharges:
         plan_id = await self.plans.start(tx, start)
         await self._set(tx, doc["_id"], {"plan_id": plan_id, "outcome": "planned"})
         doc["plan_id"] = plan_id
+        if self.surveys is not None:
+            await self.surveys.after_discharge(tx, {**doc, "patient_id": patient_id})
 
     async def _set(self, tx: Tx, discharge_id: str, fields: dict[str, Any]) -> None:
         await self.db[DISCHARGES].update_one(

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
+from services.followup import his_events  # noqa: F401  (the HIS's events: schemas exported too)
 from shared.events import EventPayload, event_type
 
 

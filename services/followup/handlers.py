@@ -3,7 +3,9 @@
 From the HIS (``careloop.his``): JSON discharges and admissions (``intake.py``). From
 referrals: a completed downward referral starts a plan at the receiving center. From
 appointments: its real-name patients (``patients.py``, matching waiting discharges), the
-replies to revisit asks (``tasks.py``). Timed jobs: tasks falling due.
+replies to revisit asks (``tasks.py``), check-ins (satisfaction surveys, ``surveys.py``).
+Timed jobs: tasks falling due; surveys to send; complaints
+escalating at their deadlines (``complaints.py``).
 """
 
 from __future__ import annotations
@@ -12,7 +14,10 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime
 
 from services.followup.bootstrap import Followup, built
+from services.followup.complaint_records import ESCALATE_JOB
 from services.followup.plans import TASK_DUE_JOB, PlanStart
+from services.followup.surveys import SURVEY_SEND_JOB
+from services.followup.tasks import CHASE_JOB
 from shared.consumer import ConsumerSpec, Handler
 from shared.events import Envelope
 from shared.jobs import Job, JobHandler
@@ -73,12 +78,19 @@ async def patient_unlinked(ctx: Followup, event: Envelope, tx: Tx) -> None:
 
 async def appointment_booked(ctx: Followup, event: Envelope, tx: Tx) -> None:
     if event.data.get("revisit_request_id"):
-        await ctx.tasks.revisit_booked(tx, event.data)
+        await ctx.revisits.booked(tx, event.data)
+        await ctx.risk_flags.revisit_replied(tx, event.data, booked=True)
 
 
 async def booking_rejected(ctx: Followup, event: Envelope, tx: Tx) -> None:
     if event.data.get("revisit_request_id"):
-        await ctx.tasks.revisit_rejected(tx, event.data)
+        await ctx.revisits.rejected(tx, event.data)
+        await ctx.risk_flags.revisit_replied(tx, event.data, booked=False)
+
+
+async def appointment_checked_in(ctx: Followup, event: Envelope, tx: Tx) -> None:
+    """An outpatient visit: a satisfaction survey follows it (``surveys.py``)."""
+    await ctx.surveys.after_visit(tx, event.data, event.time)
 
 
 REACTIONS: dict[str, Reaction] = {
@@ -89,6 +101,7 @@ REACTIONS: dict[str, Reaction] = {
     "careloop.patient.unlinked": patient_unlinked,
     "careloop.appointment.booked": appointment_booked,
     "careloop.appointment.booking.rejected": booking_rejected,
+    "careloop.appointment.checked_in": appointment_checked_in,
 }
 
 
@@ -103,7 +116,21 @@ def jobs(runtime: Runtime) -> dict[str, JobHandler]:
     async def task_due(job: Job, tx: Tx) -> None:
         await built(runtime).tasks.fire_due(job, tx)
 
-    return {TASK_DUE_JOB: task_due}
+    async def questionnaire_chase(job: Job, tx: Tx) -> None:
+        await built(runtime).tasks.chase(job, tx)
+
+    async def survey_send(job: Job, tx: Tx) -> None:
+        await built(runtime).surveys.fire_send(job, tx)
+
+    async def complaint_escalate(job: Job, tx: Tx) -> None:
+        await built(runtime).complaints.escalate_due(job, tx)
+
+    return {
+        TASK_DUE_JOB: task_due,
+        CHASE_JOB: questionnaire_chase,
+        SURVEY_SEND_JOB: survey_send,
+        ESCALATE_JOB: complaint_escalate,
+    }
 
 
 def _bind(ctx: Followup, reaction: Reaction) -> Handler:

@@ -27,6 +27,8 @@ class FollowupSettings(ServiceSettings):
     # no answer: try again this much later, at most this many tries, then a nurse takes over
     no_answer_retry_minutes: float = Field(120, gt=0)
     no_answer_max_tries: int = Field(3, ge=1, le=10)
+    # a questionnaire not answered this long after it was sent goes on the call list
+    questionnaire_answer_days: float = Field(3, gt=0)
     # a revisit step asks appointments this many days before its day, for a window around it
     revisit_ask_days_before: int = Field(7, ge=0, le=30)
     revisit_window_days: int = Field(5, ge=0, le=30)
@@ -34,3 +36,8 @@ class FollowupSettings(ServiceSettings):
     # where the patient's mini-program opens a questionnaire or survey (the id is appended)
     questionnaire_link_base: str = "https://m.careloop.example/followup/questionnaires/"
     survey_link_base: str = "https://m.careloop.example/followup/surveys/"
+    # satisfaction surveys: sent this long after an outpatient visit / a discharge, and
+    # answerable this many days after they are sent
+    survey_delay_hours: float = Field(2, ge=0, le=24 * 14)
+    survey_delay_hours_inpatient: float = Field(24, ge=0, le=24 * 30)
+    survey_valid_days: float = Field(14, gt=0, le=90)

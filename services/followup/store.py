@@ -138,6 +138,9 @@ INDEXES: list[CollectionIndexes] = [
         [
             IndexModel([("visit_id", ASCENDING)], name="one_per_visit", unique=True),
             IndexModel([("org_id", ASCENDING), ("completed_at", DESCENDING)], name="by_org"),
+            # results and the dashboard: an organization's surveys sent in a period
+            IndexModel([("org_id", ASCENDING), ("sent_at", ASCENDING)], name="by_org_sent"),
+            IndexModel([("patient_id", ASCENDING), ("status", ASCENDING)], name="by_patient"),
         ],
     ),
     CollectionIndexes(
@@ -152,6 +155,8 @@ INDEXES: list[CollectionIndexes] = [
                 [("complainant_account_id", ASCENDING), ("received_at", DESCENDING)],
                 name="by_complainant_account",
             ),
+            # the dashboard: an organization's complaints received in a period
+            IndexModel([("org_id", ASCENDING), ("received_at", ASCENDING)], name="by_org_received"),
         ],
     ),
     IDEMPOTENCY_INDEXES,

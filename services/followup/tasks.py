@@ -15,7 +15,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
@@ -28,21 +28,30 @@ from services.followup.domain.calls import (
     RetryPolicy,
     decide,
 )
-from services.followup.events import RevisitRequested, TaskCompleted, TaskUnreachable
+from services.followup.events import TaskCompleted, TaskUnreachable
 from services.followup.plans import TASK_DUE_JOB, Plans, task_job_key
+from services.followup.revisits import Revisits
 from services.followup.settings import FollowupSettings
-from services.followup.store import TASKS
+from services.followup.store import RISK_FLAGS, TASKS
 from shared.audit import AuditLog
 from shared.domain_errors import Conflict, Invalid, NotFound
 from shared.events import make_event
-from shared.ids import new_id
 from shared.jobs import Job, schedule_job
 from shared.mongo import Database, Document
 from shared.outbox import Outbox, Tx
 from shared.principal import Principal
 from shared.scoping import ensure_org
 
-__all__ = ["TASK_DUE_JOB", "AttemptIn", "QuestionnaireDesk", "QuestionnaireUnavailable", "Tasks"]
+CHASE_JOB = "followup.questionnaire_chase"
+
+__all__ = [
+    "CHASE_JOB",
+    "TASK_DUE_JOB",
+    "AttemptIn",
+    "QuestionnaireDesk",
+    "QuestionnaireUnavailable",
+    "Tasks",
+]
 
 
 class QuestionnaireUnavailable(Exception):
@@ -85,6 +94,7 @@ class Tasks:
         db: Database,
         outbox: Outbox,
         plans: Plans,
+        revisits: Revisits,
         dnc: DoNotContact,
         audit: AuditLog,
         settings: FollowupSettings,
@@ -92,6 +102,7 @@ class Tasks:
         self.db = db
         self.outbox = outbox
         self.plans = plans
+        self.revisits = revisits
         self.dnc = dnc
         self.audit = audit
         self.settings = settings
@@ -123,78 +134,29 @@ class Tasks:
                 await self._set(tx, task, {"status": "due", "kind": "call"})
                 return
             await self._set(tx, task, {"status": "waiting", "response_id": response_id})
+            await schedule_job(
+                self.db,
+                tx.session,
+                kind=CHASE_JOB,
+                due_at=datetime.now(UTC) + timedelta(days=self.settings.questionnaire_answer_days),
+                payload={"task_id": task["_id"]},
+                key=f"followup-chase:{task['_id']}",
+            )
         elif task["kind"] == "revisit":
-            ask = await self.ask_revisit(tx, task, reason="plan", around=task["due_at"])
+            ask = await self.revisits.ask(tx, task, reason="plan", around=task["due_at"])
             await self._set(tx, task, {"status": "waiting", "revisit_request_id": ask})
         else:
             await self._set(tx, task, {"status": "due"})
 
-    async def ask_revisit(
-        self,
-        tx: Tx,
-        task: Document,
-        *,
-        reason: str,
-        around: datetime | None = None,
-        flag_id: str | None = None,
-    ) -> str:
-        """Ask appointments for a revisit of the task's patient (``revisit_request_id``)."""
-        ask_id = new_id()
-        window = timedelta(days=self.settings.revisit_window_days)
-        today = datetime.now(UTC)
-        earliest = max(today, around - window) if around else today
-        latest = (around + window) if around else today + 2 * window
-        payload = RevisitRequested(
-            plan_id=task["plan_id"],
-            patient_id=task["patient_id"],
-            org_id=task["org_id"],
-            department_id=task.get("department_id"),
-            doctor_id=task.get("doctor_id"),
-            revisit_request_id=ask_id,
-            reason=reason,
-            earliest_date=earliest.date(),
-            latest_date=latest.date(),
-            flag_id=flag_id,
-            task_id=task["_id"],
-        )
-        tx.emit(make_event(payload, source="followup", subject=task["patient_id"]))
-        return ask_id
-
-    async def revisit_booked(self, tx: Tx, data: Mapping[str, Any]) -> None:
-        """Appointments booked the revisit a task asked for: the task is done."""
+    async def chase(self, job: Job, tx: Tx) -> None:
+        """A questionnaire the patient has not answered goes on the call list: an agent
+        asks the questions on the phone."""
         task = await self.db[TASKS].find_one(
-            {"revisit_request_id": data["revisit_request_id"]}, session=tx.session
+            {"_id": job.payload["task_id"], "status": "waiting", "kind": "questionnaire"},
+            session=tx.session,
         )
-        if task is None:
-            return
-        revisit = {
-            "status": "booked",
-            "appointment_id": data.get("appointment_id"),
-            "starts_at": data.get("starts_at"),
-        }
-        fields: dict[str, Any] = {"revisit": revisit}
-        if task["status"] == "waiting":
-            fields["status"] = "done"
-            fields["outcome"] = "revisit_booked"
-        await self._set(tx, task, fields)
-        await self.plans.complete_if_done(tx, task["plan_id"])
-
-    async def revisit_rejected(self, tx: Tx, data: Mapping[str, Any]) -> None:
-        """No reserved number: the task goes on the call list, for an agent to offer one."""
-        task = await self.db[TASKS].find_one(
-            {"revisit_request_id": data["revisit_request_id"]}, session=tx.session
-        )
-        if task is None:
-            return
-        fields: dict[str, Any] = {"revisit": {"status": "rejected", "code": data.get("code")}}
-        if task["status"] == "waiting":
-            fields |= {
-                "status": "due",
-                "kind": "call",
-                "priority": "high",
-                "title": f"Offer a revisit ({task['title']})",
-            }
-        await self._set(tx, task, fields)
+        if task is not None:
+            await self._set(tx, task, {"status": "due", "chased": True})
 
     # --- claims --------------------------------------------------------------------------
 
@@ -282,6 +244,8 @@ class Tasks:
                 "call_back_at": attempt.call_back_at,
                 "response_id": response_id,
             }
+            if decision.revisit and response_id and await self._revisit_asked(tx, response_id):
+                decision = replace(decision, revisit=False)  # the answers' risk asked already
             await self._apply(tx, current, decision, record, principal)
             await self.audit.record(
                 principal,
@@ -299,6 +263,15 @@ class Tasks:
 
         del task
         return await self.outbox.transaction(work)
+
+    async def _revisit_asked(self, tx: Tx, response_id: str) -> bool:
+        """Did the risk rules on this response ask appointments for a revisit?"""
+        asked = await self.db[RISK_FLAGS].count_documents(
+            {"response_id": response_id, "revisit_request_id": {"$type": "string"}},
+            limit=1,
+            session=tx.session,
+        )
+        return asked > 0
 
     def _check_claim(self, task: Document, principal: Principal, now: datetime) -> None:
         if task["status"] != "due":
@@ -337,7 +310,9 @@ class Tasks:
         else:
             update["status"] = "done"
         if decision.revisit:
-            update["revisit_request_id"] = await self.ask_revisit(tx, task, reason="agreed_on_call")
+            update["revisit_request_id"] = await self.revisits.ask(
+                tx, task, reason="agreed_on_call"
+            )
         await self.db[TASKS].update_one(
             {"_id": task["_id"], "version": task["version"]},
             {"$set": update, "$push": push, "$inc": {"version": 1}},

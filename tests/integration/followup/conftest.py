@@ -106,6 +106,10 @@ class FollowupApi:
         return {**self.token("admin-h1", Role.ADMIN), "x-access-reason": "review"}
 
     @property
+    def alliance_admin(self) -> dict[str, str]:
+        return self.token("alliance-admin-1", Role.ALLIANCE_ADMIN, org=None)
+
+    @property
     def service(self) -> dict[str, str]:
         return self.token("his-1", Role.SERVICE, org=None)
 
