@@ -152,8 +152,8 @@ class Intake:
             org_id=his.org_id,
             discharged_at=his.discharged_at,
             visit_id=his.visit_id,
-            department_id=his.department_id,
-            doctor_id=his.doctor_id,
+            department_id=alliance_id(his.org_id, his.department_id),
+            doctor_id=alliance_id(his.org_id, his.doctor_id),
             patient_id=his.patient_id,
             national_id=his.national_id,
             name=his.name,
@@ -252,6 +252,14 @@ class Intake:
         return {**_view(doc), "raw": raw}
 
 
+def alliance_id(org_id: str, code: str | None) -> str | None:
+    """The HIS's department or doctor code as the alliance names it: ``<org>.<code>``, as
+    appointments' departments and resources are (``h1.CARD``, ``h1.D1``)."""
+    if not code:
+        return None
+    return code if code.startswith(f"{org_id}.") else f"{org_id}.{code}"
+
+
 def _message_type(parsed: Any) -> str | None:
     header = parsed.header
     if header is None or header.message_code is None:
@@ -273,8 +281,8 @@ def _facts_from_hl7(message: Discharge, org_id: str) -> DischargeFacts:
         org_id=org_id,
         discharged_at=discharged_at,
         visit_id=message.visit_number,
-        department_id=message.department,
-        doctor_id=message.attending.id if message.attending else None,
+        department_id=alliance_id(org_id, message.department),
+        doctor_id=alliance_id(org_id, message.attending.id if message.attending else None),
         national_id=message.national_id,
         name=name,
         identifiers=others,

@@ -17,7 +17,7 @@ pytestmark = pytest.mark.integration
 PCI_TEMPLATE = {
     "name": "After PCI",
     "org_id": ORG,
-    "department_id": "CARD",
+    "department_id": "h1.CARD",
     "icd_prefix": "I21",
     "steps": [
         {"kind": "call", "day": 3, "at": "09:30", "title": "Day-3 call", "priority": "high"},
@@ -221,7 +221,7 @@ async def test_deceased_ends_the_plan_and_agreed_to_visit_asks_for_a_revisit(
     [ask] = await followup.outbox("careloop.followup.revisit_requested")
     assert ask["plan_id"] == plan2
     assert ask["reason"] == "agreed_on_call"
-    assert ask["department_id"] == "CARD"
+    assert ask["department_id"] == "h1.CARD"
 
 
 async def test_do_not_contact_skips_the_patients_calls(followup: FollowupApi) -> None:

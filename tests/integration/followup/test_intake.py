@@ -36,8 +36,8 @@ async def test_an_a03_over_mllp_is_acked_aa_and_planned_with_tasks_in_local_time
     assert msa(ack)[1:3] == ["AA", "CTRL-1"]
     [plan] = await followup.plans_of(patient_id)
     assert plan["org_id"] == ORG
-    assert plan["department_id"] == "CARD"
-    assert plan["doctor_id"] == "doc-1"
+    assert plan["department_id"] == "h1.CARD"
+    assert plan["doctor_id"] == "h1.doc-1"
     assert plan["template"]["id"] == "default"
     [task] = await followup.tasks_of(plan["_id"])
     # the default plan: a call on day 7 at 10:00 hospital time

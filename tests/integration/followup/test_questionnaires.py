@@ -20,7 +20,7 @@ pytestmark = pytest.mark.integration
 QUESTIONNAIRE_TEMPLATE: dict[str, Any] = {
     "name": "After PCI: questionnaire",
     "org_id": ORG,
-    "department_id": "CARD",
+    "department_id": "h1.CARD",
     "icd_prefix": "I21",
     "steps": [
         {

@@ -75,7 +75,7 @@ async def test_chest_pain_flags_the_patient_asks_a_revisit_and_puts_their_calls_
     [event] = await followup.outbox("careloop.followup.risk.flagged")
     assert event["flag_id"] == flag["_id"]
     assert (event["urgent"], event["level"], event["revisit"]) == (True, "urgent", True)
-    assert event["doctor_id"] == "doc-1"
+    assert event["doctor_id"] == "h1.doc-1"
     [ask] = await followup.outbox("careloop.followup.revisit_requested")
     assert (ask["reason"], ask["flag_id"]) == ("risk_flag", flag["_id"])
     assert ask["revisit_request_id"] == flag["revisit_request_id"]

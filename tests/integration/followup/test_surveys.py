@@ -87,7 +87,7 @@ async def test_a_discharge_gets_one_inpatient_survey_per_stay(followup: Followup
 
     assert survey["visit_kind"] == "inpatient"
     assert survey["questionnaire"] == "satisfaction-inpatient"
-    assert (survey["department_id"], survey["doctor_id"]) == ("CARD", "doc-1")
+    assert (survey["department_id"], survey["doctor_id"]) == ("h1.CARD", "h1.doc-1")
     assert await followup.ctx.db["surveys"].count_documents({"patient_id": patient_id}) == 1
     requested = await followup.outbox("careloop.followup.survey.requested")
     assert [(r["survey_id"], r["visit_kind"]) for r in requested] == [(survey["_id"], "inpatient")]
