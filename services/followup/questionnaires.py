@@ -209,6 +209,15 @@ class Questionnaires:
 
         return await self.outbox.transaction(work)
 
+    async def open_for_account(self, caller: Principal) -> list[dict[str, Any]]:
+        """Questionnaires waiting for answers from the patients the account manages."""
+        patients = set(caller.patient_ids) | await self.patients.managed_by(caller.subject)
+        if not patients:
+            return []
+        query = {"patient_id": {"$in": sorted(patients)}, "status": "sent"}
+        docs = await self.db[RESPONSES].find(query, sort=[("created_at", -1)]).to_list(100)
+        return [response_view(d) for d in docs]
+
     async def _ensure_patient(self, principal: Principal, patient_id: str) -> None:
         if not principal.has_any(Role.PATIENT):
             raise forbidden_patient()

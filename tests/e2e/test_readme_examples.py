@@ -38,6 +38,7 @@ def test_every_readme_example_answers_as_the_readme_says(
     env = {
         **os.environ,
         "GW": system.gateway_url,
+        "MLLP": f"127.0.0.1:{system.mllp_port}",
         "CARELOOP_STATE_DIR": str(state_dir),
         "PYTHONPATH": str(ROOT),
         "README_FAILURES": str(failures),

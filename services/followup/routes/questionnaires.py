@@ -104,6 +104,11 @@ async def revise(
     return _etag(await ctx.questionnaires.catalog.revise(admin, key, body, version), response)
 
 
+@router.get("/me/questionnaires", summary="Questionnaires waiting for my patients' answers")
+async def my_questionnaires(ctx: Ctx, caller: Caller) -> dict[str, Any]:
+    return {"items": await ctx.questionnaires.open_for_account(caller)}
+
+
 @router.get(
     "/questionnaire-responses/{response_id}",
     summary="A sent questionnaire with its definition to render (the patient; staff, audited)",

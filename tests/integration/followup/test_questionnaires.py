@@ -401,3 +401,24 @@ async def test_an_unanswered_questionnaire_goes_on_the_call_list_and_an_agent_as
         headers=followup.token(sent.account_id),
     )
     assert late.status_code == 409
+
+
+async def test_a_patients_account_lists_the_questionnaires_waiting_for_answers(
+    followup: FollowupApi,
+) -> None:
+    sent = await sent_questionnaire(followup)
+    url = f"{PREFIX}/me/questionnaires"
+
+    mine = await followup.client.get(url, headers=followup.token(sent.account_id))
+    theirs = await followup.client.get(url, headers=followup.token("someone-else"))
+
+    assert [r["response_id"] for r in mine.json()["items"]] == [sent.response_id]
+    assert mine.json()["items"][0]["link"].endswith(sent.response_id)
+    assert theirs.json()["items"] == []
+    await followup.client.post(
+        answers_url(sent.response_id),
+        json={"answers": SAFE},
+        headers=followup.token(sent.account_id),
+    )
+    after = await followup.client.get(url, headers=followup.token(sent.account_id))
+    assert after.json()["items"] == []
