@@ -59,8 +59,19 @@ async def escalations(
 
 
 @router.get("/tasks/{task_id}", summary="One task", responses=problem_responses_doc(403, 404))
-async def get_task(ctx: Ctx, staff: CallStaff, task_id: str) -> dict[str, Any]:
-    return task_view(await ctx.tasks.get_for(staff, task_id))
+async def get_task(
+    ctx: Ctx, staff: CallStaff, task_id: str, reason: AccessReason = None
+) -> dict[str, Any]:
+    task = await ctx.tasks.get_for(staff, task_id)
+    await ctx.audit.record(
+        staff,
+        "followup.task.read",
+        patient_id=task["patient_id"],
+        resource=f"task:{task_id}",
+        reason=reason,
+        org_id=task["org_id"],
+    )
+    return task_view(task)
 
 
 @router.post(

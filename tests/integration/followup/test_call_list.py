@@ -124,6 +124,10 @@ async def test_a_claim_holds_the_task_for_one_agent(followup: FollowupApi) -> No
     assert recorded_by_other.status_code == 409
     assert recorded_by_other.json()["code"] == "task_claimed_by_other"
     assert foreign.status_code == 403
+    read = await followup.client.get(url, headers=followup.agent("agent-2"))
+    assert read.status_code == 200
+    audited = await followup.ctx.audit.query(action="followup.task.read")
+    assert [(a.actor_id, a.patient_id) for a in audited] == [("agent-2", task["patient_id"])]
     done = await followup.client.post(
         f"{url}/attempts",
         json={"outcome": "reached", "notes": "恢复良好"},
