@@ -28,6 +28,7 @@ from services.followup.plans import Plans
 from services.followup.questionnaire_catalog import QuestionnaireCatalog, questionnaire_not_found
 from services.followup.risk_flags import RiskFlags
 from services.followup.settings import FollowupSettings
+from services.followup.staff_access import ensure_followup_staff
 from services.followup.store import RESPONSES, TASKS
 from services.followup.tasks import QuestionnaireUnavailable
 from shared.audit import AuditLog
@@ -166,6 +167,7 @@ class Questionnaires:
         if response is None:
             raise response_not_found(response_id)
         if principal.is_staff or principal.has_any(Role.SERVICE):
+            ensure_followup_staff(principal)
             ensure_org(principal, response["org_id"])
             await self.audit.record(
                 principal,

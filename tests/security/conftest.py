@@ -1,9 +1,11 @@
 """Every service in-process on the test stack, and a world of data owned by patient account A.
 
 The four services share one Kafka topic prefix, so notifications learns about A's patient
-and booking from the appointments service's own events, as in production. Account A has a
-patient with a booking, two waitlist entries, a rebooking offer (from a cancelled
-session), inbox items and messages; account B has a patient and a booking of its own.
+and booking (referrals and followup about A's patients) from the appointments service's
+own events, as in production. Account A has a patient with a booking, two waitlist
+entries, a rebooking offer (from a cancelled session), inbox items and messages, referrals
+(``seed_referrals.py``) and follow-up plans, a complaint and a survey
+(``seed_followup.py``); account B has a patient and a booking of its own.
 ``World.ids`` maps the matrix's placeholders to A's real ids.
 """
 
@@ -36,6 +38,7 @@ from shared.principal import Principal, Role
 from shared.settings import ServiceSettings
 from tests.factories import make_national_id, make_phone
 from tests.integration.appointments.conftest import ORG, Api, seed_master_data
+from tests.security.seed_followup import seed_followup
 from tests.security.seed_referrals import seed_referrals
 from tests.support.kafka import wait_until
 from tests.support.patient_codes import add_patient
@@ -204,7 +207,7 @@ async def _seed_notifications(world: World, app: FastAPI) -> None:
     items = (await _json(page))["items"]
     messages = await db[MESSAGES].find({"patient_id": patient_id}).sort("_id", 1).to_list()
     assert messages, "no message was logged for A's patient"
-    world.ids.update(inbox_id=items[0]["id"], message_id=messages[0]["_id"])
+    world.ids.update(inbox_id=items[0]["id"], notification_message_id=messages[0]["_id"])
     world.secrets |= {i["id"] for i in items} | {m["_id"] for m in messages}
 
 
@@ -250,6 +253,9 @@ async def world(
         await _seed_notifications(world, world.apps["notifications"])
         world.secrets |= await seed_referrals(
             world.clients["referrals"], world.headers, world.ids["patient_id"], world.ids
+        )
+        world.secrets |= await seed_followup(
+            world.clients["followup"], world.apps["followup"], world.headers, world.ids
         )
         world.ids.update(
             kind="appointment.booked",

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from shared.principal import Role
 from tests.factories import make_national_id, make_phone
+from tests.security.matrix_followup import FOLLOWUP_RULES, F
 from tests.security.matrix_referrals import REFERRAL_RULES
 from tests.security.matrix_rules import (
     ADMIN,
@@ -230,7 +231,12 @@ NOTIFICATIONS: list[Rule] = [
     Rule("POST", f"{N}/login-codes", SERVICE, why="the gateway asks for SMS login codes"),
     # a patient's message log and preferences: the owner, staff (audited), services
     Rule("GET", f"{N}/patients/{{patient_id}}/messages", ALL, owned=True, query=REASON),
-    Rule("POST", f"{N}/admin/messages/{{message_id}}/retry", ADMIN),
+    Rule(
+        "POST",
+        f"{N}/admin/messages/{{message_id}}/retry",
+        ADMIN,
+        allowed_ids={"message_id": "notification_message_id"},  # message_id: followup's
+    ),
     Rule("GET", f"{N}/patients/{{patient_id}}/preferences", ALL, owned=True, query=REASON),
     Rule(
         "PUT",
@@ -293,7 +299,7 @@ MATRIX: dict[str, list[Rule]] = {
     "appointments": APPOINTMENTS,
     "notifications": NOTIFICATIONS,
     "referrals": REFERRAL_RULES,
-    "followup": [*health_rules(), *ops_rules("followup")],
+    "followup": FOLLOWUP_RULES,
 }
 
 # "My" collections: B's page must never show A's items; A's page shows the named one of
@@ -305,6 +311,9 @@ MY_COLLECTIONS: list[tuple[str, str, str]] = [
     ("appointments", f"{A}/rebooking-offers", "offer_id"),
     ("notifications", f"{N}/inbox", "inbox_id"),
     ("referrals", "/v1/referrals/me/referrals", "referral_id"),
+    ("followup", f"{F}/me/complaints", "complaint_id"),
+    ("followup", f"{F}/me/surveys", "survey_id"),
+    ("followup", f"{F}/me/questionnaires", "open_response_id"),
 ]
 
 # Further calls by B with A's ids, beyond each owned route's own call.
@@ -312,4 +321,8 @@ BOLA_EXTRAS: list[tuple[str, str, str, dict[str, str]]] = [
     ("appointments", "GET", f"{A}/waitlist", {"patient_id": "{patient_id}"}),
     ("appointments", "GET", f"{A}/patients/{{patient_id}}/booking-status", ORG_QUERY),
     ("notifications", "GET", f"{N}/patients/{{patient_id}}/messages", {"limit": "100"}),
+    # an organization's complaints and survey results, asked for by A's organization's id
+    ("followup", "GET", f"{F}/complaints", ORG_QUERY),
+    ("followup", "GET", f"{F}/surveys/results", ORG_QUERY),
+    ("followup", "GET", f"{F}/figures", ORG_QUERY),
 ]

@@ -33,4 +33,6 @@ ClinicalStaff = Annotated[
 Admins = Annotated[Principal, Depends(require_roles(Role.ADMIN, Role.ALLIANCE_ADMIN, Role.SERVICE))]
 # what the whole alliance shares (questionnaire definitions): its admin and the HIS
 AllianceKeepers = Annotated[Principal, Depends(require_roles(Role.ALLIANCE_ADMIN, Role.SERVICE))]
-His = Annotated[Principal, Depends(require_roles(Role.SERVICE, Role.ALLIANCE_ADMIN))]
+# the HIS integration only: a person does not post discharges
+PatientAccount = Annotated[Principal, Depends(require_roles(Role.PATIENT))]
+His = Annotated[Principal, Depends(require_roles(Role.SERVICE))]

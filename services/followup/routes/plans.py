@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from services.followup.bootstrap import Followup
 from services.followup.routes.deps import PREFIX, Caller, ClinicalStaff, Ctx
+from services.followup.staff_access import ensure_followup_staff
 from shared.access_reason import AccessReason
 from shared.audit import require_reason
 from shared.auth import ensure_patient_access
@@ -60,6 +61,7 @@ async def _may_reach_patient(ctx: Followup, caller: Principal, patient_id: str) 
         ):
             ensure_patient_access(caller, patient_id)
         return
+    ensure_followup_staff(caller)
     if sees_every_org(caller):
         return
     if not caller.is_staff or not await ctx.plans.for_patient(caller, patient_id):
@@ -74,6 +76,7 @@ async def _may_reach_patient(ctx: Followup, caller: Principal, patient_id: str) 
 async def patient_plans(
     ctx: Ctx, caller: Caller, patient_id: str, reason: AccessReason = None
 ) -> dict[str, Any]:
+    require_reason(caller, reason, "a patient's follow-up plans")
     await _may_reach_patient(ctx, caller, patient_id)
     await ctx.audit.record(
         caller,
@@ -98,6 +101,7 @@ class DoNotContactIn(BaseModel):
 async def set_do_not_contact(
     ctx: Ctx, caller: Caller, patient_id: str, body: DoNotContactIn, reason: AccessReason = None
 ) -> dict[str, Any]:
+    require_reason(caller, reason, "a patient's contact wishes")
     await _may_reach_patient(ctx, caller, patient_id)
     doc = await ctx.dnc.set(caller, patient_id, body.note, reason)
     return {"patient_id": patient_id, "do_not_contact": True, "tasks_skipped": doc["tasks_skipped"]}
@@ -111,6 +115,7 @@ async def set_do_not_contact(
 async def clear_do_not_contact(
     ctx: Ctx, caller: Caller, patient_id: str, reason: AccessReason = None
 ) -> dict[str, Any]:
+    require_reason(caller, reason, "a patient's contact wishes")
     await _may_reach_patient(ctx, caller, patient_id)
     await ctx.dnc.clear(caller, patient_id, reason)
     return {"patient_id": patient_id, "do_not_contact": False}

@@ -18,6 +18,7 @@ from services.followup.routes.deps import (
     ClinicalStaff,
     Ctx,
     IfMatch,
+    PatientAccount,
 )
 from shared.access_reason import AccessReason
 from shared.audit import require_reason
@@ -105,7 +106,7 @@ async def revise(
 
 
 @router.get("/me/questionnaires", summary="Questionnaires waiting for my patients' answers")
-async def my_questionnaires(ctx: Ctx, caller: Caller) -> dict[str, Any]:
+async def my_questionnaires(ctx: Ctx, caller: PatientAccount) -> dict[str, Any]:
     return {"items": await ctx.questionnaires.open_for_account(caller)}
 
 

@@ -7,7 +7,14 @@ from typing import Any
 from fastapi import APIRouter
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
-from services.followup.routes.deps import PREFIX, Caller, ClinicalStaff, Ctx, OrgQuery
+from services.followup.routes.deps import (
+    PREFIX,
+    Caller,
+    ClinicalStaff,
+    Ctx,
+    OrgQuery,
+    PatientAccount,
+)
 from services.followup.routes.figures import org_in_scope, period
 from services.followup.survey_results import GroupBy
 from shared.access_reason import AccessReason
@@ -37,7 +44,7 @@ async def results(
 
 
 @router.get("/me/surveys", summary="Open surveys of the patients my account manages")
-async def my_surveys(ctx: Ctx, caller: Caller) -> dict[str, Any]:
+async def my_surveys(ctx: Ctx, caller: PatientAccount) -> dict[str, Any]:
     return {"items": await ctx.surveys.open_for_account(caller)}
 
 
