@@ -3,7 +3,9 @@
 * outbox write (state + event in one transaction) vs a bare ``insert_one``;
 * relay publish throughput vs bare producer sends of the same records;
 * notifications: dispatch and delivery vs a bare outbox write (``benchmarks/notifications``);
-* gateway: a rate-limit decision vs a bare Redis round trip (``benchmarks/gateway``).
+* gateway: a rate-limit decision vs a bare Redis round trip (``benchmarks/gateway``);
+* followup: an HL7 discharge over MLLP, planned and acknowledged, vs a bare outbox write,
+  and reading one vs python-hl7's bare parse (``benchmarks/followup``).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from pathlib import Path
 
 from aiokafka import AIOKafkaProducer
 
+from benchmarks.followup import bench_followup
 from benchmarks.gateway import bench_gateway
 from benchmarks.notifications import bench_notifications
 from devstack.stack import EmbeddedStack
@@ -102,6 +105,7 @@ def main() -> None:
             rows = asyncio.run(bench(stack))
             rows += asyncio.run(bench_notifications(stack))
             rows += asyncio.run(bench_gateway(stack))
+            rows += asyncio.run(bench_followup(stack))
         finally:
             stack.stop()
     print(f"{'measure':<70} {'ops/s':>9} {'baseline':>9} {'ratio':>6}")
