@@ -154,3 +154,23 @@ class ComplaintResolved(ComplaintFacts):
     resolution: str
     handling_satisfaction: int | None = None
     unreachable: bool = False  # closed without reaching the complainant
+
+
+@event_type("followup.adt.received")
+class AdtReceived(EventPayload):
+    """An HL7 v2 admission (A01) or discharge (A03) the HIS sent over MLLP or HTTP, as
+    accepted. Followup is the alliance's HL7 interface; it tells the other services
+    (appointments' beds) what the JSON ``his.admitted`` / ``his.discharge`` events on
+    ``careloop.his`` say for an HIS that sends JSON. Ids as the alliance names them."""
+
+    intake_id: str
+    trigger: str  # A01 / A03
+    org_id: str
+    visit_id: str | None = None
+    patient_id: str | None = None  # None: not matched to a real-name patient (yet)
+    department_id: str | None = None
+    ward_id: str | None = None  # PV1-3.1, the point of care
+    room: str | None = None
+    bed: str | None = None
+    at: datetime | None = None  # admitted or discharged
+    deceased: bool = False

@@ -24,6 +24,7 @@ from services.followup.discharges import DischargeFacts, Discharges
 from services.followup.domain.hl7_ack import AckCode, ack
 from services.followup.domain.hl7_discharge import Admission, Discharge, parse_discharge
 from services.followup.domain.hl7_reader import Malformed
+from services.followup.events import AdtReceived
 from services.followup.his_events import HisAdmitted, HisDischarge
 from services.followup.plans import Plans
 from services.followup.settings import FollowupSettings
@@ -31,6 +32,7 @@ from services.followup.store import INTAKE
 from shared.audit import AuditLog
 from shared.crypto import FieldCipher
 from shared.domain_errors import NotFound
+from shared.events import make_event
 from shared.ids import new_id
 from shared.mongo import Database, Document
 from shared.outbox import Outbox, Tx
@@ -124,17 +126,26 @@ class Intake:
             assert org_id is not None
             facts = _facts_from_hl7(parsed, org_id)
             doc = await self.discharges.record(tx, intake_id, channel, facts)
+            tell_adt(tx, intake_id, "A03", org_id, parsed, doc.get("patient_id"))
             return ("planned" if doc.get("plan_id") else doc["match_status"]), "AA", None
         if isinstance(parsed, Admission):
-            ended = await self._admitted(tx, parsed.national_id, None)
+            assert org_id is not None
+            patient_id = await self._patient_of(tx, parsed.national_id)
+            ended = await self._admitted(tx, None, patient_id)
+            tell_adt(tx, intake_id, "A01", org_id, parsed, patient_id)
             return ("plans_ended" if ended else "not_planned"), "AA", None
         return "not_planned", "AA", None
 
+    async def _patient_of(self, tx: Tx, national_id: str | None) -> str | None:
+        if not national_id:
+            return None
+        hashes = self.discharges.patients.national_id_hashes(national_id)
+        return await self.discharges.patients.find_by_hashes(hashes, tx.session)
+
     async def _admitted(self, tx: Tx, national_id: str | None, patient_id: str | None) -> int:
         """A readmission ends the patient's active plans."""
-        if patient_id is None and national_id:
-            hashes = self.discharges.patients.national_id_hashes(national_id)
-            patient_id = await self.discharges.patients.find_by_hashes(hashes, tx.session)
+        if patient_id is None:
+            patient_id = await self._patient_of(tx, national_id)
         if patient_id is None:
             return 0
         return len(await self.plans.end_for_patient(tx, patient_id, "readmitted"))
@@ -250,6 +261,34 @@ class Intake:
         if doc.get("raw_enc"):
             raw = self.cipher.decrypt(doc["raw_enc"], context=RAW_CONTEXT, record_id=intake_id)
         return {**_view(doc), "raw": raw}
+
+
+def tell_adt(
+    tx: Tx,
+    intake_id: str,
+    trigger: str,
+    org_id: str,
+    message: Discharge | Admission,
+    patient_id: str | None,
+) -> None:
+    """``followup.adt.received`` for an accepted HL7 admission or discharge (beds follow it)."""
+    where = message.location
+    at = message.discharged_at if isinstance(message, Discharge) else message.admitted_at
+    payload = AdtReceived(
+        intake_id=intake_id,
+        trigger=trigger,
+        org_id=org_id,
+        visit_id=message.visit_number if isinstance(message, Discharge) else None,
+        patient_id=patient_id,
+        department_id=alliance_id(org_id, message.department),
+        ward_id=alliance_id(org_id, where.point_of_care if where else None),
+        room=where.room if where else None,
+        bed=where.bed if where else None,
+        at=at,
+        deceased=message.deceased if isinstance(message, Discharge) else False,
+    )
+    subject = patient_id or f"{org_id}:{intake_id}"
+    tx.emit(make_event(payload, source="followup", subject=subject))
 
 
 def alliance_id(org_id: str, code: str | None) -> str | None:

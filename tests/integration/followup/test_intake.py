@@ -139,6 +139,12 @@ async def test_an_admit_is_acked_and_not_planned_and_a_readmission_ends_the_plan
     [ended] = await followup.plans_of(patient_id)
     assert ended["_id"] == plan["_id"]
     assert ended["status"] == "ended"
+    told = await followup.outbox("careloop.followup.adt.received")
+    assert [(t["trigger"], t["patient_id"]) for t in told] == [
+        ("A03", patient_id),
+        ("A01", patient_id),
+    ]
+    assert (told[0]["ward_id"], told[0]["room"], told[0]["bed"]) == ("h1.CARD", "301", "2")
     assert ended["end_reason"] == "readmitted"
     tasks = await followup.tasks_of(plan["_id"])
     assert {t["status"] for t in tasks} == {"cancelled"}
