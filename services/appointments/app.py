@@ -8,7 +8,9 @@ from services.appointments import bootstrap, handlers, store
 from services.appointments.domain.errors import DomainError
 from services.appointments.routes import (
     admin,
+    admissions,
     appeals,
+    beds,
     bookings,
     catalog,
     changes,
@@ -40,6 +42,8 @@ def definition(settings: ServiceSettings) -> ServiceDefinition:
             penalties.router,
             appeals.router,
             admin.router,
+            beds.router,
+            admissions.router,
         ],
         indexes=[*store.INDEXES, IDEMPOTENCY_INDEXES],
         consumers=handlers.consumers,

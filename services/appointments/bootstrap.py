@@ -13,8 +13,13 @@ from services.appointments import store
 from services.appointments.admission import AdmissionGate
 from services.appointments.admission_cache import AdmissionCache
 from services.appointments.admission_leases import AdmissionLeases
+from services.appointments.admission_notices import AdmissionNotices
 from services.appointments.appeal_queue import AppealQueue
 from services.appointments.attempt_limits import BookingAttempts
+from services.appointments.bed_offers import BedOffers
+from services.appointments.bed_queries import BedQueries
+from services.appointments.bed_stays import BedStays
+from services.appointments.beds import Beds
 from services.appointments.booking import Booking
 from services.appointments.booking_admission import BookingAdmission
 from services.appointments.cancellation import Cancellation
@@ -76,6 +81,11 @@ class Appointments:
     appeals: AppealQueue
     referrals: ReferralBookings  # the referral saga: book and cancel for referrals
     revisits: RevisitBookings  # follow-up revisits, booked from the reserved pool
+    beds: Beds  # wards and beds (住院床位), their status and history
+    admission_notices: AdmissionNotices  # 住院证 and the bed waiting list
+    bed_offers: BedOffers  # assign, confirm, decline, expire, next candidate
+    bed_stays: BedStays  # the HIS's admissions and discharges
+    bed_queries: BedQueries  # candidates and figures
 
 
 def build(runtime: Runtime) -> Appointments:
@@ -163,6 +173,8 @@ def build(runtime: Runtime) -> Appointments:
     )
     penalties = Penalties(db, outbox, patients, policies, records, audit)
     reserved = ReservedBookings(db, admitting, booking, records)  # referrals and revisits
+    beds = Beds(db, outbox)
+    notices = AdmissionNotices(db, outbox, catalog, patients, audit)
     return Appointments(
         db=db,
         audit=audit,
@@ -188,6 +200,11 @@ def build(runtime: Runtime) -> Appointments:
         appeals=AppealQueue(db, audit),
         referrals=ReferralBookings(db, reserved, cancellation, policies),
         revisits=RevisitBookings(reserved, policies),
+        beds=beds,
+        admission_notices=notices,
+        bed_offers=BedOffers(db, outbox, beds, notices, patients, audit),
+        bed_stays=BedStays(db, beds, patients),
+        bed_queries=BedQueries(db, beds, notices),
     )
 
 

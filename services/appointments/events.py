@@ -159,3 +159,71 @@ class PatientUnlinked(EventPayload):
 
     patient_id: str
     account_id: str
+
+
+# --- bed arrangement (住院床位预约, services/appointments/bed_offers.py) ---------------------
+
+
+@event_type("admission_notice.issued")
+class AdmissionNoticeIssued(EventPayload):
+    """A doctor issued an admission notice (住院证): the patient joins the bed waiting list."""
+
+    notice_id: str
+    patient_id: str
+    account_id: str | None
+    org_id: str
+    department_id: str
+    department_name: str
+    urgency: str
+    expected_days: int
+    planned_date: date | None = None
+
+
+class BedOfferFacts(EventPayload):
+    offer_id: str
+    notice_id: str
+    patient_id: str
+    account_id: str | None
+    org_id: str
+    department: str  # the notice's department name
+    ward: str  # the ward's name
+    bed: str  # room and bed code, as the patient reads it ("305-2")
+    bed_id: str
+    ward_id: str
+    come_at: datetime
+    what_to_bring: str
+    offer_expires_at: datetime
+    borrowed: bool = False  # a bed of another department's ward (借床)
+
+
+@event_type("bed.offered")
+class BedOffered(BedOfferFacts):
+    """A bed is reserved for the patient: come at ``come_at`` (confirm before expiry)."""
+
+
+@event_type("bed.offer_confirmed")
+class BedOfferConfirmed(BedOfferFacts):
+    confirmed_by_role: str = "patient"
+
+
+@event_type("bed.offer_declined")
+class BedOfferDeclined(BedOfferFacts):
+    declined_by_role: str = "patient"
+    reason: str | None = None
+
+
+@event_type("bed.offer_expired")
+class BedOfferExpired(BedOfferFacts):
+    """Not confirmed in time: the bed went to the next candidate (or back to free)."""
+
+
+@event_type("bed.status_changed")
+class BedStatusChanged(EventPayload):
+    bed_id: str
+    ward_id: str
+    org_id: str
+    department_id: str
+    previous_status: str
+    status: str
+    cause: str  # offered, offer_declined, offer_expired, admitted, discharged, cleaned, his
+    patient_id: str | None = None

@@ -24,6 +24,12 @@ COUNTERS = "counters"
 REBOOKING_OFFERS = "rebooking_offers"  # priority rebooking after a cancelled session
 REFERRAL_ASKS = "referral_asks"  # each referral booking ask once, by booking_request_id
 REVISIT_ASKS = "revisit_asks"  # each follow-up revisit ask once, by revisit_request_id
+WARDS = "wards"  # inpatient wards (from HIS), _id "<org>.<code>"
+BEDS = "beds"  # their beds with a status (free, occupied, cleaning, reserved, blocked)
+BED_HISTORY = "bed_history"  # every bed status change
+BED_POLICIES = "bed_policies"  # per organization (_id: org_id): offer window, borrowing
+ADMISSION_NOTICES = "admission_notices"  # 住院证 and the department's bed waiting list
+BED_OFFERS = "bed_offers"  # a reserved bed offered to a patient until confirmed or expired
 
 ACTIVE = {"active": True}
 
@@ -162,6 +168,48 @@ INDEXES = [
     CollectionIndexes(
         REVISIT_ASKS,  # _id: the ask's revisit_request_id
         [IndexModel([("plan_id", ASCENDING), ("created_at", DESCENDING)], name="plan")],
+    ),
+    CollectionIndexes(
+        WARDS, [IndexModel([("org_id", ASCENDING), ("department_id", ASCENDING)], name="dept")]
+    ),
+    CollectionIndexes(
+        BEDS,
+        [
+            IndexModel(
+                [("ward_id", ASCENDING), ("code", ASCENDING)], unique=True, name="ward_code"
+            ),
+            IndexModel([("org_id", ASCENDING), ("status", ASCENDING)], name="org_status"),
+            IndexModel([("org_id", ASCENDING), ("patient_id", ASCENDING)], name="patient"),
+        ],
+    ),
+    CollectionIndexes(
+        BED_HISTORY, [IndexModel([("bed_id", ASCENDING), ("at", DESCENDING)], name="bed")]
+    ),
+    CollectionIndexes(BED_POLICIES),
+    CollectionIndexes(
+        ADMISSION_NOTICES,
+        [
+            # one active notice per episode, even when two requests race
+            IndexModel(
+                [("patient_id", ASCENDING), ("episode_id", ASCENDING)],
+                unique=True,
+                partialFilterExpression=ACTIVE,
+                name="one_active_per_episode",
+            ),
+            IndexModel(
+                [("org_id", ASCENDING), ("department_id", ASCENDING), ("status", ASCENDING)],
+                name="line",
+            ),
+            IndexModel([("org_id", ASCENDING), ("admitted_at", DESCENDING)], name="admitted"),
+            IndexModel([("patient_id", ASCENDING), ("issued_at", DESCENDING)], name="patient"),
+        ],
+    ),
+    CollectionIndexes(
+        BED_OFFERS,
+        [
+            IndexModel([("notice_id", ASCENDING), ("created_at", DESCENDING)], name="notice"),
+            IndexModel([("org_id", ASCENDING), ("patient_id", ASCENDING)], name="patient"),
+        ],
     ),
 ]
 

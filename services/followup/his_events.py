@@ -19,11 +19,16 @@ Id = Annotated[str, Field(min_length=1, max_length=64)]
 
 
 class HisPatient(EventPayload):
+    """``ward_id`` / ``bed_id``: where the patient lies (the HIS's codes, or the alliance's
+    ``<org>.<code>``); appointments' beds follow them, followup does not need them."""
+
     org_id: Id
     patient_id: Id | None = None
     national_id: Annotated[str, Field(max_length=32)] | None = None
     mrn: Id | None = None
     name: Annotated[str, Field(max_length=64)] | None = None
+    ward_id: Id | None = None
+    bed_id: Id | None = None
 
 
 @event_type("his.discharge")

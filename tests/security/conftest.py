@@ -4,8 +4,9 @@ The four services share one Kafka topic prefix, so notifications learns about A'
 and booking (referrals and followup about A's patients) from the appointments service's
 own events, as in production. Account A has a patient with a booking, two waitlist
 entries, a rebooking offer (from a cancelled session), inbox items and messages, referrals
-(``seed_referrals.py``) and follow-up plans, a complaint and a survey
-(``seed_followup.py``); account B has a patient and a booking of its own.
+(``seed_referrals.py``), follow-up plans, a complaint and a survey
+(``seed_followup.py``) and an admission notice with a bed offer (``seed_beds.py``);
+account B has a patient and a booking of its own.
 ``World.ids`` maps the matrix's placeholders to A's real ids.
 """
 
@@ -38,6 +39,7 @@ from shared.principal import Principal, Role
 from shared.settings import ServiceSettings
 from tests.factories import make_national_id, make_phone
 from tests.integration.appointments.conftest import ORG, Api, seed_master_data
+from tests.security.seed_beds import seed_beds
 from tests.security.seed_followup import seed_followup
 from tests.security.seed_referrals import seed_referrals
 from tests.support.kafka import wait_until
@@ -257,6 +259,7 @@ async def world(
         world.secrets |= await seed_followup(
             world.clients["followup"], world.apps["followup"], world.headers, world.ids
         )
+        world.secrets |= await seed_beds(world.clients["appointments"], world.headers, world.ids)
         world.ids.update(
             kind="appointment.booked",
             staff_id="matrix-doctor",  # a staff contact (alerts to a doctor)

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from shared.principal import Role
 from tests.factories import make_national_id, make_phone
+from tests.security.matrix_beds import BED_RULES
 from tests.security.matrix_followup import FOLLOWUP_RULES, F
 from tests.security.matrix_referrals import REFERRAL_RULES
 from tests.security.matrix_rules import (
@@ -216,6 +217,8 @@ APPOINTMENTS: list[Rule] = [
         body={"max_patients_per_account": 0},
         bola_body={},  # a valid policy: only the organization can refuse another's admin
     ),
+    # bed arrangement (住院床位): tests/security/matrix_beds.py
+    *BED_RULES,
 ]
 
 WECHAT_BAD_SIGNATURE = {"signature": "0" * 40, "timestamp": "1", "nonce": "n", "echostr": "e"}
@@ -309,6 +312,7 @@ MY_COLLECTIONS: list[tuple[str, str, str]] = [
     ("appointments", f"{A}/appointments", "appointment_id"),
     ("appointments", f"{A}/waitlist", "entry_id"),
     ("appointments", f"{A}/rebooking-offers", "offer_id"),
+    ("appointments", f"{A}/me/admission-notices", "notice_id"),
     ("notifications", f"{N}/inbox", "inbox_id"),
     ("referrals", "/v1/referrals/me/referrals", "referral_id"),
     ("followup", f"{F}/me/complaints", "complaint_id"),
@@ -320,6 +324,7 @@ MY_COLLECTIONS: list[tuple[str, str, str]] = [
 BOLA_EXTRAS: list[tuple[str, str, str, dict[str, str]]] = [
     ("appointments", "GET", f"{A}/waitlist", {"patient_id": "{patient_id}"}),
     ("appointments", "GET", f"{A}/patients/{{patient_id}}/booking-status", ORG_QUERY),
+    ("appointments", "GET", f"{A}/beds/figures", ORG_QUERY),
     ("notifications", "GET", f"{N}/patients/{{patient_id}}/messages", {"limit": "100"}),
     # an organization's complaints and survey results, asked for by A's organization's id
     ("followup", "GET", f"{F}/complaints", ORG_QUERY),
