@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from services.referrals import bootstrap, handlers, store
-from services.referrals.routes import cases, directory, fhir, worklists
+from services.referrals.routes import cases, directory, fhir, porters, transports, worklists
 from services.referrals.settings import ReferralsSettings
 from shared.domain_errors import DomainError
 from shared.domain_problems import handle_domain_error
@@ -18,7 +18,15 @@ def definition(settings: ServiceSettings) -> ServiceDefinition:
     return ServiceDefinition(
         settings=settings,
         title="CareLoop referrals",
-        routers=[directory.router, cases.router, worklists.router, fhir.router],
+        routers=[
+            directory.router,
+            cases.router,
+            worklists.router,
+            transports.fhir_router,  # before fhir.router: /fhir/Task/transport/{id}
+            fhir.router,
+            transports.router,
+            porters.router,
+        ],
         indexes=store.INDEXES,
         consumers=handlers.consumers,
         jobs=handlers.jobs,

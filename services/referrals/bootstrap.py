@@ -12,13 +12,20 @@ from services.referrals.case_routing import CaseRouting
 from services.referrals.cases import Cases
 from services.referrals.commands import CommandRunner
 from services.referrals.directory import Directory
+from services.referrals.dispatch import Dispatcher
 from services.referrals.notices import Notices
 from services.referrals.patients import KnownPatients
 from services.referrals.pool_projection import PoolProjection
+from services.referrals.porters import Roster
 from services.referrals.routing import Routing
 from services.referrals.saga import BookingSaga
 from services.referrals.settings import ReferralsSettings
 from services.referrals.sla import SlaClock
+from services.referrals.transport_access import TransportAccess
+from services.referrals.transport_clock import TransportClock
+from services.referrals.transport_figures import TransportBoard
+from services.referrals.transport_links import TransportLinks
+from services.referrals.transports import Transports
 from services.referrals.triage import Triage
 from services.referrals.worklists import Worklists
 from shared.audit import AuditLog
@@ -45,6 +52,12 @@ class Referrals:
     sla: SlaClock
     worklists: Worklists
     notices: Notices
+    roster: Roster
+    dispatcher: Dispatcher
+    transport_clock: TransportClock
+    transports: Transports
+    transport_links: TransportLinks
+    transport_board: TransportBoard
 
 
 def build(runtime: Runtime) -> Referrals:
@@ -57,11 +70,19 @@ def build(runtime: Runtime) -> Referrals:
     case_routing = CaseRouting(db, routing, settings)
     cases = Cases(db, outbox, directory, routing, case_routing, patients, audit)
     runner = CommandRunner(db, outbox, cases, case_routing, audit)
+    roster = Roster(db, audit)
+    dispatcher = Dispatcher(db, outbox, roster, settings, audit)
+    transport_clock = TransportClock(db, settings)
+    idempotency = IdempotencyKeys(db, owner=runtime.replica_id)
+    access = TransportAccess(db, patients)
+    transports = Transports(
+        db, outbox, dispatcher, transport_clock, access, idempotency, settings, audit
+    )
     return Referrals(
         db=db,
         settings=settings,
         audit=audit,
-        idempotency=IdempotencyKeys(db, owner=runtime.replica_id),
+        idempotency=idempotency,
         directory=directory,
         patients=patients,
         pool=PoolProjection(db),
@@ -72,6 +93,12 @@ def build(runtime: Runtime) -> Referrals:
         sla=SlaClock(db, case_routing),
         worklists=Worklists(db, audit),
         notices=Notices(db),
+        roster=roster,
+        dispatcher=dispatcher,
+        transport_clock=transport_clock,
+        transports=transports,
+        transport_links=TransportLinks(db, transports),
+        transport_board=TransportBoard(db, audit),
     )
 
 

@@ -116,3 +116,68 @@ class ReferralCancelled(ReferralFacts):
 
     reason: str
     appointment_id: str | None = None
+
+
+class TransportFacts(EventPayload):
+    """A patient transport (``transports.py``, ``domain/transport.py``): where it stands
+    after the change. ``inter_facility``: an ambulance transfer between organizations."""
+
+    transport_id: str
+    patient_id: str
+    org_id: str  # the organization where it happens (its porters or crews do it)
+    state: str
+    priority: str
+    mode: str
+    porter_id: str | None = None
+    from_org_id: str
+    to_org_id: str
+    inter_facility: bool
+    referral_id: str | None = None
+    appointment_id: str | None = None
+    pickup_due_at: datetime
+    transport_version: int
+
+
+@event_type("transport.requested")
+class TransportRequested(TransportFacts):
+    requested_by_role: str
+
+
+@event_type("transport.assigned")
+class TransportAssigned(TransportFacts):
+    """A porter got the job (pushed to the porter's app: message kind ``transport.assigned``)."""
+
+    porter_id: str
+    assigned_by: str  # "dispatch" or "override"
+    reason: str | None = None
+
+
+@event_type("transport.step_recorded")
+class TransportStepRecorded(TransportFacts):
+    step: str
+    at: datetime
+    by_dispatcher: bool = False
+
+
+@event_type("transport.completed")
+class TransportCompleted(TransportFacts):
+    completed_at: datetime
+
+
+@event_type("transport.cancelled")
+class TransportCancelled(TransportFacts):
+    reason: str
+
+
+@event_type("transport.failed")
+class TransportFailed(TransportFacts):
+    reason: str
+
+
+@event_type("transport.escalated")
+class TransportEscalated(TransportFacts):
+    """A deadline passed (``response``: no porter accepted; ``pickup``: nobody has the
+    patient yet): the organization's dispatcher is told, once per deadline."""
+
+    deadline_kind: str
+    deadline: datetime

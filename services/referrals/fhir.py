@@ -363,6 +363,9 @@ def _instant(value: object) -> datetime | None:
     return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
 
+instant = _instant  # shared with transport_fhir.py
+
+
 def _day(value: object) -> date | None:
     """A calendar date from a date, a datetime or an ISO string."""
     if value is None or value == "":

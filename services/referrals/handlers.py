@@ -1,8 +1,11 @@
 """Where the referrals service's event handlers and timed jobs are registered (one visible place).
 
 From appointments: the real-name patients (``known_patients``), the referral pool's
-numbers (``pool_projection``) and the booking saga's replies (``saga``). Timed jobs: the
-acceptance deadline's escalation and re-route (``sla``).
+numbers (``pool_projection``), the booking saga's replies (``saga``) and the exams that
+transports are tied to (``transport_links``: moved and cancelled with them). From its own
+topic: an accepted emergency referral asks for an ambulance transfer (``transport_links``).
+Timed jobs: the acceptance deadline's escalation and re-route (``sla``) and the
+transports' response and pickup deadlines (``transport_clock``).
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ from collections.abc import Awaitable, Callable
 
 from services.referrals.bootstrap import Referrals, built
 from services.referrals.case_routing import ESCALATE, REROUTE
+from services.referrals.transport_clock import PICKUP, RESPONSE
 from shared.consumer import ConsumerSpec, Handler
 from shared.events import Envelope
 from shared.jobs import Job, JobHandler
@@ -18,7 +22,7 @@ from shared.kafka import topic_name
 from shared.outbox import Tx
 from shared.service import Runtime
 
-CONSUMED_SERVICES: tuple[str, ...] = ("appointments",)
+CONSUMED_SERVICES: tuple[str, ...] = ("appointments", "referrals")
 
 Reaction = Callable[[Referrals, Envelope, Tx], Awaitable[None]]
 
@@ -47,12 +51,14 @@ async def schedule_cancelled(ctx: Referrals, event: Envelope, tx: Tx) -> None:
 
 async def booked(ctx: Referrals, event: Envelope, tx: Tx) -> None:
     await ctx.pool.number_taken(tx.session, event.data, +1)
+    await _seen(ctx, event, tx)
     await ctx.saga.booked(event, tx)
 
 
 async def cancelled(ctx: Referrals, event: Envelope, tx: Tx) -> None:
     await ctx.pool.number_taken(tx.session, event.data, -1)
     await ctx.saga.cancelled(event, tx)
+    await ctx.transport_links.appointment_cancelled(event, tx)
 
 
 async def booking_rejected(ctx: Referrals, event: Envelope, tx: Tx) -> None:
@@ -60,7 +66,13 @@ async def booking_rejected(ctx: Referrals, event: Envelope, tx: Tx) -> None:
 
 
 async def checked_in(ctx: Referrals, event: Envelope, tx: Tx) -> None:
+    await _seen(ctx, event, tx)
     await ctx.saga.checked_in(event, tx)
+
+
+async def _seen(ctx: Referrals, event: Envelope, tx: Tx) -> None:
+    data = event.data
+    await ctx.patients.seen_at(tx.session, patient_id=data["patient_id"], org_id=data.get("org_id"))
 
 
 async def no_show(ctx: Referrals, event: Envelope, tx: Tx) -> None:
@@ -69,6 +81,11 @@ async def no_show(ctx: Referrals, event: Envelope, tx: Tx) -> None:
 
 async def rescheduled(ctx: Referrals, event: Envelope, tx: Tx) -> None:
     await ctx.saga.rescheduled(event, tx)
+    await ctx.transport_links.appointment_rescheduled(event, tx)
+
+
+async def referral_accepted(ctx: Referrals, event: Envelope, tx: Tx) -> None:
+    await ctx.transport_links.referral_accepted(event, tx)
 
 
 REACTIONS: dict[str, Reaction] = {
@@ -82,6 +99,7 @@ REACTIONS: dict[str, Reaction] = {
     "careloop.appointment.checked_in": checked_in,
     "careloop.appointment.no_show": no_show,
     "careloop.appointment.rescheduled": rescheduled,
+    "careloop.referral.accepted": referral_accepted,
 }
 
 
@@ -99,7 +117,15 @@ def jobs(runtime: Runtime) -> dict[str, JobHandler]:
     async def reroute(job: Job, tx: Tx) -> None:
         await built(runtime).sla.reroute(job, tx)
 
-    return {ESCALATE: escalate, REROUTE: reroute}
+    async def transport_deadline(job: Job, tx: Tx) -> None:
+        await built(runtime).transport_clock.escalate(job, tx)
+
+    return {
+        ESCALATE: escalate,
+        REROUTE: reroute,
+        RESPONSE: transport_deadline,
+        PICKUP: transport_deadline,
+    }
 
 
 def _bind(ctx: Referrals, reaction: Reaction) -> Handler:

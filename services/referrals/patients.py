@@ -1,7 +1,10 @@
 """Appointments' real-name patients, as far as referrals needs them: that a patient id is
-real, and which accounts manage the patient (their own referrals in the mini-program).
+real, which accounts manage the patient (their own referrals in the mini-program), and
+the organizations where the patient has booked or checked in (``org_ids``: a transport
+is asked for a patient known at the organization, ``transport_access.py``).
 
-Projected from ``patient.registered`` and ``patient.unlinked``; the national ID and the
+Projected from ``patient.registered`` and ``patient.unlinked`` (``org_ids`` from
+``appointment.booked`` / ``checked_in``); the national ID and the
 phone number are never copied (the events carry the phone encrypted: it is not kept).
 """
 
@@ -9,7 +12,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from services.referrals.store import PATIENTS
+from services.referrals.store import CASES, PATIENTS
 from shared.mongo import Database, Session
 
 
@@ -47,3 +50,23 @@ class KnownPatients:
             {"$pull": {"account_ids": account_id}, "$set": {"updated_at": datetime.now(UTC)}},
             session=session,
         )
+
+    async def seen_at(self, session: Session, *, patient_id: str, org_id: str | None) -> None:
+        """The patient booked or checked in at ``org_id`` (appointments' events)."""
+        if not org_id:
+            return
+        await self.db[PATIENTS].update_one(
+            {"_id": patient_id},
+            {"$addToSet": {"org_ids": org_id}, "$set": {"updated_at": datetime.now(UTC)}},
+            session=session,
+        )
+
+    async def known_at(self, patient_id: str, org_id: str) -> bool:
+        """Is the patient one of ``org_id``'s: booked or seen there, or referred from or to it?"""
+        if await self.db[PATIENTS].count_documents({"_id": patient_id, "org_ids": org_id}, limit=1):
+            return True
+        query = {
+            "patient_id": patient_id,
+            "$or": [{"sending_org_id": org_id}, {"receiving_org_id": org_id}],
+        }
+        return await self.db[CASES].count_documents(query, limit=1) > 0

@@ -25,6 +25,20 @@ class SlaMinutes(BaseModel):
     routine: float = Field(24 * 60, gt=0)
 
 
+class TransportDeadlines(BaseModel):
+    """A transport's response (a porter accepted) and pickup (the porter has the patient)
+    deadlines in minutes, by priority (``domain/transport.py``)."""
+
+    response: float = Field(gt=0)
+    pickup: float = Field(gt=0)
+
+
+class TransportMinutes(BaseModel):
+    emergency: TransportDeadlines = TransportDeadlines(response=5, pickup=15)
+    urgent: TransportDeadlines = TransportDeadlines(response=10, pickup=30)
+    routine: TransportDeadlines = TransportDeadlines(response=30, pickup=60)
+
+
 class ReferralsSettings(ServiceSettings):
     model_config = SettingsConfigDict(env_prefix="CARELOOP_REFERRALS_", extra="ignore", frozen=True)
 
@@ -37,3 +51,7 @@ class ReferralsSettings(ServiceSettings):
     reroute_after_escalation_minutes: float = Field(30, gt=0)
     pool_horizon_days: int = Field(14, ge=1, le=90)  # the referral pool opens 14 days early
     stats_window_days: int = Field(90, ge=1)  # past acceptance rate and response time
+    transport_minutes: TransportMinutes = Field(default_factory=TransportMinutes)
+    porter_max_load: int = Field(2, ge=1)  # live jobs a porter carries before none is added
+    # a transport tied to an exam picks the patient up this long before the exam starts
+    transport_lead_minutes: float = Field(30, ge=0)

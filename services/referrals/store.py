@@ -6,7 +6,10 @@
   answered (acceptance rate and time to accept, for routing and the figures).
 * ``referral_notices``: what staff are told of changes (``notices.py``).
 * ``known_patients``: appointments' real-name patients (ids and the accounts that manage
-  them), projected from ``patient.registered`` / ``patient.unlinked``.
+  them), projected from ``patient.registered`` / ``patient.unlinked``, and the
+  organizations where they booked or checked in (``org_ids``).
+* ``transports``: patient transports and escorts, their steps and history
+  (``transports.py``); ``porters``: the roster of porters and ambulance crews (``porters.py``).
 * ``referral_pool``: free referral-pool numbers per schedule, projected from appointments'
   schedule and booking events (``pool_projection.py``).
 """
@@ -25,6 +28,8 @@ POOL = "referral_pool"
 OFFERS = "referral_offers"
 PATIENTS = "known_patients"
 NOTICES = "referral_notices"
+TRANSPORTS = "transports"
+PORTERS = "porters"
 
 LIVE_STATUSES = ["draft", "requested", "accepted", "in-progress", "on-hold"]
 
@@ -104,6 +109,31 @@ INDEXES: list[CollectionIndexes] = [
                 name="by_audience",
             )
         ],
+    ),
+    CollectionIndexes(
+        TRANSPORTS,
+        [
+            IndexModel(
+                [("org_id", ASCENDING), ("state", ASCENDING), ("requested_at", ASCENDING)],
+                name="dispatch_list",
+            ),
+            IndexModel([("porter_id", ASCENDING), ("state", ASCENDING)], name="by_porter"),
+            IndexModel([("appointment_id", ASCENDING)], name="by_appointment", sparse=True),
+            # one ambulance transfer per accepted referral (the trigger is idempotent)
+            IndexModel(
+                [("trigger_key", ASCENDING)],
+                name="one_transfer_per_referral",
+                unique=True,
+                partialFilterExpression={"trigger_key": {"$type": "string"}},
+            ),
+            IndexModel(
+                [("patient_id", ASCENDING), ("requested_at", DESCENDING)], name="by_patient"
+            ),
+        ],
+    ),
+    CollectionIndexes(
+        PORTERS,
+        [IndexModel([("org_id", ASCENDING), ("on_duty", ASCENDING)], name="on_duty_by_org")],
     ),
     IDEMPOTENCY_INDEXES,
 ]

@@ -42,6 +42,7 @@ from tests.integration.appointments.conftest import ORG, Api, seed_master_data
 from tests.security.seed_beds import seed_beds
 from tests.security.seed_followup import seed_followup
 from tests.security.seed_referrals import seed_referrals
+from tests.security.seed_transport import seed_transport
 from tests.support.kafka import wait_until
 from tests.support.patient_codes import add_patient
 from tests.support.server import serve
@@ -254,6 +255,9 @@ async def world(
         await _seed_ticket(world, world.apps["appointments"])
         await _seed_notifications(world, world.apps["notifications"])
         world.secrets |= await seed_referrals(
+            world.clients["referrals"], world.headers, world.ids["patient_id"], world.ids
+        )
+        world.secrets |= await seed_transport(
             world.clients["referrals"], world.headers, world.ids["patient_id"], world.ids
         )
         world.secrets |= await seed_followup(

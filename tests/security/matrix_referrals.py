@@ -31,6 +31,7 @@ from tests.security.matrix_rules import (
     health_rules,
     ops_rules,
 )
+from tests.security.matrix_transport import TRANSPORT_RULES
 
 R = "/v1/referrals"
 CLINICAL = frozenset({Role.DOCTOR, Role.COORDINATOR, Role.SERVICE})
@@ -97,4 +98,5 @@ REFERRAL_RULES: list[Rule] = [
     Rule("GET", f"{R}/notices", NOTICES, why="a doctor's own, the coordinators' desk"),
     Rule("POST", f"{R}/notices/read", NOTICES, body={"ids": ["{referral_id}"]}),
     Rule("GET", f"{R}/figures", FIGURES, query=ORG_QUERY),
+    *TRANSPORT_RULES,  # patient transport and escort (matrix_transport.py)
 ]
