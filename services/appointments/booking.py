@@ -228,12 +228,15 @@ class Booking:
             booking_request_id=booking_request_id,
             revisit_request_id=revisit_request_id,
             **({"request_ref": request_ref} if request_ref else {}),
+            **({"escort": request.escort.model_dump()} if request.escort else {}),
         )
         await self.db[APPOINTMENTS].insert_one(appointment, session=session)
         tx.emit(
             make_event(
                 AppointmentBooked(
-                    **appointment_facts(appointment), booked_by_role=principal.primary_role
+                    **appointment_facts(appointment),
+                    booked_by_role=principal.primary_role,
+                    escort=appointment.get("escort"),
                 ),
                 source="appointments",
                 subject=patient["_id"],

@@ -12,8 +12,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 from pydantic.json_schema import SkipJsonSchema
 
 from services.appointments.admission import Admission, AdmissionGate, LeaseTerms, Outcome
@@ -36,12 +37,28 @@ from shared.problems import Conflict, Forbidden, Problem, Unprocessable
 from shared.scoping import ensure_org
 
 
+class EscortRequest(BaseModel):
+    """An inpatient who cannot walk to the exam: the referrals service asks for a porter's
+    escort from the ward and bed, tied to the appointment (the transports' vocabulary)."""
+
+    model_config = ConfigDict(extra="forbid")
+    mode: Literal["wheelchair", "stretcher", "bed", "walk_with_escort"]
+    needs: list[Literal["oxygen", "monitor", "isolation", "nurse_escort"]] = Field(
+        default_factory=list, max_length=4
+    )
+    from_ward: str = Field(min_length=1, max_length=60)
+    from_bed: str | None = Field(None, min_length=1, max_length=20)
+
+
 class BookRequest(BaseModel):
     patient_id: str = Field(min_length=1, max_length=64)
     schedule_id: str = Field(min_length=1, max_length=200)
     slot_id: str | None = Field(None, max_length=200)
     channel: Channel | None = None
     referral_id: str | None = Field(None, max_length=64)
+    escort: EscortRequest | None = Field(
+        None, description="staff booking an inpatient's exam: the escort there (陪检)"
+    )
     # the staff access reason: set by the route from shared.access_reason (query `reason` or
     # X-Access-Reason), never read from the body, so not in the request schema
     reason: SkipJsonSchema[str | None] = Field(None, max_length=200)
@@ -59,6 +76,18 @@ def check_referral_claim(principal: Principal, request: BookRequest) -> None:
         "referral_not_verified",
         "a referral booking is made by the referral coordinator or the referrals service",
         detail_zh="转诊预约需由转诊协调员办理",
+    )
+
+
+def check_escort_claim(principal: Principal, request: BookRequest) -> None:
+    """An escort is asked for by the ward (staff) or a system acting for patients; a
+    patient's account cannot ask for one (403 ``escort_staff_only``)."""
+    if request.escort is None or principal.is_staff or principal.has_any(Role.SERVICE):
+        return
+    raise Forbidden(
+        "escort_staff_only",
+        "an escort to the exam is asked for by the ward's staff",
+        detail_zh="陪检需由病区医护人员预约",
     )
 
 
@@ -152,6 +181,7 @@ class BookingAdmission:
     ) -> Attempt:
         schedule = cached.doc
         check_referral_claim(principal, request)
+        check_escort_claim(principal, request)
         if principal.is_staff:  # staff book in their own organization's sessions only
             ensure_org(principal, schedule["org_id"])
         if schedule["status"] != "published":

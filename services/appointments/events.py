@@ -7,6 +7,7 @@ when, and the channel. National IDs and phone numbers never travel in events.
 from __future__ import annotations
 
 from datetime import date, datetime
+from typing import Any
 
 from shared.events import EventPayload, event_type
 
@@ -39,6 +40,10 @@ class AppointmentFacts(EventPayload):
 @event_type("appointment.booked")
 class AppointmentBooked(AppointmentFacts):
     booked_by_role: str = "patient"
+    # a staff booking of an inpatient's exam: the escort there, asked of the referrals
+    # service's porters: {"mode": wheelchair|stretcher|bed|walk_with_escort, "needs": [...],
+    # "from_ward": str, "from_bed": str | None}
+    escort: dict[str, Any] | None = None
 
 
 @event_type("appointment.cancelled")

@@ -2,7 +2,8 @@
 
 From appointments: the real-name patients (``known_patients``), the referral pool's
 numbers (``pool_projection``), the booking saga's replies (``saga``) and the exams that
-transports are tied to (``transport_links``: moved and cancelled with them). From its own
+transports are tied to (``transport_links``: asked for by a booking with an escort, moved
+and cancelled with them). From its own
 topic: an accepted emergency referral asks for an ambulance transfer (``transport_links``).
 Timed jobs: the acceptance deadline's escalation and re-route (``sla``) and the
 transports' response and pickup deadlines (``transport_clock``).
@@ -53,6 +54,7 @@ async def booked(ctx: Referrals, event: Envelope, tx: Tx) -> None:
     await ctx.pool.number_taken(tx.session, event.data, +1)
     await _seen(ctx, event, tx)
     await ctx.saga.booked(event, tx)
+    await ctx.transport_links.appointment_booked(event, tx)
 
 
 async def cancelled(ctx: Referrals, event: Envelope, tx: Tx) -> None:
