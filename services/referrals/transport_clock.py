@@ -1,20 +1,22 @@
 """A transport's two deadlines as timed jobs, keyed by transport (``shared.jobs``): at the
 response deadline a transport no porter has accepted, and at the pickup deadline one
 whose patient nobody has yet, is escalated to the organization's dispatcher
-(``transport.escalated``), once per deadline: the jobs are leased, so with several
-replicas each fires once, and the escalation commits with the job's completion. Moving a
+(``transport.escalated``, and a notice on the coordinators' desk: ``GET
+/v1/referrals/notices``), once per deadline: the jobs are leased, so with several replicas
+each fires once, and the escalation commits with the job's completion. Moving a
 transport (a rescheduled exam) moves its jobs and arms them again.
 """
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 
 from services.referrals.domain.transport import State, deadlines
 from services.referrals.events import TransportEscalated
 from services.referrals.settings import ReferralsSettings
-from services.referrals.store import TRANSPORTS
+from services.referrals.store import NOTICES, TRANSPORTS
 from services.referrals.transport_changes import save_transport
+from shared.ids import new_id
 from shared.jobs import Job, cancel_job, schedule_job
 from shared.mongo import Database, Document
 from shared.outbox import Tx
@@ -83,4 +85,21 @@ class TransportClock:
             details={"deadline": deadline},
             event=TransportEscalated,
             event_fields={"deadline_kind": name, "deadline": deadline},
+        )
+        # the dispatcher's desk (the organization's coordinators) reads it in its notices
+        await self.db[NOTICES].insert_one(
+            {
+                "_id": new_id(),
+                "kind": f"transport_{name}_missed",
+                "org_id": doc["org_id"],
+                "doctor_id": None,
+                "transport_id": doc["_id"],
+                "patient_id": doc["patient_id"],
+                "urgency": doc.get("priority"),
+                "status": doc["state"],
+                "deadline": deadline,
+                "created_at": datetime.now(UTC),
+                "read_at": None,
+            },
+            session=tx.session,
         )

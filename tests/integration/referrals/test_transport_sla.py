@@ -12,7 +12,9 @@ import pytest
 
 from services.referrals.settings import ReferralsSettings
 from shared.auth import TokenMinter
+from shared.principal import Role
 from shared.settings import ServiceSettings
+from tests.integration.referrals.cases_support import staff
 from tests.integration.referrals.conftest import running_referrals
 from tests.integration.referrals.transport_support import (
     escort_body,
@@ -71,6 +73,14 @@ async def test_a_missed_pickup_escalates_exactly_once_with_two_replicas(
         await wait_until(pickup_missed, timeout=30, what="the pickup deadline escalated")
         await asyncio.sleep(2.0)  # time enough for a second replica to fire it again
         current = await state()
+        desk = await first.client.get(
+            "/v1/referrals/notices", headers=staff(first, COUNTY, Role.COORDINATOR)
+        )
+        told = [n for n in desk.json()["items"] if n.get("transport_id") == transport_id]
+        assert sorted(n["kind"] for n in told) == [
+            "transport_pickup_missed",
+            "transport_response_missed",
+        ]
     actions = [h["action"] for h in current["history"]]
     assert actions.count("sla_response_missed") == 1
     assert actions.count("sla_pickup_missed") == 1
