@@ -260,7 +260,11 @@ async def test_an_upstream_killed_mid_request_gets_502_or_503_not_500(
             upstream.kill()
         await upstream.wait()
     statuses = {a.status_code for a in answers}
-    assert statuses <= {200, 502, 503}, [a.text for a in answers if a.status_code >= 500]
+    # 429 overloaded: the gateway shedding load on a busy machine is a designed answer too
+    assert statuses <= {200, 429, 502, 503}, [a.text for a in answers if a.status_code >= 500]
     for answer in answers:
-        if answer.status_code != 200:
+        if answer.status_code == 429:
+            assert answer.json()["code"] == "overloaded"
+            assert int(answer.headers["retry-after"]) >= 1
+        elif answer.status_code != 200:
             assert_problem(answer, {502, 503})
