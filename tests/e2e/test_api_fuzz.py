@@ -63,7 +63,12 @@ FUZZ_ORG = "fuzz-org"
 FUZZ_SUBJECT = "fuzz-admin"
 # Bounded and seeded for CI; a deeper local run: CARELOOP_FUZZ_MAX_EXAMPLES=100 CARELOOP_FUZZ_SEED=7
 SEED = int(os.environ.get("CARELOOP_FUZZ_SEED", "20250601"))
-MAX_EXAMPLES = int(os.environ.get("CARELOOP_FUZZ_MAX_EXAMPLES", "10"))
+# random cases per operation on top of the examples and the coverage phase: 6 keeps the
+# run near 3 minutes now that the merged API has some 230 operations
+MAX_EXAMPLES = int(os.environ.get("CARELOOP_FUZZ_MAX_EXAMPLES", "6"))
+# one run goes through every operation of the merged API: its own timeout, above the
+# suite's 300 s per test
+FUZZ_TIMEOUT = pytest.mark.timeout(900)
 # patients and agents mostly meet role and ownership checks: fewer random cases each
 ROLE_MAX_EXAMPLES = int(os.environ.get("CARELOOP_FUZZ_ROLE_MAX_EXAMPLES", "3"))
 
@@ -186,6 +191,7 @@ schema_for_patients = schemathesis.pytest.from_fixture("merged_api_for_patients"
 schema_for_agents = schemathesis.pytest.from_fixture("merged_api_for_agents")
 
 
+@FUZZ_TIMEOUT
 @schema.parametrize()
 def test_the_merged_api_answers_without_server_errors_and_as_documented(
     case: Case[Any], fuzz_tokens: FuzzTokens
@@ -193,6 +199,7 @@ def test_the_merged_api_answers_without_server_errors_and_as_documented(
     case.call_and_validate(headers=fuzz_tokens.headers(), checks=CHECKS)
 
 
+@FUZZ_TIMEOUT
 @schema_for_patients.parametrize()
 def test_the_merged_api_answers_a_patient_without_server_errors(
     case: Case[Any], fuzz_tokens: FuzzTokens
@@ -200,6 +207,7 @@ def test_the_merged_api_answers_a_patient_without_server_errors(
     case.call_and_validate(headers=fuzz_tokens.headers("patient"), checks=CHECKS)
 
 
+@FUZZ_TIMEOUT
 @schema_for_agents.parametrize()
 def test_the_merged_api_answers_an_agent_without_server_errors(
     case: Case[Any], fuzz_tokens: FuzzTokens
