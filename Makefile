@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell sha256sum requirements-dev.lock | cut -c1-12)
 UV_VERSION := 0.13.9
 
-.PHONY: env up test lint unit integration e2e bench lock schemas clean
+.PHONY: env up demo console test lint unit integration e2e bench lock schemas clean
 
 $(STAMP): requirements-dev.lock
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -17,6 +17,14 @@ env: $(STAMP)
 
 up: env
 	$(BIN)/python -m devstack.up
+
+# demo data for the ops console (http://127.0.0.1:8080/console/), against a running make up
+demo: env
+	$(BIN)/python -m devstack.demo
+
+# rebuild the console's committed assets (services/gateway/console/dist) from its sources
+console:
+	cd services/gateway/console && npm ci && npm run build
 
 lint: env
 	$(BIN)/ruff check .

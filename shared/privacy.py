@@ -42,7 +42,7 @@ def normalize_national_id(value: str) -> str:
     return unicodedata.normalize("NFKC", value).strip().upper()
 
 
-def _check_char(first17: str) -> str:
+def check_char(first17: str) -> str:
     return _CHECK_CHARS[sum(int(c) * w for c, w in zip(first17, _WEIGHTS, strict=True)) % 11]
 
 
@@ -64,7 +64,7 @@ def is_valid_national_id(value: str) -> bool:
     normalized = normalize_national_id(value)
     if _NATIONAL_ID_SHAPE.fullmatch(normalized) is None:
         return False
-    if _check_char(normalized[:17]) != normalized[17]:
+    if check_char(normalized[:17]) != normalized[17]:
         return False
     return _birth_date(normalized) is not None
 
