@@ -24,7 +24,9 @@ from __future__ import annotations
 from shared.principal import Role
 from tests.factories import make_national_id, make_phone
 from tests.security.matrix_beds import BED_RULES
+from tests.security.matrix_figures import FIGURES_RULES
 from tests.security.matrix_followup import FOLLOWUP_RULES, F
+from tests.security.matrix_hotline import HOTLINE_RULES
 from tests.security.matrix_referrals import REFERRAL_RULES
 from tests.security.matrix_rules import (
     ADMIN,
@@ -219,6 +221,8 @@ APPOINTMENTS: list[Rule] = [
     ),
     # bed arrangement (住院床位): tests/security/matrix_beds.py
     *BED_RULES,
+    *HOTLINE_RULES,  # the console's hotline: patient search, registration, call pops
+    *FIGURES_RULES,  # the dashboard's booking figures
 ]
 
 WECHAT_BAD_SIGNATURE = {"signature": "0" * 40, "timestamp": "1", "nonce": "n", "echostr": "e"}

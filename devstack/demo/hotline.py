@@ -1,0 +1,12 @@
+"""Demo data: hotline (see devstack/demo/__init__.py)."""
+
+from __future__ import annotations
+
+import httpx
+
+from devstack.demo.base import Demo
+from devstack.keys import DevSecrets
+
+
+async def seed_hotline(gw: httpx.AsyncClient, secrets: DevSecrets, demo: Demo) -> None:
+    """Nothing yet."""
