@@ -39,8 +39,10 @@ class ComplaintReads:
         overdue: bool,
         limit: int,
         reason: str | None,
+        patient_id: str | None = None,
     ) -> list[dict[str, Any]]:
-        """The organization's complaints, the nearest deadline first (staff; audited)."""
+        """The organization's complaints, the nearest deadline first (staff; audited);
+        ``patient_id``: one patient's only (a reason is required, the read names them)."""
         if is_patient_account(principal):
             raise Forbidden(
                 "forbidden_role",
@@ -54,6 +56,9 @@ class ComplaintReads:
         org = org_id or principal.org_id
         ensure_org(principal, org)
         query: dict[str, Any] = {"org_id": org}
+        if patient_id is not None:
+            require_reason(principal, reason, "a patient's complaints")
+            query["patient_id"] = patient_id
         statuses = {status} if status else None
         if overdue:
             statuses = (statuses or set(OPEN_STATUSES)) & OPEN_STATUSES
@@ -67,8 +72,8 @@ class ComplaintReads:
         await self.audit.record(
             principal,
             "followup.complaint.list",
-            patient_id=None,
-            resource=f"complaints:{org}",
+            patient_id=patient_id,
+            resource=f"complaints:{org}" + (f":patient:{patient_id}" if patient_id else ""),
             reason=reason,
             org_id=org,
             details={

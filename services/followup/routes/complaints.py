@@ -69,6 +69,9 @@ async def list_complaints(
     owner: Annotated[Literal["me"] | None, Query(description="me: the ones I own")] = None,
     overdue: bool = False,
     org_id: Annotated[str | None, Query(max_length=64)] = None,
+    patient_id: Annotated[
+        str | None, Query(max_length=64, description="one patient's complaints")
+    ] = None,
     limit: Limit = 100,
     reason: AccessReason = None,
 ) -> dict[str, Any]:
@@ -78,6 +81,7 @@ async def list_complaints(
         status=status,
         mine=owner == "me",
         overdue=overdue,
+        patient_id=patient_id,
         limit=limit,
         reason=reason,
     )
