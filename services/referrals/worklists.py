@@ -14,12 +14,13 @@ from typing import Any
 
 from services.referrals.cases import sides
 from services.referrals.domain.workflow import TaskStatus
+from services.referrals.patients import KnownPatients
 from services.referrals.store import CASES, OFFERS
 from shared.audit import AuditLog
-from shared.domain_errors import Invalid
+from shared.domain_errors import Invalid, NotFound
 from shared.mongo import Database, Document
 from shared.principal import Principal
-from shared.scoping import org_filter, other_org
+from shared.scoping import org_filter, other_org, sees_every_org
 
 INCOMING = ["requested", "accepted", "in-progress", "on-hold"]
 
@@ -94,10 +95,25 @@ def _list_item(doc: Document, now: datetime) -> dict[str, Any]:
     }
 
 
+def _patient_summary(doc: Document) -> dict[str, Any]:
+    return {
+        "referral_id": doc["_id"],
+        "status": doc["status"],
+        "business_status": doc.get("business_status"),
+        "direction": doc["direction"],
+        "urgency": doc.get("urgency"),
+        "referring_org_id": doc["sending_org_id"],
+        "receiving_org_id": doc.get("receiving_org_id"),
+        "created_at": doc["created_at"],
+        "diagnosis": doc.get("diagnosis"),
+    }
+
+
 class Worklists:
     def __init__(self, db: Database, audit: AuditLog) -> None:
         self.db = db
         self.audit = audit
+        self.patients = KnownPatients(db)  # a stateless view of the same database
 
     def _org(self, principal: Principal, org_id: str | None) -> str:
         own = org_filter(principal)
@@ -177,6 +193,34 @@ class Worklists:
     async def for_patient(self, patient_ids: set[str], limit: int) -> list[dict[str, Any]]:
         cursor = self.db[CASES].find({"patient_id": {"$in": sorted(patient_ids)}})
         return [patient_view(d) async for d in cursor.sort("created_at", -1).limit(limit)]
+
+    async def of_patient(
+        self, principal: Principal, patient_id: str, *, reason: str | None, limit: int
+    ) -> list[dict[str, Any]]:
+        """A patient's cases as staff see them on the patient's page: those the caller's
+        organization referred or holds now (every one for the alliance admin), newest
+        first. 404 for a patient referrals does not know; 403 ``forbidden_org`` for a
+        patient who is none of the organization's (``KnownPatients.known_at``). Audited."""
+        if not await self.patients.exists(patient_id):
+            raise NotFound("patient_not_found", "no such patient", detail_zh="患者不存在")
+        query: dict[str, Any] = {"patient_id": patient_id}
+        if not sees_every_org(principal):
+            own = org_filter(principal) or ""
+            if not await self.patients.known_at(patient_id, own):
+                raise other_org()
+            query["$or"] = [{"sending_org_id": own}, {"receiving_org_id": own}]
+        cursor = self.db[CASES].find(query).sort([("created_at", -1), ("_id", -1)]).limit(limit)
+        items = [_patient_summary(d) async for d in cursor]
+        await self.audit.record(
+            principal,
+            "referral.patient_list",
+            patient_id=patient_id,
+            resource=f"patient:{patient_id}",
+            reason=reason,
+            details={"count": len(items)},
+            org_id=principal.org_id,
+        )
+        return items
 
     async def figures(
         self,

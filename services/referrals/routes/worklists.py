@@ -6,14 +6,16 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Path, Query
 from pydantic import BaseModel, ConfigDict, Field
 
 from services.referrals.domain.directory import Direction, Urgency
 from services.referrals.domain.workflow import TaskStatus
 from services.referrals.routes.deps import PREFIX, Ctx
+from shared.access_reason import AccessReason
+from shared.audit import require_reason
 from shared.auth import require_roles
-from shared.principal import Principal, Role
+from shared.principal import STAFF_ROLES, Principal, Role
 
 router = APIRouter(prefix=PREFIX, tags=["referrals: worklists"])
 ReferralStaff = Annotated[
@@ -25,6 +27,7 @@ FigureReaders = Annotated[
     Depends(require_roles(Role.COORDINATOR, Role.ADMIN, Role.ALLIANCE_ADMIN, Role.SERVICE)),
 ]
 NoticeReaders = Annotated[Principal, Depends(require_roles(Role.COORDINATOR, Role.DOCTOR))]
+Staff = Annotated[Principal, Depends(require_roles(*STAFF_ROLES))]
 PatientAccount = Annotated[Principal, Depends(require_roles(Role.PATIENT))]
 OrgQuery = Annotated[str | None, Query(max_length=64, description="alliance admins, services")]
 Limit = Annotated[int, Query(ge=1, le=500)]
@@ -72,6 +75,25 @@ async def outgoing(
 async def my_referrals(ctx: Ctx, principal: PatientAccount, limit: Limit = 50) -> dict[str, Any]:
     patients = set(principal.patient_ids) | await ctx.patients.managed_by(principal.subject)
     return {"items": await ctx.worklists.for_patient(patients, limit)}
+
+
+@router.get(
+    "/patients/{patient_id}/referrals",
+    summary="A patient's referrals the caller's organization sent or holds (staff, audited)",
+    description="Newest first, as summaries; the alliance admin sees every one. A reason "
+    "is required (query `reason` or X-Access-Reason). 404 `patient_not_found`; 403 "
+    "`forbidden_org` for a patient who is none of the organization's.",
+)
+async def patient_referrals(
+    ctx: Ctx,
+    principal: Staff,
+    patient_id: Annotated[str, Path(pattern=r"^[\w.:-]{1,64}$")],
+    reason: AccessReason = None,
+    limit: Limit = 100,
+) -> dict[str, Any]:
+    require_reason(principal, reason, "a patient's referrals")
+    items = await ctx.worklists.of_patient(principal, patient_id, reason=reason, limit=limit)
+    return {"items": items}
 
 
 class ReadIn(BaseModel):

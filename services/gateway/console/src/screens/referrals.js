@@ -1,14 +1,24 @@
-// Referral inbox (coordinators) and the outgoing list (referring doctors).
-import { h } from "../core/dom.js";
-import { register, t } from "../core/i18n.js";
+// Referral inbox (coordinators), the outgoing list (referring doctors) and one referral's
+// page with its commands (src/screens/referrals/).
+import { renderCase } from "./referrals/case.js";
+import { renderLists } from "./referrals/lists.js";
+import "./referrals/messages.js";
 
-register({ zh: { "nav.referrals": "转诊工作台" }, en: { "nav.referrals": "Referrals" } });
+const ROLES = ["coordinator", "doctor"];
 
-export default {
-  path: "/referrals",
-  nav: "nav.referrals",
-  roles: ["coordinator", "doctor"],
-  render(root) {
-    root.append(h("h1", {}, t("nav.referrals")));
+export default [
+  {
+    path: "/referrals",
+    nav: "nav.referrals",
+    roles: ROLES,
+    title: "nav.referrals",
+    render: renderLists,
   },
-};
+  {
+    path: "/referrals/:id",
+    navPath: "/referrals",
+    roles: ROLES,
+    title: "referrals.case",
+    render: renderCase,
+  },
+];
