@@ -15,6 +15,7 @@ from services.appointments.routes import (
     catalog,
     changes,
     clinic,
+    hotline,
     patients,
     penalties,
     waitlist,
@@ -35,6 +36,7 @@ def definition(settings: ServiceSettings) -> ServiceDefinition:
         routers=[
             catalog.router,
             patients.router,
+            hotline.router,
             bookings.router,
             waitlist.router,
             changes.router,
@@ -59,7 +61,13 @@ def definition(settings: ServiceSettings) -> ServiceDefinition:
                 hash_field="national_id_hash",
                 hash_kind="national_id",
             ),
-            EncryptedField(store.PATIENTS, "phone_enc", "patient.phone"),
+            EncryptedField(
+                store.PATIENTS,
+                "phone_enc",
+                "patient.phone",
+                hash_field="phone_hash",
+                hash_kind="phone",
+            ),
         ],
     )
 

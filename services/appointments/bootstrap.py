@@ -7,6 +7,7 @@ import asyncio
 from dataclasses import dataclass
 from typing import Any
 
+import structlog
 from fastapi import Request
 
 from services.appointments import store
@@ -29,6 +30,7 @@ from services.appointments.checkin import CheckIn
 from services.appointments.clinic import ClinicCancellation
 from services.appointments.domain.errors import DomainError
 from services.appointments.extra_numbers import ExtraNumbers
+from services.appointments.hotline_calls import HotlineCalls
 from services.appointments.patient_links import PatientLinks
 from services.appointments.patients import Patients
 from services.appointments.penalties import Penalties
@@ -42,6 +44,8 @@ from services.appointments.revisit_bookings import RevisitBookings
 from services.appointments.routes.errors import to_problem
 from services.appointments.schedules import Schedules
 from services.appointments.settings import AdmissionSettings
+from services.appointments.staff_registration import StaffRegistration
+from services.appointments.staff_search import StaffSearch, backfill_phone_hashes
 from services.appointments.waiting_room import WaitingRoom
 from services.appointments.waitlist import Waitlist
 from services.appointments.waitlist_offers import WaitlistOffers
@@ -52,6 +56,8 @@ from shared.mongo import Database
 from shared.principal import Principal
 from shared.replica_liveness import ReplicaLiveness
 from shared.service import Runtime
+
+log = structlog.get_logger(__name__)
 
 EXTRA = "appointments"  # the key of the built objects in ``Runtime.extras``
 BACKGROUND = "appointments.background"  # its background loops
@@ -86,6 +92,9 @@ class Appointments:
     bed_offers: BedOffers  # assign, confirm, decline, expire, next candidate
     bed_stays: BedStays  # the HIS's admissions and discharges
     bed_queries: BedQueries  # candidates and figures
+    staff_search: StaffSearch  # staff find a patient (phone, national ID, name)
+    staff_registration: StaffRegistration  # a caller with no record, registered by staff
+    calls: HotlineCalls  # incoming hotline calls and their pops (CTI)
 
 
 def build(runtime: Runtime) -> Appointments:
@@ -175,6 +184,7 @@ def build(runtime: Runtime) -> Appointments:
     reserved = ReservedBookings(db, admitting, booking, records)  # referrals and revisits
     beds = Beds(db, outbox)
     notices = AdmissionNotices(db, outbox, catalog, patients, audit)
+    staff_search = StaffSearch(patients)
     return Appointments(
         db=db,
         audit=audit,
@@ -205,6 +215,9 @@ def build(runtime: Runtime) -> Appointments:
         bed_offers=BedOffers(db, outbox, beds, notices, patients, audit),
         bed_stays=BedStays(db, beds, patients),
         bed_queries=BedQueries(db, beds, notices),
+        staff_search=staff_search,
+        staff_registration=StaffRegistration(patients),
+        calls=HotlineCalls(db, redis, prefix, patients, staff_search, audit),
     )
 
 
@@ -216,7 +229,16 @@ async def on_start(runtime: Runtime) -> None:
         asyncio.create_task(app.liveness.run(), name="replica-liveness"),
         asyncio.create_task(app.leases.run(), name="admission-leases"),
         asyncio.create_task(app.waiting_room.run(), name="waiting-room"),
+        asyncio.create_task(backfill(app), name="phone-hash-backfill"),
     ]
+
+
+async def backfill(app: Appointments) -> None:
+    """Patients written before ``phone_hash`` get it (in batches; every start, idempotent)."""
+    try:
+        await backfill_phone_hashes(app.patients)
+    except Exception as exc:  # Mongo away: the next start (or the PII rotation) does it
+        log.warning("patients.phone_hash_backfill_failed", error=str(exc))
 
 
 async def on_stop(runtime: Runtime) -> None:

@@ -135,7 +135,7 @@ class PatientRegistered(EventPayload):
     """
 
     patient_id: str
-    account_id: str
+    account_id: str | None  # null: registered by hotline or counter staff, no account yet
     relation: str
     phone_enc: str
     phone_masked: str

@@ -153,6 +153,7 @@ class Patients:
             "phone_enc": self.cipher.encrypt(
                 data.phone, context="patient.phone", record_id=patient_id
             ),
+            "phone_hash": self.phone_hash(data.phone),
             "phone_masked": mask_phone(data.phone),
             "sex": sex_of(national_id),
             "birth_date": birth_date_of(national_id).isoformat(),
@@ -305,6 +306,10 @@ class Patients:
 
     def reveal_phone(self, doc: Document) -> str:
         return self.cipher.decrypt(doc["phone_enc"], context="patient.phone", record_id=doc["_id"])
+
+    def phone_hash(self, phone: str) -> str:
+        """The keyed lookup hash of a phone number (staff search, the hotline's caller)."""
+        return self.cipher.lookup_hash(phone, kind="phone")
 
     def masked_name(self, doc: Document) -> str:
         return mask_name(doc["name"])

@@ -30,6 +30,8 @@ BED_HISTORY = "bed_history"  # every bed status change
 BED_POLICIES = "bed_policies"  # per organization (_id: org_id): offer window, borrowing
 ADMISSION_NOTICES = "admission_notices"  # 住院证 and the department's bed waiting list
 BED_OFFERS = "bed_offers"  # a reserved bed offered to a patient until confirmed or expired
+HOTLINE_CALLS = "hotline_calls"  # incoming hotline calls (CTI pops), _id: the telephony's id
+CALL_DAYS = 7  # a call is kept this long (TTL), then dropped
 
 ACTIVE = {"active": True}
 
@@ -96,6 +98,9 @@ INDEXES = [
             IndexModel([("account_id", ASCENDING), ("starts_at", DESCENDING)], name="account"),
             IndexModel([("schedule_id", ASCENDING), ("status", ASCENDING)], name="schedule"),
             IndexModel([("referral_id", ASCENDING), ("status", ASCENDING)], name="referral"),
+            # the dashboard's figures (figures.py): bookings made per day, sessions held
+            IndexModel([("org_id", ASCENDING), ("booked_on", ASCENDING)], name="org_booked_on"),
+            IndexModel([("org_id", ASCENDING), ("clinic_date", ASCENDING)], name="org_clinic_date"),
         ],
     ),
     CollectionIndexes(
@@ -103,6 +108,10 @@ INDEXES = [
         [
             IndexModel([("national_id_hash", ASCENDING)], unique=True, name="national_id"),
             IndexModel([("account_ids", ASCENDING)], name="accounts"),
+            # staff search (the hotline): by keyed phone hash (family members share a phone)
+            # and by exact name
+            IndexModel([("phone_hash", ASCENDING)], name="phone"),
+            IndexModel([("name", ASCENDING)], name="name"),
         ],
     ),
     CollectionIndexes(
@@ -209,6 +218,15 @@ INDEXES = [
         [
             IndexModel([("notice_id", ASCENDING), ("created_at", DESCENDING)], name="notice"),
             IndexModel([("org_id", ASCENDING), ("patient_id", ASCENDING)], name="patient"),
+        ],
+    ),
+    CollectionIndexes(
+        HOTLINE_CALLS,
+        [
+            IndexModel(
+                [("received_at", ASCENDING)], expireAfterSeconds=CALL_DAYS * 86400, name="expiry"
+            ),
+            IndexModel([("org_id", ASCENDING), ("received_at", DESCENDING)], name="org"),
         ],
     ),
 ]

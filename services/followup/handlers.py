@@ -62,7 +62,7 @@ async def patient_registered(ctx: Followup, event: Envelope, tx: Tx) -> None:
     await ctx.patients.registered(
         tx.session,
         patient_id=data["patient_id"],
-        account_id=data["account_id"],
+        account_id=data.get("account_id"),
         national_id_hash=digest,
     )
     if digest:

@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from services.followup.store import PATIENTS
 from shared.crypto import FieldCipher
 from shared.mongo import Database, Session
+from shared.patient_projection import registration_update
 
 
 class KnownPatients:
@@ -51,14 +52,19 @@ class KnownPatients:
         return {d["_id"] async for d in cursor}
 
     async def registered(
-        self, session: Session, *, patient_id: str, account_id: str, national_id_hash: str | None
+        self,
+        session: Session,
+        *,
+        patient_id: str,
+        account_id: str | None,
+        national_id_hash: str | None,
     ) -> None:
         fields: dict[str, object] = {"updated_at": datetime.now(UTC)}
         if national_id_hash:
             fields["national_id_hash"] = national_id_hash
         await self.db[PATIENTS].update_one(
             {"_id": patient_id},
-            {"$addToSet": {"account_ids": account_id}, "$set": fields},
+            registration_update(account_id, fields),
             upsert=True,
             session=session,
         )

@@ -78,7 +78,7 @@ async def patient_registered(ctx: Notifications, event: Envelope, tx: Tx) -> Non
     await ctx.recipients.patient_registered(
         tx.session,
         patient_id=data["patient_id"],
-        account_id=data["account_id"],
+        account_id=data.get("account_id"),
         phone_enc=data["phone_enc"],
         phone_masked=data["phone_masked"],
     )

@@ -13,6 +13,7 @@ from services.notifications.store import ACCOUNTS, MESSAGES, RECIPIENTS
 from shared.crypto import FieldCipher
 from shared.mongo import Database, Document, Session
 from shared.outbox import Tx
+from shared.patient_projection import registration_update
 from shared.principal import Principal, Role
 from shared.problems import Forbidden
 from shared.scoping import other_org, sees_every_org
@@ -38,20 +39,14 @@ class Recipients:
         session: Session,
         *,
         patient_id: str,
-        account_id: str,
+        account_id: str | None,
         phone_enc: str,
         phone_masked: str,
     ) -> None:
+        fields = {"phone_enc": phone_enc, "phone_masked": phone_masked}
         await self.patients.update_one(
             {"_id": patient_id},
-            {
-                "$addToSet": {"account_ids": account_id},
-                "$set": {
-                    "phone_enc": phone_enc,
-                    "phone_masked": phone_masked,
-                    "updated_at": datetime.now(UTC),
-                },
-            },
+            registration_update(account_id, {**fields, "updated_at": datetime.now(UTC)}),
             upsert=True,
             session=session,
         )

@@ -31,7 +31,7 @@ Reaction = Callable[[Referrals, Envelope, Tx], Awaitable[None]]
 async def patient_registered(ctx: Referrals, event: Envelope, tx: Tx) -> None:
     data = event.data
     await ctx.patients.registered(
-        tx.session, patient_id=data["patient_id"], account_id=data["account_id"]
+        tx.session, patient_id=data["patient_id"], account_id=data.get("account_id")
     )
 
 

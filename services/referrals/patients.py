@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 
 from services.referrals.store import CASES, PATIENTS
 from shared.mongo import Database, Session
+from shared.patient_projection import registration_update
 
 
 class KnownPatients:
@@ -32,13 +33,12 @@ class KnownPatients:
         cursor = self.db[PATIENTS].find({"account_ids": account_id}, {"_id": 1})
         return {d["_id"] async for d in cursor}
 
-    async def registered(self, session: Session, *, patient_id: str, account_id: str) -> None:
+    async def registered(
+        self, session: Session, *, patient_id: str, account_id: str | None
+    ) -> None:
         await self.db[PATIENTS].update_one(
             {"_id": patient_id},
-            {
-                "$addToSet": {"account_ids": account_id},
-                "$set": {"updated_at": datetime.now(UTC)},
-            },
+            registration_update(account_id, {"updated_at": datetime.now(UTC)}),
             upsert=True,
             session=session,
         )

@@ -41,6 +41,7 @@ from tests.factories import make_national_id, make_phone
 from tests.integration.appointments.conftest import ORG, Api, seed_master_data
 from tests.security.seed_beds import seed_beds
 from tests.security.seed_followup import seed_followup
+from tests.security.seed_hotline import seed_hotline
 from tests.security.seed_referrals import seed_referrals
 from tests.security.seed_transport import seed_transport
 from tests.support.kafka import wait_until
@@ -264,6 +265,7 @@ async def world(
             world.clients["followup"], world.apps["followup"], world.headers, world.ids
         )
         world.secrets |= await seed_beds(world.clients["appointments"], world.headers, world.ids)
+        world.secrets |= await seed_hotline(world.clients["appointments"], world.headers, world.ids)
         world.ids.update(
             kind="appointment.booked",
             staff_id="matrix-doctor",  # a staff contact (alerts to a doctor)

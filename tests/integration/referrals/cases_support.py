@@ -18,13 +18,16 @@ from tests.support.kafka import publish_events, wait_until
 CASES = "/v1/referrals/cases"
 
 
-async def known_patient(api: Api, account_id: str | None = None) -> str:
+async def known_patient(
+    api: Api, account_id: str | None = None, *, no_account: bool = False
+) -> str:
     """A real-name patient of appointments, as referrals learns of one: ``patient.registered``
-    on the appointments topic, read by the referrals consumer."""
+    on the appointments topic, read by the referrals consumer. ``no_account``: registered
+    by hotline staff, managed by no account (``account_id`` null)."""
     patient_id = new_id()
     payload = PatientRegistered(
         patient_id=patient_id,
-        account_id=account_id or new_id(),
+        account_id=None if no_account else account_id or new_id(),
         relation="self",
         phone_enc="not-read-by-referrals",
         phone_masked="138****0000",

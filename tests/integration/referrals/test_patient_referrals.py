@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from services.referrals.bootstrap import built
+from services.referrals.store import PATIENTS
 from shared.principal import Role
 from tests.integration.referrals.cases_support import CASES, known_patient, referral_body, staff
 from tests.integration.referrals.conftest import Api, seed_directory
@@ -101,3 +102,19 @@ async def test_staff_see_their_organizations_cases_of_the_patient(referrals: Api
         (patient, "患者来电查询"),
         (patient, "质控抽查"),
     }
+
+
+async def test_a_patient_the_hotline_registered_without_an_account_can_be_referred(
+    referrals: Api,
+) -> None:
+    """``patient.registered`` with no account (hotline registration): the patient is known,
+    managed by no account, and a doctor may refer them."""
+    await seed_directory(referrals)
+    patient = await known_patient(referrals, no_account=True)
+    doc = await built(referrals.app.state.runtime).patients.db[PATIENTS].find_one(
+        {"_id": patient}
+    )
+    assert doc is not None
+    assert doc["account_ids"] == []
+    sent = await refer(referrals, patient, "town1", preferred_org_id="county1")
+    assert sent["patient_id"] == patient
