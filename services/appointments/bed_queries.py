@@ -1,5 +1,6 @@
-"""What bed managers and admins read: candidates (the beds that fit a notice, or the
-waiting patients a bed fits, best first) and the figures of a period.
+"""What bed managers and admins read: the bed desk's list of admission notices (waiting
+for a bed, or offered one), candidates (the beds that fit a notice, or the waiting patients
+a bed fits, best first) and the figures of a period.
 
 Figures (``since`` ≤ admitted_at < ``until``), per department: the wait for a bed (issued
 → admitted) in hours, average and 90th percentile (nearest rank), also per urgency;
@@ -11,16 +12,26 @@ use over the period).
 from __future__ import annotations
 
 from collections import defaultdict
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
-from services.appointments.admission_notices import AdmissionNotices, facts_of, notice_view
-from services.appointments.beds import Beds, bed_view
+from services.appointments.admission_notices import (
+    AdmissionNotices,
+    NoticeStatus,
+    facts_of,
+    notice_view,
+)
+from services.appointments.beds import Beds, bed_view, department_code
+from services.appointments.catalog import department_id
 from services.appointments.domain import bed_rules
-from services.appointments.store import ADMISSION_NOTICES, BEDS
+from services.appointments.store import ADMISSION_NOTICES, BED_OFFERS, BEDS, PATIENTS
 from shared.mongo import Database, Document
 from shared.principal import Principal
+from shared.privacy import mask_name
 from shared.scoping import ensure_org
+
+LISTED = (NoticeStatus.WAITING, NoticeStatus.OFFERED, NoticeStatus.CONFIRMED)
+LIST_LIMIT = 1000
 
 
 def _hours(seconds: float | None) -> float | None:
@@ -36,11 +47,70 @@ def _waits(docs: list[Document]) -> dict[str, Any]:
     }
 
 
+def _listed(
+    notice: Document, names: dict[str, str], offers: dict[str, Document], now: datetime
+) -> dict[str, Any]:
+    issued: datetime = notice["issued_at"]
+    offer = offers.get(notice.get("offer_id") or "")
+    return {
+        "id": notice["_id"],
+        "patient_id": notice["patient_id"],
+        "patient_name_masked": names.get(notice["patient_id"]),
+        "department_id": notice["department_id"],
+        "department_code": department_code(notice["department_id"]),
+        "department_name": notice["department_name"],
+        "urgency": notice["urgency"],
+        "diagnosis": notice["diagnosis"],
+        "needs": notice["needs"],
+        "expected_days": notice["expected_days"],
+        "planned_date": notice.get("planned_date"),
+        "status": notice["status"],
+        "issued_at": issued.isoformat(),
+        "waited_minutes": max(0, int((now - issued).total_seconds() // 60)),
+        "offer": None
+        if offer is None or notice["status"] == NoticeStatus.WAITING
+        else {
+            "id": offer["_id"],
+            "status": offer["status"],
+            "bed_id": offer["bed_id"],
+            "bed": offer["bed_label"],
+            "ward": offer["ward_name"],
+            "borrowed": offer["borrowed"],
+            "come_at": offer["come_at"].isoformat(),
+            "expires_at": offer["expires_at"].isoformat(),
+        },
+    }
+
+
 class BedQueries:
     def __init__(self, db: Database, beds: Beds, notices: AdmissionNotices) -> None:
         self.db = db
         self.beds = beds
         self.notices = notices
+
+    async def notice_list(
+        self, org_id: str, statuses: list[NoticeStatus], dep_code: str | None = None
+    ) -> list[dict[str, Any]]:
+        """The bed desk's list: the organization's notices in ``statuses`` (of one
+        department if given), urgency first then the longest wait, each with the patient's
+        masked name, the minutes waited since issue and the open offer (if any)."""
+        query: dict[str, Any] = {"org_id": org_id, "status": {"$in": [s.value for s in statuses]}}
+        if dep_code is not None:
+            query["department_id"] = department_id(org_id, dep_code)
+        docs = await self.db[ADMISSION_NOTICES].find(query).to_list(LIST_LIMIT)
+        by_id = {d["_id"]: d for d in docs}
+        ranked = [by_id[f.id] for f in bed_rules.rank(facts_of(d) for d in docs)]
+        patient_ids = sorted({d["patient_id"] for d in docs})
+        names = {
+            p["_id"]: mask_name(p["name"])
+            async for p in self.db[PATIENTS].find({"_id": {"$in": patient_ids}}, {"name": 1})
+            if p.get("name")
+        }
+        offer_ids = [d.get("offer_id") for d in docs if d["status"] != NoticeStatus.WAITING]
+        wanted = {"_id": {"$in": [i for i in offer_ids if i]}}
+        offers = {o["_id"]: o async for o in self.db[BED_OFFERS].find(wanted)}
+        now = datetime.now(UTC)
+        return [_listed(d, names, offers, now) for d in ranked]
 
     async def beds_for_notice(self, principal: Principal, notice_id: str) -> dict[str, Any]:
         notice = await self.notices.get(notice_id)

@@ -27,6 +27,7 @@ from shared.principal import Principal
 from shared.scoping import ensure_org
 
 NAME = r"^[A-Za-z0-9._:-]{1,64}$"
+LIST_LIMIT = 1000
 Label = Annotated[str, Field(min_length=1, max_length=40)]
 
 
@@ -67,6 +68,13 @@ def roster_view(doc: Document) -> dict[str, Any]:
     }
 
 
+def _zones(doc: Document) -> list[str]:
+    """Where a porter works now: the duty zone when on duty in one, else the roster's."""
+    if doc.get("on_duty") and doc.get("duty_zone"):
+        return [doc["duty_zone"]]
+    return list(doc["zones"])
+
+
 class Roster:
     def __init__(self, db: Database, audit: AuditLog) -> None:
         self.db = db
@@ -104,6 +112,23 @@ class Roster:
             details={"porter_ids": ids},
         )
         return saved
+
+    async def listing(
+        self, principal: Principal, org_id: str, zone: str | None, on_duty: bool | None
+    ) -> list[dict[str, Any]]:
+        """The dispatcher's view of the roster: the organization's active porters and crews
+        (in ``zone``: on duty there, or off duty and covering it), on duty first, each with
+        its live job count (``load``)."""
+        ensure_org(principal, org_id)
+        query: dict[str, Any] = {"org_id": org_id, "active": True}
+        if on_duty is not None:
+            query["on_duty"] = True if on_duty else {"$ne": True}
+        docs = await self.db[PORTERS].find(query).sort("_id", 1).to_list(LIST_LIMIT)
+        if zone is not None:
+            docs = [d for d in docs if zone in _zones(d)]
+        loads = await self.loads([d["_id"] for d in docs], None)
+        items = [{**roster_view(d), "load": loads.get(d["_id"], 0)} for d in docs]
+        return sorted(items, key=lambda i: (not i["on_duty"], i["name"], i["porter_id"]))
 
     async def me(self, principal: Principal, session: Session | None = None) -> Document:
         """The caller's roster entry in their organization: 403 ``not_a_porter`` if none."""

@@ -4,11 +4,12 @@
   admin for its own (``shared.scoping``).
 * An admission notice is issued by a doctor of the organization; read by any staff role
   of its organization (audited, with a reason), services and the patient's own account.
-* Bed managers (assign, candidates, housekeeping's "cleaned"): nurses (the head nurse /
-  bed desk) and admins. The bed board (``GET /beds``): any staff role of the
-  organization; the FHIR Location: staff and services; the figures: admins.
-* A bed offer is confirmed or declined by the patient's account or by a hotline agent
-  on the phone (with a reason, audited).
+* Bed managers (the waiting list of notices, assign, candidates, housekeeping's
+  "cleaned"): nurses (the head nurse / bed desk) and admins. The bed board
+  (``GET /beds``): any staff role of the organization; the FHIR Location: staff and
+  services; the figures: admins.
+* A bed offer is confirmed or declined by the patient's account, or on the phone by a
+  hotline agent or the bed desk (nurses, admins: the bed managers), with a reason, audited.
 
 World ids (``seed_beds.py``): ``notice_id`` (A's patient, offered a bed), ``bed_offer_id``
 (that offer) and ``bed_id`` (a free bed of ``h1``).
@@ -29,7 +30,7 @@ from tests.security.matrix_rules import (
 
 A = "/v1/appointments"
 BED_MANAGERS = ADMIN | {Role.NURSE}
-ANSWERERS = frozenset({Role.PATIENT, Role.AGENT})
+ANSWERERS = frozenset({Role.PATIENT, Role.AGENT}) | BED_MANAGERS
 REASON = {"reason": "authorization matrix"}
 ORG_QUERY = {"org_id": "{org_id}"}
 NOTICE = {
@@ -60,6 +61,13 @@ BED_RULES: list[Rule] = [
         why="a doctor of the organization issues the notice (住院证)",
     ),
     Rule("GET", f"{A}/me/admission-notices", PATIENT),
+    Rule(
+        "GET",
+        f"{A}/admission-notices",
+        BED_MANAGERS,
+        query={**ORG_QUERY, **REASON},
+        why="the bed desk's waiting list (a reason, audited)",
+    ),
     Rule("GET", f"{A}/admission-notices/{{notice_id}}", ALL, owned=True, query=REASON),
     Rule(
         "POST",

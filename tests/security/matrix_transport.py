@@ -6,7 +6,9 @@ escort, 陪检 / 院内转运; ``services/referrals/transports.py``).
   per transport (staff of the organizations it concerns; the patient's own account sees
   where it stands); its FHIR Task: staff and services, not patients.
 * The dispatcher's board and assigning by hand: coordinators (the service center) and the
-  HIS; the board also the alliance admin. Figures: coordinators, admins and services.
+  HIS; the board also the organization's admins (alliance admins any). Figures:
+  coordinators, admins and services. The roster with each porter's duty and load
+  (``GET /porters``): coordinators and admins.
 * The porters' handheld: porters sign in with the ``nurse`` role (there is no porter role)
   and must be on their organization's roster; the steps: the assigned porter, or a
   coordinator (the dispatcher) in the porter's place. The roster: admins and the HIS.
@@ -25,7 +27,8 @@ T = f"{R}/transports"
 TRANSPORT = f"{T}/{{transport_id}}"
 REQUESTERS = frozenset({Role.NURSE, Role.DOCTOR, Role.COORDINATOR, Role.SERVICE})
 DISPATCHERS = frozenset({Role.COORDINATOR, Role.SERVICE})
-BOARD = frozenset({Role.COORDINATOR, Role.ALLIANCE_ADMIN, Role.SERVICE})
+BOARD = ADMIN | {Role.COORDINATOR} | SERVICE
+ROSTER_READERS = ADMIN | {Role.COORDINATOR}
 FIGURES = ADMIN | {Role.COORDINATOR} | SERVICE
 STEPPERS = frozenset({Role.NURSE, Role.COORDINATOR})
 PORTERS = frozenset({Role.NURSE})
@@ -72,5 +75,6 @@ TRANSPORT_RULES: list[Rule] = [
     Rule("POST", f"{TRANSPORT}/cancel", REQUESTERS, owned=True, body={"reason": "matrix"}),
     Rule("PUT", f"{R}/porters/me/duty", PORTERS, body={"on_duty": True, "zone": "matrix-zone"}),
     Rule("GET", f"{R}/porters/me/next", PORTERS),
+    Rule("GET", f"{R}/porters", ROSTER_READERS, query=ORG_QUERY, why="the dispatcher's roster"),
     Rule("PUT", f"{R}/admin/porters", ADMIN | SERVICE, body=ROSTER),
 ]

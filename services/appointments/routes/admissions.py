@@ -12,11 +12,14 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path, Response
+from fastapi import APIRouter, Depends, Path, Query, Response
 
-from services.appointments.admission_notices import NoticeIn
+from services.appointments.admission_notices import NoticeIn, NoticeStatus
 from services.appointments.bed_offer_states import AssignIn
+from services.appointments.bed_queries import LISTED
 from services.appointments.booking_common import Idempotency
+from services.appointments.catalog import CODE
+from services.appointments.domain.models import ORG_ID
 from services.appointments.routes.deps import (
     PREFIX,
     Caller,
@@ -29,13 +32,17 @@ from shared.access_reason import AccessReason
 from shared.audit import require_reason
 from shared.auth import require_roles
 from shared.principal import Principal, Role
-from shared.problems import problem_responses_doc
+from shared.problems import Unprocessable, problem_responses_doc
+from shared.scoping import ensure_org
 
 router = APIRouter(prefix=PREFIX, tags=["appointments: beds"])
 Doctor = Annotated[Principal, Depends(require_roles(Role.DOCTOR))]
 BedManager = Annotated[Principal, Depends(require_roles(Role.NURSE, Role.ADMIN))]
-# the patient's account in the mini-program, or a hotline agent on the phone (audited)
-Answerer = Annotated[Principal, Depends(require_roles(Role.PATIENT, Role.AGENT))]
+# the patient's account in the mini-program, or staff on the phone (audited, with a
+# reason): a hotline agent, or the bed desk (nurses, admins) the patient calls back
+Answerer = Annotated[
+    Principal, Depends(require_roles(Role.PATIENT, Role.AGENT, Role.NURSE, Role.ADMIN))
+]
 Id = Annotated[str, Path(min_length=1, max_length=64)]
 
 
@@ -61,6 +68,53 @@ async def issue(
     return await idempotent(
         ctx, principal, "admission_notice.issue", fingerprint, idempotency_key, response, run
     )
+
+
+@router.get(
+    "/admission-notices",
+    summary="The bed desk's list: admission notices waiting for a bed or offered one",
+    description=(
+        "Bed managers (nurses, admins) of the organization; the read is audited (give a "
+        "`reason`). `status` (repeatable): `waiting`, `offered`, `confirmed`; by default "
+        "`waiting` and `offered`. Urgency first, then the longest wait; each notice with "
+        "the patient's masked name, `waited_minutes` and its open offer (bed, "
+        "`expires_at`)."
+    ),
+    responses=problem_responses_doc(400, 403, 422),
+)
+async def list_notices(
+    ctx: Ctx,
+    principal: BedManager,
+    org_id: Annotated[str, Query(pattern=ORG_ID)],
+    status: Annotated[list[NoticeStatus] | None, Query()] = None,
+    department_code: Annotated[str | None, Query(pattern=CODE)] = None,
+    reason: AccessReason = None,
+) -> dict[str, Any]:
+    ensure_org(principal, org_id)
+    statuses = status or [NoticeStatus.WAITING, NoticeStatus.OFFERED]
+    if any(s not in LISTED for s in statuses):
+        raise Unprocessable(
+            "status_not_listed",
+            "status: waiting, offered or confirmed",
+            detail_zh="仅可列出等床、已通知或已确认的住院证",
+        )
+    require_reason(principal, reason, "the bed waiting list")
+    items = await ctx.bed_queries.notice_list(org_id, statuses, department_code)
+    await ctx.audit.record(
+        principal,
+        "admission_notice.list",
+        patient_id=None,
+        resource=f"admission_notices:{org_id}",
+        reason=reason,
+        details={
+            "statuses": [s.value for s in statuses],
+            "department_code": department_code,
+            "count": len(items),
+            "patient_ids": sorted({i["patient_id"] for i in items})[:500],
+        },
+        org_id=org_id,
+    )
+    return {"items": items}
 
 
 @router.get(
@@ -109,7 +163,8 @@ async def assign(ctx: Ctx, principal: BedManager, notice_id: Id, body: AssignIn)
 
 @router.post(
     "/bed-offers/{bed_offer_id}/confirm",
-    summary="The patient confirms the bed (their account, or a hotline agent with a reason)",
+    summary="The patient confirms the bed (their account, or the hotline or bed desk with a "
+    "reason)",
     responses=problem_responses_doc(400, 403, 404, 409),
 )
 async def confirm(

@@ -26,9 +26,10 @@ Requester = Annotated[
 ]
 # the dispatcher: a coordinator of the organization (the service center), or the HIS
 Dispatcher = Annotated[Principal, Depends(require_roles(Role.COORDINATOR, Role.SERVICE))]
+# the board: the dispatcher, the organization's admins (alliance admins any), the HIS
 Board = Annotated[
     Principal,
-    Depends(require_roles(Role.COORDINATOR, Role.ALLIANCE_ADMIN, Role.SERVICE)),
+    Depends(require_roles(Role.COORDINATOR, Role.ADMIN, Role.SERVICE)),
 ]
 FigureReader = Annotated[
     Principal,
