@@ -12,7 +12,7 @@ from pathlib import Path
 
 import httpx
 
-from devstack.demo.base import STAFF_ROLES
+from devstack.demo.base import PASSWORD, STAFF_ROLES, DemoExists
 from devstack.demo.run import seed
 from devstack.keys import ensure_dev_secrets
 
@@ -26,7 +26,15 @@ async def main() -> None:
     args = parser.parse_args()
     secrets = ensure_dev_secrets(Path(os.environ.get("CARELOOP_STATE_DIR", ROOT / ".data")))
     async with httpx.AsyncClient(base_url=args.gateway, timeout=30) as gw:
-        demo = await seed(gw, secrets, args.site)
+        try:
+            demo = await seed(gw, secrets, args.site)
+        except DemoExists as exc:
+            print(f"{exc}: log in as {args.site}.agent (or .coord .nurse .admin ...), "
+                  f"password {PASSWORD}; or seed another: --site <name>")
+            return
+        except httpx.ConnectError:
+            print(f"nothing answers at {args.gateway}: start the system with make up first")
+            raise SystemExit(2) from None
     print(f"demo alliance {demo.site!r}: {demo.hospital} (hospital), {demo.clinic} (clinic)")
     print(f"console: {args.gateway}/console/  password of every account: {demo.password}")
     for key, (roles, where) in STAFF_ROLES.items():

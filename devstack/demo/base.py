@@ -52,6 +52,10 @@ def bearer(token: str) -> dict[str, str]:
     return {"authorization": f"Bearer {token}"}
 
 
+class DemoExists(RuntimeError):
+    """The site was seeded before (its staff accounts exist)."""
+
+
 def ok(answer: httpx.Response, *statuses: int) -> Any:
     if answer.status_code not in (statuses or (200, 201)):
         raise RuntimeError(
@@ -80,7 +84,10 @@ async def _staff(gw: httpx.AsyncClient, secrets: DevSecrets, demo: Demo) -> None
             "org_id": org,
             "display_name": f"{demo.site} {key}",
         }
-        created = ok(await gw.post("/v1/auth/admin/staff", headers=admin, json=body), 201)
+        answer = await gw.post("/v1/auth/admin/staff", headers=admin, json=body)
+        if answer.status_code == 409:
+            raise DemoExists(f"the demo site {demo.site!r} is there already ({username})")
+        created = ok(answer, 201)
         demo.usernames[key] = username
         demo.staff_ids[key] = created["id"]
 

@@ -17,8 +17,9 @@ def source_hash() -> str:
     digest = hashlib.sha256()
     for name in INPUTS:
         path = CONSOLE / name
-        files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
-        for file in files:
+        files = [p for p in path.rglob("*") if p.is_file()] if path.is_dir() else [path]
+        # by the relative path as text, as stamp.mjs sorts (not by Path parts)
+        for file in sorted(files, key=lambda p: p.relative_to(CONSOLE).as_posix()):
             digest.update(file.relative_to(CONSOLE).as_posix().encode())
             digest.update(b"\0")
             digest.update(file.read_bytes())

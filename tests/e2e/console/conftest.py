@@ -27,6 +27,7 @@ from devstack.system import System
 pytestmark = pytest.mark.e2e
 ROOT = Path(__file__).resolve().parents[3]
 CHROMIUM = os.environ.get("CARELOOP_CHROMIUM", "/usr/bin/chromium")
+CJK_FONT = "/usr/share/fonts/truetype/wqy/wqy-microhei.ttc"
 # as the machine's own probe starts it: no sandbox (root), no calls to Google's hosts
 CHROMIUM_ARGS = [
     "--no-sandbox",
@@ -47,20 +48,26 @@ def artifacts_dir() -> Path:
     return path
 
 
+# Debian's packages the browser tests need: the browser and a font with Chinese glyphs
+PACKAGES = {"chromium": Path(CHROMIUM), "fonts-wqy-microhei": Path(CJK_FONT)}
+
+
 def ensure_chromium() -> str:
-    """Debian's Chromium, installed once (as root, one worker at a time) when missing."""
-    if Path(CHROMIUM).exists():
+    """Debian's Chromium and a Chinese font, installed once (as root, one worker at a time)
+    when missing."""
+    if all(path.exists() for path in PACKAGES.values()):
         return CHROMIUM
     lock_path = Path("/tmp/careloop-chromium.lock")  # noqa: S108 - one machine-wide lock
     with lock_path.open("w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        if not Path(CHROMIUM).exists():
+        missing = [name for name, path in PACKAGES.items() if not path.exists()]
+        if missing:
             apt = shutil.which("apt-get")
             if apt is None or os.geteuid() != 0:
-                raise RuntimeError(f"{CHROMIUM} is missing: install Debian's chromium package")
+                raise RuntimeError(f"install Debian's packages {missing} for the browser tests")
             env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
             subprocess.run([apt, "update", "-qq"], check=True, env=env)
-            subprocess.run([apt, "install", "-y", "-qq", "chromium"], check=True, env=env)
+            subprocess.run([apt, "install", "-y", "-qq", *missing], check=True, env=env)
     return CHROMIUM
 
 
