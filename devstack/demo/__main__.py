@@ -29,8 +29,10 @@ async def main() -> None:
         try:
             demo = await seed(gw, secrets, args.site)
         except DemoExists as exc:
-            print(f"{exc}: log in as {args.site}.agent (or .coord .nurse .admin ...), "
-                  f"password {PASSWORD}; or seed another: --site <name>")
+            print(
+                f"{exc}: log in as {args.site}.agent (or .coord .nurse .admin ...), "
+                f"password {PASSWORD}; or seed another: --site <name>"
+            )
             return
         except httpx.ConnectError:
             print(f"nothing answers at {args.gateway}: start the system with make up first")

@@ -1,10 +1,11 @@
 """Bed offers: a bed manager assigns a bed to an admission notice; the bed is ``reserved``
 and offered to the patient (``bed.offered``: when to come, what to bring) until
 ``offer_expires_at``. The patient's account (or, with a reason, a hotline agent or the
-bed desk on the phone) confirms or declines. A declined offer, or one not confirmed in time (a keyed timed job), frees
-the bed and offers it at once to the next candidate (``domain/bed_rules.py``: urgency,
-then waiting time, among the waiting notices the bed fits), with the same time to come
-(later if that has passed) and what to bring; with no candidate the bed is free again.
+bed desk on the phone) confirms or declines. A declined offer, or one not confirmed in
+time (a keyed timed job), frees the bed and offers it at once to the next candidate
+(``domain/bed_rules.py``: urgency, then waiting time, among the waiting notices the bed
+fits), with the same time to come (later if that has passed) and what to bring; with no
+candidate the bed is free again.
 
 Bed managers are nurses (the ward's head nurse / bed-management desk) and admins of the
 organization. Every step is a conditional update inside one outbox transaction, so races

@@ -17,6 +17,7 @@ from fastapi.staticfiles import StaticFiles
 
 from services.gateway import bootstrap
 from services.gateway.audit_view import INTERNAL_HEADER, audit_view_router
+from services.gateway.console_changes import router as console_changes_router
 from services.gateway.console_site import console_router
 from services.gateway.front_door import BodyLimitMiddleware, SecurityHeadersMiddleware
 from services.gateway.guard import authenticate
@@ -111,6 +112,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     app.include_router(audit_router("auth", audit_of=get_audit))  # reached by /v1/audit too
 
     app.include_router(console_router())  # the ops console's page (/console)
+    app.include_router(console_changes_router, dependencies=limited)  # its live changes
     app.include_router(front_router(settings))  # last: /v1/{service}/... catches the rest
 
     return app

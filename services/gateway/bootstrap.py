@@ -18,6 +18,7 @@ from fastapi import FastAPI
 from pymongo import AsyncMongoClient
 
 from services.gateway.audit_view import OWN_BASE
+from services.gateway.console_changes import ConsoleChanges
 from services.gateway.identity.accounts import PatientAccounts, StaffAccounts
 from services.gateway.identity.codes import LoginCodes
 from services.gateway.identity.lockout import LoginAttempts
@@ -134,6 +135,7 @@ class Gateway:
     front_verifier: (
         TokenVerifier  # signature and claims only: the front door's script checks the rest
     )
+    console_changes: ConsoleChanges  # the console's live changes (a Kafka consumer)
 
     def install(self, app: FastAPI) -> None:
         """Put every object where the routes and dependencies read it."""
@@ -148,13 +150,16 @@ class Gateway:
         app.state.logins = self.logins
         app.state.token_verifier = self.token_verifier
         app.state.front_verifier = self.front_verifier
+        app.state.console_changes = self.console_changes
 
     async def start(self) -> None:
         await ensure_indexes(self.db, INDEXES)
         await self.audit.ensure_indexes()
         await bootstrap_admin(self.settings, self.logins)
+        self.console_changes.start()  # in the background: Kafka need not be up yet
 
     async def aclose(self) -> None:
+        await self.console_changes.aclose()
         await self.http.aclose()
         await self.own_http.aclose()
         await self.redis.aclose()
@@ -218,4 +223,5 @@ def build(settings: GatewaySettings, metrics: ServiceMetrics, app: FastAPI) -> G
             token_check=TokenRevocations(redis, prefix=settings.redis_key_prefix).check,
         ),
         front_verifier=from_settings(settings),
+        console_changes=ConsoleChanges(settings),
     )

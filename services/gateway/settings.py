@@ -83,6 +83,13 @@ class GatewaySettings(ServiceSettings):
     front_door_redis_max_connections: int = Field(1000, ge=1, le=100_000)
     front_door_redis_wait_seconds: float = Field(0.075, gt=0, le=5)
 
+    # the console's live changes (console_changes.py): a Kafka consumer per process on the
+    # topics of appointments, referrals and followup (kafka_bootstrap), fanned out to the
+    # open streams; at most one message per domain per coalesce period, heartbeats
+    console_changes_enabled: bool = True
+    console_changes_coalesce_seconds: float = Field(1.0, ge=0, le=60)
+    console_changes_heartbeat_seconds: float = Field(15.0, gt=0, le=300)
+
     def production_problems(self) -> list[str]:
         """The shared checks, trusted proxies and the gateway's own development secrets."""
         problems = super().production_problems()

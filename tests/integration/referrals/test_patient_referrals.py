@@ -111,9 +111,7 @@ async def test_a_patient_the_hotline_registered_without_an_account_can_be_referr
     managed by no account, and a doctor may refer them."""
     await seed_directory(referrals)
     patient = await known_patient(referrals, no_account=True)
-    doc = await built(referrals.app.state.runtime).patients.db[PATIENTS].find_one(
-        {"_id": patient}
-    )
+    doc = await built(referrals.app.state.runtime).patients.db[PATIENTS].find_one({"_id": patient})
     assert doc is not None
     assert doc["account_ids"] == []
     sent = await refer(referrals, patient, "town1", preferred_org_id="county1")
