@@ -19,7 +19,7 @@ from typing import Any, Protocol
 
 from services.followup.patients import KnownPatients
 from services.followup.plans import Plans, PlanStart
-from services.followup.store import DISCHARGES
+from services.followup.store import DISCHARGES, IDENTITY_MEETINGS
 from shared.audit import AuditLog
 from shared.domain_errors import Conflict, NotFound
 from shared.ids import new_id
@@ -78,6 +78,8 @@ class Discharges:
     async def record(self, tx: Tx, intake_id: str, channel: str, facts: DischargeFacts) -> Document:
         """Keep the discharge, find its patient and plan it (in the caller's transaction)."""
         hashes = self.patients.national_id_hashes(facts.national_id) if facts.national_id else []
+        if hashes:
+            await self.meet(tx, hashes[0])
         patient_id = facts.patient_id
         if patient_id is not None and not await self.patients.exists(patient_id, tx.session):
             patient_id = None  # an id appointments never registered: staff match it
@@ -138,8 +140,22 @@ class Discharges:
             {"_id": discharge_id}, {"$set": fields}, session=tx.session
         )
 
+    async def meet(self, tx: Tx, national_id_hash: str) -> None:
+        """A discharge's lookup of its patient and that patient's registration, arriving at
+        the same moment, would each miss the other's uncommitted write: the discharge would
+        wait for a patient who is there. Both write one document keyed by the national ID's
+        hash, so of two overlapping transactions one meets a write conflict and is run again
+        (``shared.mongo``) after the other committed: it then sees the other's write."""
+        await self.db[IDENTITY_MEETINGS].update_one(
+            {"_id": national_id_hash},
+            {"$set": {"at": datetime.now(UTC)}},
+            upsert=True,
+            session=tx.session,
+        )
+
     async def patient_registered(self, tx: Tx, patient_id: str, national_id_hash: str) -> int:
         """A patient registered in appointments: plan the discharges that waited for them."""
+        await self.meet(tx, national_id_hash)
         cursor = self.db[DISCHARGES].find(
             {"match_status": "awaiting_match", "national_id_hash": national_id_hash},
             session=tx.session,

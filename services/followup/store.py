@@ -5,6 +5,9 @@
   sender and control id (MSH-10), so a duplicate is acknowledged again, not planned twice.
 * ``discharges``: one record per discharge, whichever way it came in, matched to a
   real-name patient or waiting for staff to match it (``intake.py``, ``discharges.py``).
+* ``identity_meetings``: one document per national-ID hash, written by a discharge's
+  patient lookup and by the patient's registration, so the two cannot miss each other
+  (``Discharges.meet``).
 * ``known_patients``: appointments' real-name patients (keyed national-ID hash, accounts),
   projected from ``patient.registered`` / ``patient.unlinked`` (``patients.py``).
 * ``plan_templates``: versioned plan templates (``templates.py``).
@@ -27,6 +30,9 @@ from shared.mongo import CollectionIndexes
 
 INTAKE = "intake_messages"
 DISCHARGES = "discharges"
+# one document per national-ID hash that a discharge lookup and a patient's registration
+# both write, so the two never pass each other unseen (Discharges.meet)
+IDENTITY_MEETINGS = "identity_meetings"
 PATIENTS = "known_patients"
 TEMPLATES = "plan_templates"
 PLANS = "plans"

@@ -113,8 +113,9 @@ class ConsoleChanges:
                 subscriber.notify(domain)
 
     async def events(self, org_id: str) -> AsyncIterator[str]:
-        """The stream's text: ``changed`` events (coalesced per domain), heartbeats. The
-        first chunk comes once subscribed; leaving unsubscribes."""
+        """The stream's text: ``ready`` once subscribed (so a client, or the API fuzz run,
+        knows the stream is live without waiting for a change), then ``changed`` events
+        (coalesced per domain) and heartbeats; leaving unsubscribes."""
         subscriber = self.subscribe(org_id)
         loop = asyncio.get_running_loop()
         coalesce = self.settings.console_changes_coalesce_seconds
@@ -122,7 +123,7 @@ class ConsoleChanges:
         sent: dict[str, float] = {}
         last_write = loop.time()
         try:
-            yield "retry: 3000\n: connected\n\n"
+            yield "retry: 3000\nevent: ready\ndata: {}\n\n"
             while not subscriber.closed:
                 now = loop.time()
                 due = [sent.get(d, now - coalesce) + coalesce for d in subscriber.pending]
@@ -271,7 +272,8 @@ def watched_org(principal: Principal, org_id: str | None) -> str:
     "/changes",
     summary="What changed in an organization, live (server-sent events)",
     description=(
-        '`text/event-stream`: `event: changed` with `data: {"domain": "appointments" | '
+        "`text/event-stream`: `event: ready` at once, then `event: changed` with "
+        '`data: {"domain": "appointments" | '
         '"referrals" | "followup", "org_id": ...}` whenever an event of that organization '
         "is published (at most one per domain per second), and comment heartbeats while "
         "idle. Staff; alliance admins name the organization."

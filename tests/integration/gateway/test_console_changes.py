@@ -43,13 +43,13 @@ class Watch:
     async def read(self) -> None:
         event = ""
         async for line in self.response.aiter_lines():
-            if line.startswith(": connected"):
-                self.connected.set()
-            elif line.startswith(": heartbeat"):
+            if line.startswith(": heartbeat"):
                 self.heartbeats += 1
                 self.beat.set()
             elif line.startswith("event: "):
                 event = line.removeprefix("event: ")
+                if event == "ready":
+                    self.connected.set()
             elif line.startswith("data: ") and event == "changed":
                 self.changed.append(json.loads(line.removeprefix("data: ")))
                 self.arrived.set()

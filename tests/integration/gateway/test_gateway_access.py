@@ -13,6 +13,7 @@ pytestmark = pytest.mark.integration
 PUBLIC = "public"  # no token: logging in is how one gets one
 SIGNED_IN = "signed_in"  # any valid token
 ADMIN = "admin"
+STAFF = "staff"  # any staff role: a patient's token is refused (403)
 
 GATEWAY_ROUTES: dict[tuple[str, str], str] = {
     ("POST", "/v1/auth/otp"): PUBLIC,
@@ -32,6 +33,7 @@ GATEWAY_ROUTES: dict[tuple[str, str], str] = {
     ("POST", "/v1/auth/admin/pii/rotate"): ADMIN,
     ("GET", "/v1/auth/admin/audit"): ADMIN,
     ("GET", "/v1/audit"): ADMIN,
+    ("GET", "/v1/console/changes"): STAFF,  # the console's live changes (server-sent events)
     ("POST", "/v1/auth/logout"): SIGNED_IN,  # last: it ends the patient's login
 }
 
@@ -61,7 +63,7 @@ async def test_every_gateway_route_is_declared_and_guarded(gateway: Gateway) -> 
         assert anonymous.status_code == 401, (method, path, anonymous.text)
         assert anonymous.headers["content-type"].startswith("application/problem+json")
         as_patient = await gateway.client.request(method, path, json={}, headers=bearer(patient))
-        if who == ADMIN:
+        if who in (ADMIN, STAFF):
             assert as_patient.status_code == 403, (method, path, as_patient.text)
         else:
             assert as_patient.status_code not in (401, 403), (method, path, as_patient.text)
