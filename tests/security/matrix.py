@@ -241,7 +241,9 @@ NOTIFICATIONS: list[Rule] = [
     Rule(
         "POST",
         f"{N}/admin/messages/{{message_id}}/retry",
-        ADMIN,
+        ADMIN | {Role.AGENT},
+        query=REASON,
+        why="an agent resends a failed message for the caller (the console's message log)",
         allowed_ids={"message_id": "notification_message_id"},  # message_id: followup's
     ),
     Rule("GET", f"{N}/patients/{{patient_id}}/preferences", ALL, owned=True, query=REASON),

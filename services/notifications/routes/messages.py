@@ -4,16 +4,21 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Depends, Query
 
 from services.notifications.messages import MessageView, Status
-from services.notifications.routes.deps import PREFIX, Admin, Caller, Ctx
+from services.notifications.routes.deps import PREFIX, Caller, Ctx
 from shared.access_reason import AccessReason
 from shared.audit import require_reason
+from shared.auth import require_roles
+from shared.principal import Principal, Role
 from shared.problems import Conflict, NotFound, problem_responses_doc
 from shared.scoping import ensure_org, org_filter
 
 router = APIRouter(prefix=PREFIX, tags=["notifications: messages"])
+# a failed message is sent again by an organization's admin, or by a hotline agent for the
+# patient on the phone (with a reason: the console's message log)
+Resender = Annotated[Principal, Depends(require_roles(Role.ADMIN, Role.AGENT))]
 
 
 @router.get(
@@ -49,19 +54,21 @@ async def patient_messages(
 
 @router.post(
     "/admin/messages/{message_id}/retry",
-    summary="Send a failed message again on its channel (admin)",
-    responses=problem_responses_doc(404, 409),
+    summary="Send a failed message again on its channel (admins; agents with a reason)",
+    responses=problem_responses_doc(400, 404, 409),
 )
 async def retry_message(
     ctx: Ctx,
-    admin: Admin,
+    admin: Resender,
     message_id: str,
     reason: AccessReason = None,
 ) -> dict[str, str]:
+    if not admin.has_any(Role.ADMIN):
+        require_reason(admin, reason, "sending a patient's message again")
     doc = await ctx.messages.get(message_id)
     if doc is None:
         raise NotFound("message_not_found", "no such message")
-    ensure_org(admin, doc.get("org_id"))  # an organization's admin retries its own messages
+    ensure_org(admin, doc.get("org_id"))  # staff retry their own organization's messages
     if not await ctx.delivery.retry_failed(doc, admin, ctx.runtime.audit, reason):
         raise Conflict(
             "message_not_failed", f"only failed messages are retried; this one is {doc['status']}"

@@ -85,10 +85,13 @@ async def browser() -> AsyncIterator[Browser]:
 
 
 @pytest.fixture(scope="module")
-async def demo(system: System, dev_secrets: DevSecrets) -> Demo:
+async def demo(request: pytest.FixtureRequest, system: System, dev_secrets: DevSecrets) -> Demo:
+    """A fresh demo alliance for the module, with the parts its ``DEMO_PARTS`` names (the
+    base alone when it names none): seeding is most of a browser test's time."""
     site = "cx" + secrets.token_hex(3)
+    parts = getattr(request.module, "DEMO_PARTS", ())
     async with httpx.AsyncClient(base_url=system.gateway_url, timeout=30) as gw:
-        return await seed(gw, dev_secrets, site)
+        return await seed(gw, dev_secrets, site, parts)
 
 
 @pytest.fixture

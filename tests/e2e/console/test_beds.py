@@ -18,6 +18,9 @@ from tests.e2e.console.console import check_screen, login
 A = "/v1/appointments"
 
 
+DEMO_PARTS = ("beds",)  # what tests/e2e/console/conftest.py seeds
+
+
 async def notice_of(system: System, demo: Demo, notice_id: str) -> dict[str, object]:
     async with httpx.AsyncClient(base_url=system.gateway_url) as gw:
         nurse = bearer(await staff_token(gw, demo.usernames["nurse"]))

@@ -18,6 +18,9 @@ from tests.e2e.console.console import check_screen, login
 REASON = {"x-access-reason": "e2e: check the complaint"}
 
 
+DEMO_PARTS = ("complaints",)  # what tests/e2e/console/conftest.py seeds
+
+
 async def test_take_a_complaint_and_hand_it_over(page: Page, demo: Demo, system: System) -> None:
     patient_id = demo.patients[3]["id"]
     await login(page, demo, "agent")

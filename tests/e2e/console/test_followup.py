@@ -14,6 +14,9 @@ from tests.e2e.console.console import check_screen, login
 REASON = {"x-access-reason": "e2e: check the follow-up call"}
 
 
+DEMO_PARTS = ("followup",)  # what tests/e2e/console/conftest.py seeds
+
+
 async def test_complete_a_follow_up_call(page: Page, demo: Demo, system: System) -> None:
     first, second = demo.extra["followup"]["due_tasks"]
     older, newer = demo.patients[0]["id"], demo.patients[1]["id"]  # discharged 5 and 4 days ago
@@ -27,6 +30,10 @@ async def test_complete_a_follow_up_call(page: Page, demo: Demo, system: System)
     await page.get_by_role("button", name="领取下一个电话").click()
     call = page.get_by_role("region", name="当前电话")
     await expect(call.get_by_role("link", name=older)).to_be_visible()
+    # the patient is named (appointments' profile, masked phone), not only by id
+    await expect(call).to_contain_text(
+        f"{demo.patients[0]['name']} · {demo.patients[0]['phone'][:3]}"
+    )
     await expect(page.get_by_role("region", name="随访计划")).to_contain_text("急性心梗出院随访")
     await expect(page.get_by_role("heading", name="出院后一般随访")).to_be_visible()
 

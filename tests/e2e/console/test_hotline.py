@@ -23,6 +23,9 @@ from tests.e2e.console.console import check_screen, login
 REASON = "患者来电咨询"
 
 
+DEMO_PARTS = ("hotline",)  # what tests/e2e/console/conftest.py seeds
+
+
 async def take_calls(page: Page, extension: str) -> None:
     await page.get_by_label("分机号").fill(extension)
     await page.get_by_role("button", name="接听来电").click()

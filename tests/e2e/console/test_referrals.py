@@ -20,6 +20,9 @@ from tests.e2e.console.console import check_screen, login
 CASES = "/v1/referrals/cases"
 
 
+DEMO_PARTS = ("referrals",)  # what tests/e2e/console/conftest.py seeds
+
+
 async def coordinator(gw: httpx.AsyncClient, demo: Demo) -> dict[str, str]:
     return bearer(await staff_token(gw, demo.usernames["coord"]))
 

@@ -18,6 +18,9 @@ from tests.e2e.console.console import check_screen, login
 R = "/v1/referrals"
 
 
+DEMO_PARTS = ("transport",)  # what tests/e2e/console/conftest.py seeds
+
+
 async def as_staff(system: System, demo: Demo, key: str, path: str, **query: str) -> Any:
     async with httpx.AsyncClient(base_url=system.gateway_url) as gw:
         token = bearer(await staff_token(gw, demo.usernames[key]))

@@ -251,3 +251,29 @@ async def test_staff_retry_requeues_only_a_failed_message_and_audits_it(
     assert [(a["resource"], a["reason"]) for a in audits] == [
         (f"message:{sms['message_id']}", "gateway back")
     ]
+
+
+async def test_a_hotline_agent_resends_a_failed_message_of_the_caller_with_a_reason(
+    notifications_api: NotificationsApi,
+) -> None:
+    """The console's message log: an agent of the message's organization sends a failed
+    message again for the patient on the phone, giving a reason (audited)."""
+    from services.notifications.store import MESSAGES
+
+    api = notifications_api
+    patient_id, account_id, _ = await api.register_patient()
+    await api.publish(booked(facts(patient_id, account_id)))
+    sms = (await api.wait_for_sandbox(1, patient_id=patient_id, channel="sms"))[0]
+    db = api.ctx.runtime.db
+    await db[MESSAGES].update_one({"_id": sms["message_id"]}, {"$set": {"status": "failed"}})
+    agent = api.token("agent-7", Role.AGENT)
+    url = f"/v1/notifications/admin/messages/{sms['message_id']}/retry"
+
+    unexplained = await api.client.post(url, headers=agent)
+    assert (unexplained.status_code, unexplained.json()["code"]) == (400, "reason_required")
+    nurse = api.token("nurse-7", Role.NURSE)
+    assert (await api.client.post(url, params={"reason": "来电"}, headers=nurse)).status_code == 403
+    retried = await api.client.post(url, params={"reason": "患者来电未收到短信"}, headers=agent)
+    assert retried.json() == {"message_id": sms["message_id"], "status": "queued"}
+    audits = await db[AUDIT_COLLECTION].find({"action": "notification.message.retry"}).to_list()
+    assert [(a["actor_id"], a["reason"]) for a in audits] == [("agent-7", "患者来电未收到短信")]

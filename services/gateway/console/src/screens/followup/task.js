@@ -26,6 +26,17 @@ export function patientLink(patientId) {
   );
 }
 
+/** The claimed call's patient: the link, named (masked phone) once appointments answers. */
+function patientCard(patientId) {
+  const anchor = patientLink(patientId);
+  get(`/v1/appointments/staff/patients/${encodeURIComponent(patientId)}`, {}, { reason: t(REASON) })
+    .then((patient) => {
+      anchor.textContent = `${patient.name} · ${patient.phone_masked}`;
+    })
+    .catch(() => {}); // the id stays: the patient page tells why it cannot open
+  return anchor;
+}
+
 async function questionnaireOf(task) {
   if (!task.questionnaire_url) return null;
   if (task.response_id) {
@@ -128,7 +139,7 @@ export async function renderTask(host, task, { notice, onDone, onReleased }) {
     "dl",
     { class: "followup-facts" },
     h("dt", {}, t("followup.task.patient")),
-    h("dd", {}, patientLink(task.patient_id)),
+    h("dd", {}, patientCard(task.patient_id)),
     h("dt", {}, t("followup.col.title")),
     h("dd", {}, task.title, " · ", t(`followup.kind.${task.kind}`), " ", riskBadge(task.risk_level)),
     h("dt", {}, t("followup.task.due")),

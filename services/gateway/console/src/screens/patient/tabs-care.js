@@ -102,7 +102,7 @@ export async function messagesTab(el, ctx) {
     get(`/v1/notifications/patients/${enc(ctx.id)}/messages`, {}, { reason: ctx.reason }),
   );
   if (!items) return;
-  const mayResend = hasRole("admin"); // the retry route is for an organization's admins
+  const mayResend = hasRole("admin", "agent"); // admins, and agents for the caller (a reason)
   const kinds = { sent: "ok", delivered: "ok", failed: "bad", queued: "warn", scheduled: "warn" };
   el.append(
     section(
