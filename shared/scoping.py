@@ -21,7 +21,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from shared.principal import Principal, Role
-from shared.problems import Forbidden
+from shared.problems import Forbidden, Unprocessable
 
 
 def sees_every_org(principal: Principal) -> bool:
@@ -78,3 +78,19 @@ def ensure_org(principal: Principal, org_id: str | None) -> None:
     """403 ``forbidden_org`` unless the caller may act on ``org_id``'s records."""
     if not may_see_org(principal, org_id):
         raise other_org()
+
+
+def asked_org(principal: Principal, org_id: str | None) -> str:
+    """The organization a read of figures is about: staff their own (403
+    ``forbidden_org`` for another); alliance admins and services name one (422
+    ``org_id_required``)."""
+    if sees_every_org(principal):
+        if not org_id:
+            raise Unprocessable(
+                "org_id_required", "name the organization: org_id", detail_zh="请指定机构"
+            )
+        return org_id
+    own = principal.org_id
+    if own is None or (org_id is not None and org_id != own):
+        raise other_org()
+    return own

@@ -15,7 +15,7 @@ from services.appointments.routes.deps import PREFIX, Ctx
 from shared.auth import require_roles
 from shared.principal import Principal, Role
 from shared.problems import Unprocessable, problem_responses_doc
-from shared.scoping import other_org, sees_every_org
+from shared.scoping import asked_org
 
 router = APIRouter(prefix=PREFIX, tags=["appointments: figures"])
 FigureReaders = Annotated[
@@ -26,21 +26,6 @@ OrgQuery = Annotated[
 ]
 DEFAULT_DAYS = 30
 MAX_DAYS = 366
-
-
-def org_in_scope(principal: Principal, org_id: str | None) -> str:
-    """Admins: their own organization (403 ``forbidden_org`` for another); alliance
-    admins and services name one (422 ``org_id_required``)."""
-    if sees_every_org(principal):
-        if not org_id:
-            raise Unprocessable(
-                "org_id_required", "name the organization: org_id", detail_zh="请指定机构"
-            )
-        return org_id
-    own = principal.org_id
-    if own is None or (org_id is not None and org_id != own):
-        raise other_org()
-    return own
 
 
 def period(date_from: date | None, date_to: date | None, today: date) -> tuple[date, date]:
@@ -79,7 +64,7 @@ async def figures(
     date_from: date | None = None,
     date_to: date | None = None,
 ) -> dict[str, Any]:
-    org = org_in_scope(principal, org_id)
+    org = asked_org(principal, org_id)
     now = datetime.now(UTC)
     counter = AppointmentFigures(ctx.db, ctx.policies)
     policy = await ctx.policies.for_org(org)

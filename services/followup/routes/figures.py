@@ -12,27 +12,11 @@ from pydantic import AwareDatetime
 from services.followup.routes.deps import PREFIX, Admins, Ctx, OrgQuery
 from shared.access_reason import AccessReason
 from shared.domain_errors import Invalid
-from shared.principal import Principal
 from shared.problems import problem_responses_doc
-from shared.scoping import other_org, sees_every_org
+from shared.scoping import asked_org
 
 router = APIRouter(prefix=PREFIX, tags=["followup: figures"])
 DEFAULT_DAYS = 30
-
-
-def org_in_scope(principal: Principal, org_id: str | None) -> str:
-    """The organization asked about: staff their own (403 for another); alliance admins
-    and services name one (422 ``org_id_required``)."""
-    if sees_every_org(principal):
-        if not org_id:
-            raise Invalid(
-                "org_id_required", "name the organization: org_id", detail_zh="请指定机构"
-            )
-        return org_id
-    own = principal.org_id
-    if own is None or (org_id is not None and org_id != own):
-        raise other_org()
-    return own
 
 
 def period(since: datetime | None, until: datetime | None) -> tuple[datetime, datetime]:
@@ -57,6 +41,6 @@ async def figures(
     until: AwareDatetime | None = None,
     reason: AccessReason = None,
 ) -> dict[str, Any]:
-    org = org_in_scope(admin, org_id)
+    org = asked_org(admin, org_id)
     start, end = period(since, until)
     return await ctx.figures.dashboard(admin, org, start, end, reason)

@@ -15,10 +15,11 @@ from services.followup.routes.deps import (
     OrgQuery,
     PatientAccount,
 )
-from services.followup.routes.figures import org_in_scope, period
+from services.followup.routes.figures import period
 from services.followup.survey_results import GroupBy
 from shared.access_reason import AccessReason
 from shared.problems import problem_responses_doc
+from shared.scoping import asked_org
 
 router = APIRouter(prefix=PREFIX, tags=["followup: surveys"])
 
@@ -37,7 +38,7 @@ async def results(
     group_by: GroupBy = "department",
     reason: AccessReason = None,
 ) -> dict[str, Any]:
-    org = org_in_scope(staff, org_id)
+    org = asked_org(staff, org_id)
     start, end = period(since, until)
     groups = await ctx.surveys.results(staff, org, start, end, group_by, reason)
     return {"org_id": org, "since": start, "until": end, "group_by": group_by, "groups": groups}

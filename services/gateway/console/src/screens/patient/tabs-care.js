@@ -3,21 +3,11 @@ import { get, post } from "../../core/api.js";
 import { h, replace } from "../../core/dom.js";
 import { fmtDate, fmtDateTime, t } from "../../core/i18n.js";
 import { word } from "./messages.js";
+import { load } from "./tabs-visits.js";
 import { hasRole } from "../../core/session.js";
 import { action, badge, button, errorBox, section, table, toast } from "../../core/ui.js";
 
 const enc = encodeURIComponent;
-
-async function load(el, fn) {
-  const box = errorBox();
-  el.append(box);
-  try {
-    return await fn();
-  } catch (error) {
-    box.show(error);
-    return null;
-  }
-}
 
 function answersOf(response) {
   const answers = response.answers || {};

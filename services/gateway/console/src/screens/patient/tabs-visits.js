@@ -16,7 +16,7 @@ export function statusBadge(status, prefix) {
 }
 
 /** Load into el: errors show in an error box there, with what could be shown empty. */
-async function load(el, fn) {
+export async function load(el, fn) {
   const box = errorBox();
   el.append(box);
   try {
