@@ -130,6 +130,16 @@ def mask_name(value: str) -> str:
     return name[0] + "*" * (len(name) - 1)
 
 
+def mask_name_ends(value: str) -> str:
+    """``张伟`` -> ``张*``, ``张小伟`` -> ``张*伟``, ``欧阳安泰`` -> ``欧**泰``: the first and,
+    from three characters on, the last. For lists a hotline agent picks the caller from
+    (patient search, call pops), where several matches share a family name."""
+    name = value.strip()
+    if len(name) <= 2:
+        return mask_name(name)
+    return name[0] + "*" * (len(name) - 2) + name[-1]
+
+
 # One pass over the text. Alternatives are tried left to right at each position:
 # UUIDs and long hex ids are matched first and kept as they are, so a digit run
 # inside them is never taken for a phone number or an ID.

@@ -20,7 +20,7 @@ from services.appointments.patients import PHONE_PATTERN, Patients, checked_nati
 from shared.crypto import DecryptionError
 from shared.mongo import Document
 from shared.principal import Principal
-from shared.privacy import normalize_national_id
+from shared.privacy import mask_name_ends, normalize_national_id
 from shared.problems import Unprocessable
 
 log = structlog.get_logger(__name__)
@@ -67,21 +67,11 @@ class StaffPatient(BaseModel):
     account_count: int
 
 
-def mask_full_name(name: str) -> str:
-    """``张伟`` -> ``张*``, ``张小伟`` -> ``张*伟``, ``欧阳安泰`` -> ``欧**泰``."""
-    name = name.strip()
-    if len(name) <= 1:
-        return "*" * len(name)
-    if len(name) == 2:
-        return name[0] + "*"
-    return name[0] + "*" * (len(name) - 2) + name[-1]
-
-
 def to_match(doc: Document) -> PatientMatch:
     birth = str(doc.get("birth_date") or "")
     return PatientMatch(
         id=doc["_id"],
-        name_masked=mask_full_name(doc["name"]),
+        name_masked=mask_name_ends(doc["name"]),
         national_id_masked=doc["national_id_masked"],
         phone_masked=doc["phone_masked"],
         sex=doc["sex"],

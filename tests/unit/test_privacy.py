@@ -407,3 +407,15 @@ def test_generate_key() -> None:
     assert len(base64.urlsafe_b64decode(key + "=")) == 32
     assert set(key) <= set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")
     assert generate_key() != key
+
+
+def test_a_name_in_a_list_to_pick_from_keeps_its_first_and_last_character() -> None:
+    from shared.privacy import mask_name_ends
+
+    assert [mask_name_ends(n) for n in ("张", "张伟", "张小伟", "欧阳安泰", " 李娜 ")] == [
+        "*",
+        "张*",
+        "张*伟",
+        "欧**泰",
+        "李*",
+    ]

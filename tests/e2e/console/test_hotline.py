@@ -16,8 +16,7 @@ from devstack.demo.base import bearer, minter, ok, staff_token
 from devstack.demo.people import national_id
 from devstack.keys import DevSecrets
 from devstack.system import System
-from services.appointments.staff_search import mask_full_name
-from shared.privacy import mask_phone
+from shared.privacy import mask_name_ends, mask_phone
 from tests.e2e.console.console import check_screen, login
 
 REASON = "患者来电咨询"
@@ -63,10 +62,10 @@ async def test_a_call_pops_and_opens_the_patient(
     await ring(system, dev_secrets, demo, patient["phone"], "8001")
     pop = page.get_by_role("dialog", name="来电")
     await expect(pop).to_contain_text(mask_phone(patient["phone"]))
-    await expect(pop).to_contain_text(mask_full_name(patient["name"]))
+    await expect(pop).to_contain_text(mask_name_ends(patient["name"]))
     await expect(pop).not_to_contain_text(patient["phone"])
     await check_screen(page, "call-pop")
-    await pop.get_by_role("button", name=f"打开患者 {mask_full_name(patient['name'])}").click()
+    await pop.get_by_role("button", name=f"打开患者 {mask_name_ends(patient['name'])}").click()
     await expect(page.get_by_role("heading", level=1)).to_have_text(patient["name"])
     await expect(pop).to_have_count(0)
     # the demo's hotline booking is among the upcoming appointments
@@ -137,7 +136,7 @@ async def test_search_needs_a_reason_and_shows_masked_data(page: Page, demo: Dem
     await page.get_by_role("button", name="查询").click()
     results = page.get_by_role("table", name="查询结果")
     await expect(results).to_contain_text(mask_phone(patient["phone"]))
-    await expect(results).to_contain_text(mask_full_name(patient["name"]))
+    await expect(results).to_contain_text(mask_name_ends(patient["name"]))
     await expect(results).not_to_contain_text(patient["phone"])
     await expect(results).not_to_contain_text(patient["national_id"])
     await expect(page.get_by_role("alert")).to_be_hidden()
